@@ -1,0 +1,82 @@
+"""The `parley` command: the composition root that reads settings, builds services and runs the bot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from telegram.error import InvalidToken, NetworkError
+
+from bot.application import run_bot
+from parley.config import ConfigError, Settings, load_settings, read_environment
+from parley.logs import configure_logging
+from parley.services import Services
+
+log = logging.getLogger("parley")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley, a voice chat bot for Telegram.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run the bot (long polling)")
+    run.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
+    return parser
+
+
+async def _serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        services = await Services.build(settings)
+    except Exception as exc:  # the database is the usual suspect: a path that cannot be written
+        raise StartupError(f"PARLEY_DB: cannot open {settings.db_path}: {exc}", EXIT_CONFIG) from exc
+    try:
+        await run_bot(services, stop)
+    except InvalidToken as exc:
+        raise StartupError(
+            "TELEGRAM_BOT_TOKEN was rejected by Telegram: copy the token again from BotFather", EXIT_CONFIG
+        ) from exc
+    except NetworkError as exc:
+        raise StartupError(
+            f"could not reach Telegram at {settings.telegram_api_url} ({exc}): check the network or TELEGRAM_API_URL",
+            EXIT_FAILURE,
+        ) from exc
+    finally:
+        await services.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(read_environment(args.env_file))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"parley: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.secrets)
+    try:
+        asyncio.run(_serve(settings))
+    except StartupError as exc:
+        log.debug("start-up failed", exc_info=True)
+        print(f"parley: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

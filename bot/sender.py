@@ -1,0 +1,124 @@
+"""Sending replies within Telegram's limits: voice bubbles, captions, split long texts, chat actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator
+
+from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+
+from parley.engine import Reply
+
+log = logging.getLogger(__name__)
+
+CAPTION_LIMIT = 1024
+MESSAGE_LIMIT = 4096
+CHAT_ACTION_EVERY = 4.0
+"""Telegram shows a chat action for 5 s; renewing it every 4 s keeps "recording voice…" steady."""
+
+
+def telegram_length(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units (an emoji can count as two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Split text into Telegram-sized parts, at paragraph, line, sentence or word breaks when possible."""
+    text = text.strip()
+    parts: list[str] = []
+    while telegram_length(text) > limit:
+        cut = _longest_prefix(text, limit)
+        window = text[:cut]
+        for separator in ("\n\n", "\n", ". ", "! ", "? ", " "):
+            at = window.rfind(separator)
+            if at > cut // 2:
+                cut = at + len(separator)
+                break
+        parts.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        parts.append(text)
+    return parts
+
+
+def _longest_prefix(text: str, limit: int) -> int:
+    """How many characters fit in `limit` UTF-16 units (never splitting a surrogate pair)."""
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
+
+
+def _reply_to(message_id: int | None) -> ReplyParameters | None:
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
+
+
+async def send_text(
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> Message:
+    """Send plain text (no parse mode, so nothing the model says can break parsing), split if long."""
+    parts = split_message(text) or ["…"]
+    first: Message | None = None
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        sent = await bot.send_message(
+            chat_id,
+            part,
+            reply_parameters=_reply_to(reply_to) if index == 0 else None,
+            reply_markup=reply_markup if last else None,
+        )
+        first = first or sent
+    assert first is not None
+    return first
+
+
+async def send_reply(bot: Bot, chat_id: int, reply_to: int | None, reply: Reply) -> None:
+    """A voice bubble with the transcript as caption; a long transcript follows as text; no audio: text."""
+    if reply.voice_ogg is None:
+        await send_text(bot, chat_id, reply.text, reply_to=reply_to)
+        return
+    caption = reply.text if telegram_length(reply.text) <= CAPTION_LIMIT else None
+    voice_message = await bot.send_voice(
+        chat_id,
+        voice=InputFile(reply.voice_ogg, filename="reply.ogg", mimetype="audio/ogg"),
+        duration=max(1, math.ceil(reply.voice_seconds)),
+        caption=caption or None,
+        reply_parameters=_reply_to(reply_to),
+    )
+    if caption is None and reply.text:
+        await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id)
+
+
+@contextlib.asynccontextmanager
+async def chat_action(bot: Bot, chat_id: int, action: str = ChatAction.RECORD_VOICE) -> AsyncIterator[None]:
+    """Keep a chat action alive while the body runs; failures to send it never matter."""
+
+    async def keep_alive() -> None:
+        while True:
+            try:
+                await bot.send_chat_action(chat_id, action)
+            except TelegramError as exc:
+                log.debug("chat action failed in chat %s: %s", chat_id, exc)
+            await asyncio.sleep(CHAT_ACTION_EVERY)
+
+    task = asyncio.create_task(keep_alive(), name=f"chat-action-{chat_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,67 @@
+"""Everything Parley says in the chat that is not the model's own words, in one place."""
+
+from __future__ import annotations
+
+TELEGRAM_DOWNLOAD_LIMIT_MB = 20
+
+START = (
+    "Hi, I'm Parley: send me a voice message (or type) and I'll answer out loud, remembering our "
+    "conversation. Type /help to see what else I can do."
+)
+
+HELP = (
+    "Send a voice message or text and I'll reply with a voice message and its transcript.\n\n"
+    "/voice – choose the voice I speak with\n"
+    "/reset – start a fresh conversation (I stop using what we said before)\n"
+    "/forget – delete everything I have stored about you\n"
+    "/help – this message"
+)
+
+COMMANDS: list[tuple[str, str]] = [
+    ("start", "What Parley does"),
+    ("help", "How to use Parley"),
+    ("voice", "Choose the voice Parley speaks with"),
+    ("reset", "Start a fresh conversation"),
+    ("forget", "Delete everything stored about you"),
+]
+
+RESET_DONE = "Fresh start: I won't use anything we said before. What's on your mind?"
+RESET_NOTHING = "We're already at a fresh start. Send me a voice message!"
+
+FORGET_CONFIRM = (
+    "This deletes everything I have stored about you: our conversations and your settings. "
+    "It can't be undone. Delete it all?"
+)
+FORGET_YES = "Delete everything"
+FORGET_NO = "Cancel"
+FORGET_CANCELLED = "Cancelled: nothing was deleted."
+
+
+def forget_done(turns: int) -> str:
+    noun = "message" if turns == 1 else "messages"
+    return f"Done: I deleted {turns} stored {noun} and your settings. I no longer know anything about you."
+
+
+def voice_list(current: str, voices: tuple[str, ...]) -> str:
+    return (
+        f"I'm speaking as {current}. Voices you can choose: {', '.join(voices)}.\n"
+        "Send /voice NAME (for example /voice coral) or tap one below."
+    )
+
+
+def voice_unknown(name: str, voices: tuple[str, ...]) -> str:
+    return f"I don't have a voice called “{name[:40]}”. Choose one of: {', '.join(voices)}."
+
+
+def voice_set(name: str) -> str:
+    return f"Done: from now on I'll speak as {name}."
+
+
+UNSUPPORTED = "I understand voice messages and text. Send me a voice note, or type a message. /help has more."
+UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
+
+TOO_LARGE = (
+    f"That voice message is larger than {TELEGRAM_DOWNLOAD_LIMIT_MB} MB, the most a bot can download "
+    "from Telegram. Please send a shorter one."
+)
+DOWNLOAD_FAILED = "I couldn't download that voice message from Telegram. Please send it again."

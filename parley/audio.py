@@ -1,0 +1,187 @@
+"""Audio conversion with ffmpeg, run as an asyncio subprocess over pipes (no temp files, never blocking).
+
+Voice notes arrive as OGG/Opus; the model takes WAV or MP3 and answers in WAV; a Telegram voice bubble
+must be OGG/Opus. ffmpeg writing WAV to a pipe cannot seek back to fill in the RIFF sizes, so we ask it
+for raw PCM and write the header ourselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import struct
+from dataclasses import dataclass
+
+import ffmpeg
+
+from parley.errors import AudioError, AudioTimeout
+
+log = logging.getLogger(__name__)
+
+MODEL_SAMPLE_RATE = 16_000
+"""16 kHz mono 16-bit is plenty for speech and keeps five minutes of audio near 10 MB."""
+
+VOICE_BITRATE = "32k"
+"""Mono Opus at 32 kbit/s, constrained VBR (plain VBR overshoots on tonal sound): minutes of reply stay
+under the 1 MB above which Telegram draws no waveform."""
+
+
+def find_ffmpeg() -> str:
+    """The system ffmpeg when there is one, else the binary shipped in the imageio-ffmpeg wheel."""
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - imageio-ffmpeg is a dependency
+        raise RuntimeError("ffmpeg not found: install ffmpeg or the imageio-ffmpeg package") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True, slots=True)
+class PcmFormat:
+    rate: int
+    channels: int
+    bits: int
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.rate * self.channels * self.bits // 8
+
+
+@dataclass(frozen=True, slots=True)
+class WavAudio:
+    """A WAV file with its decoded format, so callers never re-parse headers."""
+
+    data: bytes
+    format: PcmFormat
+    pcm_offset: int
+    pcm_bytes: int
+
+    @property
+    def pcm(self) -> bytes:
+        return self.data[self.pcm_offset : self.pcm_offset + self.pcm_bytes]
+
+    @property
+    def duration(self) -> float:
+        return self.pcm_bytes / self.format.bytes_per_second if self.format.bytes_per_second else 0.0
+
+
+def wav_from_pcm(pcm: bytes, fmt: PcmFormat) -> bytes:
+    """A canonical 44-byte RIFF header whose sizes match the data exactly."""
+    block_align = fmt.channels * fmt.bits // 8
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + len(pcm),
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        fmt.channels,
+        fmt.rate,
+        fmt.rate * block_align,
+        block_align,
+        fmt.bits,
+        b"data",
+        len(pcm),
+    )
+    return header + pcm
+
+
+def read_wav(data: bytes) -> WavAudio:
+    """Parse a PCM WAV leniently: models and encoders often leave streaming placeholders in the sizes,
+    so a data chunk whose size overruns the file is taken to end where the file ends."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError("not a RIFF/WAVE file")
+    pos = 12
+    fmt: PcmFormat | None = None
+    while pos + 8 <= len(data):
+        chunk_id, size = struct.unpack_from("<4sI", data, pos)
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            if size < 16 or body + 16 > len(data):
+                raise AudioError("truncated fmt chunk")
+            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag not in (1, 0xFFFE) or bits != 16 or channels < 1 or rate < 1:
+                raise AudioError(f"unsupported WAV encoding (format {tag}, {bits} bit)")
+            fmt = PcmFormat(rate=rate, channels=channels, bits=bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise AudioError("WAV data before its format")
+            available = len(data) - body
+            pcm_bytes = min(size, available)
+            pcm_bytes -= pcm_bytes % (fmt.channels * fmt.bits // 8)
+            return WavAudio(data=data, format=fmt, pcm_offset=body, pcm_bytes=pcm_bytes)
+        pos = body + size + (size & 1)
+    raise AudioError("WAV has no data chunk")
+
+
+def normalise_wav(data: bytes) -> WavAudio:
+    """Rewrite a WAV with exact sizes (the model's own header may carry placeholders)."""
+    wav = read_wav(data)
+    return pcm_to_wav(wav.pcm, wav.format)
+
+
+def pcm_to_wav(pcm: bytes, fmt: PcmFormat) -> WavAudio:
+    return WavAudio(data=wav_from_pcm(pcm, fmt), format=fmt, pcm_offset=44, pcm_bytes=len(pcm))
+
+
+class AudioConverter:
+    """Runs ffmpeg. One instance per process, built at start-up with the binary it found."""
+
+    def __init__(self, ffmpeg_path: str, *, timeout: float = 60.0) -> None:
+        self.ffmpeg_path = ffmpeg_path
+        self.timeout = timeout
+
+    def _command(self, stream: ffmpeg.nodes.OutputStream) -> list[str]:
+        # Global options must come first (ffmpeg ignores trailing ones). -nostdin: never read the console.
+        return [self.ffmpeg_path, "-nostdin", "-hide_banner", "-loglevel", "error", *stream.get_args()]
+
+    async def to_model_wav(self, source: bytes) -> WavAudio:
+        """Any audio ffmpeg can decode → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE."""
+        fmt = PcmFormat(rate=MODEL_SAMPLE_RATE, channels=1, bits=16)
+        stream = ffmpeg.input("pipe:0", protocol_whitelist="pipe").output(
+            "pipe:1", format="s16le", acodec="pcm_s16le", ac=fmt.channels, ar=fmt.rate, vn=None
+        )
+        pcm = await self._run(self._command(stream), source)
+        pcm = pcm[: len(pcm) - len(pcm) % 2]
+        if len(pcm) < fmt.bytes_per_second // 10:
+            raise AudioError("decoded audio is shorter than 0.1 s")
+        return pcm_to_wav(pcm, fmt)
+
+    async def to_voice_ogg(self, wav: WavAudio) -> bytes:
+        """WAV → OGG/Opus mono, the only format Telegram shows as a voice bubble."""
+        stream = ffmpeg.input("pipe:0", format="wav", protocol_whitelist="pipe").output(
+            "pipe:1",
+            format="ogg",
+            acodec="libopus",
+            ac=1,
+            audio_bitrate=VOICE_BITRATE,
+            vbr="constrained",
+            application="voip",
+        )
+        return await self._run(self._command(stream), wav.data)
+
+    async def _run(self, command: list[str], stdin: bytes) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=self.timeout)
+        except TimeoutError:
+            raise AudioTimeout(f"ffmpeg ran longer than {self.timeout:g} s") from None
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if proc.returncode != 0 or not out:
+            message = err.decode("utf-8", "replace").strip().splitlines()
+            raise AudioError(f"ffmpeg failed ({proc.returncode}): {message[-1] if message else 'no output'}")
+        return out

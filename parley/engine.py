@@ -1,0 +1,195 @@
+"""The conversation engine: one turn in, one reply out. It knows nothing of Telegram.
+
+History goes to the model as text (transcripts), only the current voice note travels as audio: audio
+tokens cost far more than text, and a past note is worth no more to the model than its words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.audio import AudioConverter, WavAudio
+from parley.errors import AudioError, ParleyError
+from parley.model import ModelClient, ModelReply
+from storage import ForgetReport, NewTurn, Storage, StoredTurn, Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What the person said: text, or audio in any format ffmpeg reads (a voice note is OGG/Opus)."""
+
+    chat_id: int
+    user_id: int
+    message_id: int | None = None
+    text: str | None = None
+    audio: bytes | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    text: str
+    voice_ogg: bytes | None
+    voice_seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def voice_placeholder(seconds: float) -> str:
+    return f"[voice message, {max(1, math.ceil(seconds))} s]"
+
+
+def history_messages(turns: list[StoredTurn]) -> list[dict[str, Any]]:
+    return [{"role": turn.role, "content": turn.text} for turn in turns if turn.text]
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str, started: float) -> None:
+        self.timings[name] = time.perf_counter() - started
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        model: ModelClient,
+        audio: AudioConverter,
+        system_prompt: str,
+        default_voice: str,
+        voices: tuple[str, ...],
+        history_turns: int,
+    ) -> None:
+        self.storage = storage
+        self.model = model
+        self.audio = audio
+        self.system_prompt = system_prompt
+        self.default_voice = default_voice
+        self.voices = voices
+        self.history_turns = history_turns
+
+    async def voice_of(self, user_id: int) -> str:
+        chosen = await self.storage.get_voice(user_id)
+        return chosen if chosen in self.voices else self.default_voice
+
+    async def choose_voice(self, user_id: int, name: str) -> str | None:
+        """Persist the user's voice; None (and nothing stored) when the name is not offered."""
+        name = name.strip().lower()
+        if name not in self.voices:
+            return None
+        await self.storage.set_voice(user_id, name)
+        return name
+
+    async def reset(self, chat_id: int, user_id: int) -> bool:
+        return await self.storage.reset_conversation(chat_id, user_id)
+
+    async def forget(self, user_id: int) -> ForgetReport:
+        return await self.storage.forget_user(user_id)
+
+    async def respond(self, request: TurnRequest) -> Reply:
+        """Convert, ask the model (transcribing the note alongside), remember both turns, encode the reply."""
+        clock = _Stopwatch()
+        wav: WavAudio | None = None
+        if request.audio is not None:
+            started = time.perf_counter()
+            wav = await self.audio.to_model_wav(request.audio)
+            clock.lap("convert", started)
+        elif not (request.text or "").strip():
+            raise ParleyError("empty turn", user_message="Send me a voice message or some text.")
+
+        voice = await self.voice_of(request.user_id)
+        history = await self.storage.recent_turns(request.chat_id, request.user_id, self.history_turns)
+        messages = [{"role": "system", "content": self.system_prompt}, *history_messages(history)]
+        messages.append({"role": "user", "content": self._user_content(request, wav)})
+
+        started = time.perf_counter()
+        transcription = asyncio.create_task(self._transcribe(wav)) if wav is not None else None
+        try:
+            reply = await self.model.reply(messages, voice=voice)
+        except BaseException:
+            if transcription is not None:
+                transcription.cancel()
+            raise
+        user_text, transcription_usage = (
+            await transcription if transcription is not None else ((request.text or "").strip(), None)
+        )
+        clock.lap("model", started)
+
+        await self._remember(request, wav, user_text, transcription_usage, reply)
+
+        voice_ogg: bytes | None = None
+        if reply.audio is not None:
+            started = time.perf_counter()
+            try:
+                voice_ogg = await self.audio.to_voice_ogg(reply.audio)
+            except AudioError as exc:
+                log.warning("could not encode the reply as a voice note, sending text: %s", exc)
+            clock.lap("encode", started)
+        return Reply(
+            text=reply.text,
+            voice_ogg=voice_ogg,
+            voice_seconds=reply.audio.duration if reply.audio and voice_ogg else 0.0,
+            timings=clock.timings,
+        )
+
+    @staticmethod
+    def _user_content(request: TurnRequest, wav: WavAudio | None) -> str | list[dict[str, Any]]:
+        if wav is None:
+            return (request.text or "").strip()
+        return [
+            {
+                "type": "input_audio",
+                "input_audio": {"data": base64.b64encode(wav.data).decode("ascii"), "format": "wav"},
+            }
+        ]
+
+    async def _transcribe(self, wav: WavAudio) -> tuple[str, Usage | None]:
+        """The note's words for future context; a placeholder when transcription fails (never fatal)."""
+        try:
+            text, usage = await self.model.transcribe(wav)
+        except ParleyError as exc:
+            log.warning("transcription failed, storing a placeholder: %s", exc)
+            return voice_placeholder(wav.duration), None
+        return (text or voice_placeholder(wav.duration)), usage
+
+    async def _remember(
+        self,
+        request: TurnRequest,
+        wav: WavAudio | None,
+        user_text: str,
+        transcription_usage: Usage | None,
+        reply: ModelReply,
+    ) -> None:
+        kind = "voice" if wav is not None else "text"
+        await self.storage.add_turns(
+            [
+                NewTurn(
+                    chat_id=request.chat_id,
+                    user_id=request.user_id,
+                    role="user",
+                    kind=kind,
+                    text=user_text,
+                    message_id=request.message_id,
+                    audio_seconds=wav.duration if wav else None,
+                    usage=transcription_usage,
+                ),
+                NewTurn(
+                    chat_id=request.chat_id,
+                    user_id=request.user_id,
+                    role="assistant",
+                    kind="voice" if reply.audio is not None else "text",
+                    text=reply.text,
+                    audio_seconds=reply.audio.duration if reply.audio else None,
+                    usage=reply.usage,
+                ),
+            ]
+        )

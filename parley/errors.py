@@ -1,0 +1,43 @@
+"""Errors the user may see. Each carries the short, plain sentence to show in the chat.
+
+Anything that is not a ParleyError is a bug: the user gets a generic apology and the log gets the details.
+"""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    user_message = "Something went wrong on my side. Please try again."
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail or self.user_message)
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class AudioError(ParleyError):
+    user_message = "I couldn't read that audio. Please record the voice message again, or send it as text."
+
+
+class AudioTimeout(AudioError):
+    user_message = "That recording took too long to process. Please try a shorter one."
+
+
+class AudioTooLarge(ParleyError):
+    user_message = "That file is too large."
+
+
+class ModelError(ParleyError):
+    user_message = "I couldn't get an answer from the voice model just now. Please try again in a minute."
+
+
+class ModelTimeout(ModelError):
+    user_message = "The voice model took too long to answer. Please try again in a minute."
+
+
+class ModelBusy(ModelError):
+    user_message = "The voice model is busy right now. Please try again in a minute."
+
+
+class ModelRejected(ModelError):
+    user_message = "The voice model couldn't handle that message. Please try saying it differently."

@@ -1,0 +1,87 @@
+"""Per-chat job scheduling: strictly in order within a chat, concurrent across chats.
+
+Each chat with pending work gets one worker task that drains its queue and then exits, so an idle
+chat costs nothing. A semaphore bounds how many jobs run at once across all chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+JobRunner = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    chat_id: int
+    label: str
+    run: JobRunner
+
+
+class ChatScheduler:
+    def __init__(self, *, max_concurrent: int = 16) -> None:
+        self._queues: dict[int, deque[Job]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    @property
+    def active_chats(self) -> int:
+        return len(self._workers)
+
+    def submit(self, job: Job) -> bool:
+        """Queue a job behind the chat's earlier ones. False once shutdown has begun."""
+        if not self._accepting:
+            return False
+        self._queues.setdefault(job.chat_id, deque()).append(job)
+        if job.chat_id not in self._workers:
+            self._idle.clear()
+            self._workers[job.chat_id] = asyncio.create_task(self._drain(job.chat_id), name=f"chat-{job.chat_id}")
+        return True
+
+    async def _drain(self, chat_id: int) -> None:
+        queue = self._queues[chat_id]
+        try:
+            while queue:
+                job = queue[0]
+                async with self._slots:
+                    try:
+                        await job.run()
+                    except Exception:
+                        # Jobs report their own failures to the user; this is the last line of defence.
+                        log.exception("job %s in chat %s failed", job.label, chat_id)
+                queue.popleft()
+        finally:
+            self._queues.pop(chat_id, None)
+            self._workers.pop(chat_id, None)
+            if not self._workers:
+                self._idle.set()
+
+    async def shutdown(self, grace_seconds: float) -> int:
+        """Stop accepting jobs, give running ones `grace_seconds`, then cancel. Returns jobs dropped."""
+        self._accepting = False
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("shutdown: %d chats still busy after %.0f s, cancelling", len(self._workers), grace_seconds)
+        dropped = self.pending
+        for task in list(self._workers.values()):
+            task.cancel()
+        if self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        return dropped
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()

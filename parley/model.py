@@ -1,0 +1,104 @@
+"""The model client: the one place that talks to the OpenAI API (through the openai SDK).
+
+The engine hands it chat messages and gets back text, WAV audio and usage; every SDK exception is
+turned into a ModelError with a plain user message, so nothing above this layer knows openai's types.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from parley.audio import WavAudio, normalise_wav
+from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
+from storage import Usage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReply:
+    text: str
+    audio: WavAudio | None
+    usage: Usage
+
+
+def _usage(model: str, usage: Any) -> Usage:
+    if usage is None:
+        return Usage(model=model)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return Usage(
+        model=model,
+        prompt_tokens=getattr(usage, "prompt_tokens", None) or getattr(usage, "input_tokens", None) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", None) or getattr(usage, "output_tokens", None) or 0,
+        prompt_audio_tokens=getattr(prompt_details, "audio_tokens", None) or 0,
+        completion_audio_tokens=getattr(completion_details, "audio_tokens", None) or 0,
+        cached_tokens=getattr(prompt_details, "cached_tokens", None) or 0,
+    )
+
+
+def _translate(exc: openai.OpenAIError, purpose: str) -> ModelError:
+    """Map the SDK's exceptions (raised after its own retries) onto errors with plain user messages."""
+    detail = f"{purpose}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeout(detail)
+    if isinstance(exc, openai.RateLimitError | openai.InternalServerError | openai.APIConnectionError):
+        return ModelBusy(detail)
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        return ModelRejected(detail)
+    # Authentication, permission, unknown model: the operator's problem; the user still gets a plain line.
+    return ModelError(detail)
+
+
+class ModelClient:
+    def __init__(self, client: AsyncOpenAI, *, model: str, transcribe_model: str) -> None:
+        self._client = client
+        self.model = model
+        self.transcribe_model = transcribe_model
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def reply(self, messages: list[dict[str, Any]], *, voice: str) -> ModelReply:
+        """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio)."""
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self.model,
+                modalities=["text", "audio"],
+                audio={"voice": voice, "format": "wav"},
+                messages=messages,  # type: ignore[arg-type]
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc, "reply") from exc
+        if not completion.choices:
+            raise ModelError("reply: the completion has no choices")
+        message = completion.choices[0].message
+        usage = _usage(completion.model or self.model, completion.usage)
+        audio: WavAudio | None = None
+        text = ""
+        if message.audio is not None:
+            text = message.audio.transcript or ""
+            try:
+                audio = normalise_wav(base64.b64decode(message.audio.data))
+            except (AudioError, ValueError) as exc:
+                log.warning("model audio unusable, replying with text: %s", exc)
+        if not text:
+            text = message.content or message.refusal or ""
+        if not text.strip() and audio is None:
+            raise ModelError("reply: the model returned neither audio nor text")
+        return ModelReply(text=text.strip(), audio=audio, usage=usage)
+
+    async def transcribe(self, wav: WavAudio) -> tuple[str, Usage]:
+        try:
+            result = await self._client.audio.transcriptions.create(
+                model=self.transcribe_model, file=("voice.wav", wav.data, "audio/wav")
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc, "transcription") from exc
+        return (result.text or "").strip(), _usage(self.transcribe_model, getattr(result, "usage", None))

@@ -1,0 +1,50 @@
+"""The services object: everything the bot needs, built once at start-up and passed in (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openai import AsyncOpenAI
+
+from parley.audio import AudioConverter, find_ffmpeg
+from parley.config import Settings
+from parley.engine import ConversationEngine
+from parley.jobs import ChatScheduler
+from parley.model import ModelClient
+from storage import Storage
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    storage: Storage
+    audio: AudioConverter
+    model: ModelClient
+    engine: ConversationEngine
+    scheduler: ChatScheduler
+
+    @classmethod
+    async def build(cls, settings: Settings) -> Services:
+        storage = await Storage.open(settings.db_path)
+        audio = AudioConverter(find_ffmpeg(), timeout=settings.ffmpeg_timeout_seconds)
+        client = AsyncOpenAI(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.model_timeout_seconds,
+            max_retries=settings.model_retries,
+        )
+        model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model)
+        engine = ConversationEngine(
+            storage=storage,
+            model=model,
+            audio=audio,
+            system_prompt=settings.system_prompt,
+            default_voice=settings.voice,
+            voices=settings.voices,
+            history_turns=settings.history_turns,
+        )
+        return cls(settings, storage, audio, model, engine, ChatScheduler())
+
+    async def close(self) -> None:
+        await self.model.close()
+        await self.storage.close()

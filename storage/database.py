@@ -1,0 +1,224 @@
+"""All of Parley's SQL. The rest of the program calls these methods and never writes a query.
+
+One aiosqlite connection in autocommit mode; writes go through `_transaction()`, which serialises them
+with a lock so concurrent chats never interleave half-finished transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from storage.migrations import migrate
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one model call, as the API reports it."""
+
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_audio_tokens: int = 0
+    completion_audio_tokens: int = 0
+    cached_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    chat_id: int
+    user_id: int
+    role: str  # "user" | "assistant"
+    kind: str  # "text" | "voice"
+    text: str
+    message_id: int | None = None
+    audio_seconds: float | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    id: int
+    conversation_id: int
+    role: str
+    kind: str
+    text: str
+    message_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    turns: int
+    conversations: int
+    user_rows: int
+
+
+class Storage:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Storage:
+        """Open (creating with owner-only permissions if new), tune and migrate the database."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: tuple = ()) -> tuple | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    # --- users -------------------------------------------------------------------------------------
+
+    async def touch_user(
+        self, user_id: int, *, first_name: str | None, username: str | None, language_code: str | None
+    ) -> None:
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO users (user_id, first_name, username, language_code, created_at, last_seen_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (user_id) DO UPDATE SET first_name = excluded.first_name,
+                       username = excluded.username, language_code = excluded.language_code,
+                       last_seen_at = excluded.last_seen_at""",
+                (user_id, first_name, username, language_code, now, now),
+            )
+
+    async def get_voice(self, user_id: int) -> str | None:
+        row = await self._one("SELECT voice FROM users WHERE user_id = ?", (user_id,))
+        return row[0] if row else None
+
+    async def set_voice(self, user_id: int, voice: str) -> None:
+        now = time.time()
+        async with self._transaction() as db:
+            await db.execute(
+                """INSERT INTO users (user_id, voice, created_at, last_seen_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (user_id) DO UPDATE SET voice = excluded.voice""",
+                (user_id, voice, now, now),
+            )
+
+    # --- conversations and turns -------------------------------------------------------------------
+
+    async def _open_conversation(self, db: aiosqlite.Connection, chat_id: int, user_id: int) -> int:
+        async with db.execute(
+            """SELECT id FROM conversations WHERE chat_id = ? AND user_id = ? AND ended_at IS NULL
+               ORDER BY id DESC LIMIT 1""",
+            (chat_id, user_id),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row:
+            return int(row[0])
+        cursor = await db.execute(
+            "INSERT INTO conversations (chat_id, user_id, started_at) VALUES (?, ?, ?)",
+            (chat_id, user_id, time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    async def current_conversation(self, chat_id: int, user_id: int) -> int:
+        async with self._transaction() as db:
+            return await self._open_conversation(db, chat_id, user_id)
+
+    async def reset_conversation(self, chat_id: int, user_id: int) -> bool:
+        """End the open conversation; the next turn starts a new one. True if there was one."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE conversations SET ended_at = ? WHERE chat_id = ? AND user_id = ? AND ended_at IS NULL",
+                (time.time(), chat_id, user_id),
+            )
+            return cursor.rowcount > 0
+
+    async def add_turns(self, turns: list[NewTurn]) -> list[int]:
+        """Store turns in one transaction, in the open conversation of their (chat, user)."""
+        ids: list[int] = []
+        async with self._transaction() as db:
+            for turn in turns:
+                conversation_id = await self._open_conversation(db, turn.chat_id, turn.user_id)
+                usage = turn.usage
+                cursor = await db.execute(
+                    """INSERT INTO turns (conversation_id, chat_id, user_id, message_id, role, kind, text,
+                           audio_seconds, model, prompt_tokens, completion_tokens, prompt_audio_tokens,
+                           completion_audio_tokens, cached_tokens, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        conversation_id,
+                        turn.chat_id,
+                        turn.user_id,
+                        turn.message_id,
+                        turn.role,
+                        turn.kind,
+                        turn.text,
+                        turn.audio_seconds,
+                        usage.model if usage else None,
+                        usage.prompt_tokens if usage else None,
+                        usage.completion_tokens if usage else None,
+                        usage.prompt_audio_tokens if usage else None,
+                        usage.completion_audio_tokens if usage else None,
+                        usage.cached_tokens if usage else None,
+                        time.time(),
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    async def recent_turns(self, chat_id: int, user_id: int, limit: int) -> list[StoredTurn]:
+        """The last `limit` turns of the open conversation, oldest first."""
+        if limit <= 0:
+            return []
+        async with self._db.execute(
+            """SELECT t.id, t.conversation_id, t.role, t.kind, t.text, t.message_id, t.created_at
+               FROM turns t JOIN conversations c ON c.id = t.conversation_id
+               WHERE c.chat_id = ? AND c.user_id = ? AND c.ended_at IS NULL
+               ORDER BY t.id DESC LIMIT ?""",
+            (chat_id, user_id, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [StoredTurn(*row) for row in reversed(rows)]
+
+    async def count_turns(self, user_id: int) -> int:
+        row = await self._one("SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0
+
+    async def forget_user(self, user_id: int) -> ForgetReport:
+        """Delete everything stored about a user: turns, conversations, settings."""
+        async with self._transaction() as db:
+            turns = await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
+            conversations = await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
+            users = await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            return ForgetReport(turns.rowcount, conversations.rowcount, users.rowcount)

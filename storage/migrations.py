@@ -1,0 +1,101 @@
+"""The schema, as an ordered list of migrations. Append new ones; never edit a released one.
+
+`_migrations` records which ran and when; `migrate()` applies the missing ones at start-up, each in its
+own transaction, so a database from any earlier version is brought forward in place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import aiosqlite
+
+Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def _script(db: aiosqlite.Connection, sql: str) -> None:
+    """Run DDL statement by statement: executescript() would COMMIT and break the migration's transaction."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            await db.execute(statement)
+
+
+async def m001_initial(db: aiosqlite.Connection) -> None:
+    await _script(
+        db,
+        """
+        CREATE TABLE users (
+            user_id       INTEGER PRIMARY KEY,
+            first_name    TEXT,
+            username      TEXT,
+            language_code TEXT,
+            voice         TEXT,
+            created_at    REAL NOT NULL,
+            last_seen_at  REAL NOT NULL
+        );
+
+        -- A conversation is one (chat, user) thread of context: /reset ends it, and a new one begins.
+        CREATE TABLE conversations (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id    INTEGER NOT NULL,
+            user_id    INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at   REAL
+        );
+        CREATE INDEX conversations_open ON conversations (chat_id, user_id, ended_at);
+
+        CREATE TABLE turns (
+            id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id         INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            chat_id                 INTEGER NOT NULL,
+            user_id                 INTEGER NOT NULL,
+            message_id              INTEGER,
+            role                    TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            kind                    TEXT NOT NULL CHECK (kind IN ('text', 'voice')),
+            text                    TEXT NOT NULL,
+            audio_seconds           REAL,
+            model                   TEXT,
+            prompt_tokens           INTEGER,
+            completion_tokens       INTEGER,
+            prompt_audio_tokens     INTEGER,
+            completion_audio_tokens INTEGER,
+            cached_tokens           INTEGER,
+            created_at              REAL NOT NULL
+        );
+        CREATE INDEX turns_by_conversation ON turns (conversation_id, id);
+        CREATE INDEX turns_by_user ON turns (user_id);
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial]
+
+
+async def applied(db: aiosqlite.Connection) -> list[str]:
+    await db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    async with db.execute("SELECT name FROM _migrations ORDER BY rowid") as cursor:
+        return [row[0] async for row in cursor]
+
+
+async def migrate(db: aiosqlite.Connection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now.
+
+    The connection is in autocommit mode (isolation_level=None): each migration is one explicit transaction.
+    """
+    done = set(await applied(db))
+    ran: list[str] = []
+    for migration in MIGRATIONS:
+        name = migration.__name__
+        if name in done:
+            continue
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            await migration(db)
+            await db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        ran.append(name)
+    return ran

@@ -1,0 +1,104 @@
+"""Audio conversion with real ffmpeg on audio made at test time."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, find_ffmpeg, normalise_wav, read_wav
+from parley.errors import AudioError, AudioTimeout
+from tests.lab.audio import InvalidWav, make_mp3, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
+
+
+@pytest.fixture
+def converter() -> AudioConverter:
+    return AudioConverter(find_ffmpeg(), timeout=30)
+
+
+async def test_voice_note_becomes_a_valid_16k_mono_wav(converter: AudioConverter) -> None:
+    wav = await converter.to_model_wav(make_voice_ogg(3.0))
+    info = parse_wav(wav.data)  # strict: RIFF and data sizes must match the bytes
+    assert (info.rate, info.channels, info.bits) == (MODEL_SAMPLE_RATE, 1, 16)
+    assert info.duration == pytest.approx(3.0, abs=0.1)
+    assert wav.duration == pytest.approx(info.duration)
+
+
+async def test_mp3_converts_too(converter: AudioConverter) -> None:
+    wav = await converter.to_model_wav(make_mp3(1.5))
+    assert parse_wav(wav.data).duration == pytest.approx(1.5, abs=0.15)
+
+
+async def test_reply_wav_becomes_ogg_opus_voice(converter: AudioConverter) -> None:
+    wav = read_wav(make_wav(4.0, rate=24000))
+    ogg = await converter.to_voice_ogg(wav)
+    assert ogg.startswith(b"OggS") and b"OpusHead" in ogg[:200]
+    assert ogg_opus_duration(ogg) == pytest.approx(4.0, abs=0.1)
+
+
+async def test_a_long_reply_stays_under_telegrams_waveform_limit(converter: AudioConverter) -> None:
+    """Telegram draws no waveform for voice files over 1 MB; three minutes of reply must fit."""
+    ogg = await converter.to_voice_ogg(read_wav(make_wav(180.0, rate=24000)))
+    assert len(ogg) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"", b"\x00" * 1000, os.urandom(50_000), b"OggS" + os.urandom(3000), b"RIFF....WAVEfmt not really"],
+    ids=["empty", "zeros", "random", "fake-ogg-header", "fake-wav"],
+)
+async def test_unreadable_audio_is_a_typed_error(converter: AudioConverter, garbage: bytes) -> None:
+    with pytest.raises(AudioError):
+        await converter.to_model_wav(garbage)
+
+
+async def test_truncated_ogg_is_rejected_or_shorter(converter: AudioConverter) -> None:
+    ogg = make_voice_ogg(3.0)
+    try:
+        wav = await converter.to_model_wav(ogg[: len(ogg) // 2])
+    except AudioError:
+        return
+    assert parse_wav(wav.data).duration < 3.0
+
+
+async def test_ffmpeg_is_killed_at_its_timeout() -> None:
+    slow = AudioConverter(find_ffmpeg(), timeout=0.5)
+    # -re reads input at its natural pace: ten minutes of silence cannot finish inside the timeout.
+    command = [slow.ffmpeg_path, "-nostdin", "-re", "-f", "s16le", "-ar", "8000", "-ac", "1", "-i", "pipe:0"]
+    command += ["-f", "s16le", "pipe:1"]
+    before = _ffmpeg_children()
+    with pytest.raises(AudioTimeout):
+        await slow._run(command, b"\x00" * (8000 * 2 * 600))
+    assert _ffmpeg_children() == before
+
+
+def _ffmpeg_children() -> int:
+    me = os.getpid()
+    count = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().split()
+        except OSError:
+            continue
+        if int(fields[3]) == me and "ffmpeg" in fields[1]:
+            count += 1
+    return count
+
+
+def test_read_wav_tolerates_streaming_placeholder_sizes() -> None:
+    good = make_wav(1.0, rate=24000)
+    placeholder = good[:4] + struct.pack("<I", 0xFFFFFFFF) + good[8:40] + struct.pack("<I", 0xFFFFFFFF) + good[44:]
+    with pytest.raises(InvalidWav):
+        parse_wav(placeholder)  # the strict validator (like the API) refuses it …
+    fixed = normalise_wav(placeholder)  # … and normalising rewrites exact sizes
+    assert parse_wav(fixed.data).duration == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("data", [b"", b"RIFF", b"RIFF\x00\x00\x00\x00WAVE", b"not a wav at all........."])
+def test_read_wav_rejects_non_wav(data: bytes) -> None:
+    with pytest.raises(AudioError):
+        read_wav(data)

@@ -1,0 +1,111 @@
+"""Storage against real SQLite files: migrations, turns, conversations, forgetting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from storage import NewTurn, Storage, Usage
+from storage.migrations import MIGRATIONS
+
+
+@pytest.fixture
+async def storage(tmp_path: Path):
+    store = await Storage.open(tmp_path / "parley.db")
+    yield store
+    await store.close()
+
+
+async def test_migrates_an_empty_database_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    store = await Storage.open(path)
+    await store.close()
+    store = await Storage.open(path)  # a second start applies nothing twice
+    await store.close()
+    with sqlite3.connect(path) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert names == [m.__name__ for m in MIGRATIONS]
+    assert {"users", "conversations", "turns"} <= tables
+    assert journal == "wal"
+
+
+async def test_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "private.db"
+    store = await Storage.open(path)
+    await store.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+async def test_turns_are_kept_per_chat_and_user_in_order(storage: Storage) -> None:
+    usage = Usage(model="gpt-audio", prompt_tokens=10, completion_tokens=20, completion_audio_tokens=15)
+    await storage.add_turns(
+        [
+            NewTurn(chat_id=1, user_id=1, role="user", kind="voice", text="hello", audio_seconds=2.0),
+            NewTurn(chat_id=1, user_id=1, role="assistant", kind="voice", text="hi there", usage=usage),
+        ]
+    )
+    await storage.add_turns([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text="other person")])
+    turns = await storage.recent_turns(1, 1, limit=10)
+    assert [(t.role, t.text) for t in turns] == [("user", "hello"), ("assistant", "hi there")]
+    assert [t.text for t in await storage.recent_turns(2, 2, limit=10)] == ["other person"]
+    assert [t.text for t in await storage.recent_turns(1, 1, limit=1)] == ["hi there"]
+
+
+async def test_reset_starts_a_new_conversation_but_keeps_the_old_turns(storage: Storage) -> None:
+    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="before")])
+    assert await storage.reset_conversation(1, 1) is True
+    assert await storage.reset_conversation(1, 1) is False  # nothing open any more
+    assert await storage.recent_turns(1, 1, limit=10) == []
+    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="after")])
+    assert [t.text for t in await storage.recent_turns(1, 1, limit=10)] == ["after"]
+    assert await storage.count_turns(1) == 2
+
+
+async def test_forget_deletes_everything_about_the_user_only(storage: Storage) -> None:
+    await storage.touch_user(1, first_name="Ann", username="ann", language_code="en")
+    await storage.set_voice(1, "coral")
+    await storage.set_voice(2, "sage")
+    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="secret")])
+    await storage.add_turns([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text="kept")])
+    report = await storage.forget_user(1)
+    assert (report.turns, report.conversations, report.user_rows) == (1, 1, 1)
+    assert await storage.count_turns(1) == 0
+    assert await storage.get_voice(1) is None
+    assert await storage.get_voice(2) == "sage"
+    assert await storage.count_turns(2) == 1
+    with sqlite3.connect(storage.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM turns WHERE text = 'secret'").fetchone()[0] == 0
+
+
+async def test_concurrent_writers_do_not_interleave_transactions(storage: Storage) -> None:
+    async def write(user: int) -> None:
+        for i in range(20):
+            await storage.add_turns(
+                [
+                    NewTurn(chat_id=user, user_id=user, role="user", kind="text", text=f"q{i}"),
+                    NewTurn(chat_id=user, user_id=user, role="assistant", kind="text", text=f"a{i}"),
+                ]
+            )
+
+    await asyncio.gather(*(write(user) for user in range(1, 11)))
+    for user in range(1, 11):
+        turns = await storage.recent_turns(user, user, limit=100)
+        assert [t.text for t in turns] == [x for i in range(20) for x in (f"q{i}", f"a{i}")]
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(storage: Storage) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await storage.add_turns(
+            [
+                NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="first"),
+                NewTurn(chat_id=1, user_id=1, role="narrator", kind="text", text="violates the CHECK"),
+            ]
+        )
+    assert await storage.count_turns(1) == 0
