@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(settings))
     except StartupError as exc:
-        log.debug("start-up failed", exc_info=True)
         print(f"parley: {exc}", file=sys.stderr)
         return exc.exit_code
     return EXIT_OK

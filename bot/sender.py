@@ -94,7 +94,7 @@ async def send_reply(bot: Bot, chat_id: int, reply_to: int | None, reply: Reply)
     caption = reply.text if telegram_length(reply.text) <= CAPTION_LIMIT else None
     voice_message = await bot.send_voice(
         chat_id,
-        voice=InputFile(reply.voice_ogg, filename="reply.ogg", mimetype="audio/ogg"),
+        voice=InputFile(reply.voice_ogg, filename="reply.ogg"),
         duration=max(1, math.ceil(reply.voice_seconds)),
         caption=caption or None,
         reply_parameters=_reply_to(reply_to),

@@ -1,0 +1,109 @@
+"""Runs the real application (python-telegram-bot and the openai SDK, unmodified) against the lab.
+
+`running_bot(env)` starts Parley in this event loop exactly as `parley run` does, minus the signal
+handlers; `ParleyProcess` runs the real `parley` command as a subprocess for start-up, exit-code and
+signal behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.application import run_bot
+from parley.config import Settings, load_settings
+from parley.services import Services
+from tests.lab import FakeOpenAI, FakeTelegram
+
+
+def lab_env(telegram: FakeTelegram, openai_api: FakeOpenAI, db_path: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "OPENAI_API_KEY": openai_api.api_key,
+        "TELEGRAM_API_URL": telegram.url,
+        "OPENAI_BASE_URL": openai_api.base_url,
+        "PARLEY_DB": str(db_path),
+        "PARLEY_MODEL_RETRIES": "0",
+        "PARLEY_MODEL_TIMEOUT_SECONDS": "20",
+        "PARLEY_LOG_LEVEL": "DEBUG",
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class RunningBot:
+    settings: Settings
+    services: Services
+
+
+@contextlib.asynccontextmanager
+async def running_bot(env: dict[str, str]) -> AsyncIterator[RunningBot]:
+    settings = load_settings(env)
+    services = await Services.build(settings)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_bot(services, stop, poll_timeout=1, ready=ready))
+    try:
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            waiter.cancel()
+            task.result()  # re-raise the start-up failure
+        if waiter not in done:
+            raise AssertionError("the bot did not start within 15 s")
+        yield RunningBot(settings, services)
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        finally:
+            await services.close()
+
+
+class ParleyProcess:
+    """`parley run` as a real process, with its stderr collected."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **env}
+        self.cwd = cwd
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stderr = b""
+
+    async def start(self, *args: str) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            *args,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def wait(self, deadline: float = 30) -> int:
+        assert self.proc is not None
+        out, err = await asyncio.wait_for(self.proc.communicate(), timeout=deadline)
+        self.stderr = out + err
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    @property
+    def text(self) -> str:
+        return self.stderr.decode("utf-8", "replace")
