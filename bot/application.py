@@ -8,6 +8,7 @@ import logging
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from bot.dispatch import Dispatcher
 from bot.handlers import Handlers
 from bot.jobs import ChatJobs
 from bot.texts import COMMANDS
@@ -16,10 +17,9 @@ from parley.services import Services
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
-SHUTDOWN_GRACE_SECONDS = 20.0
 
 
-def build_application(services: Services) -> Application:
+def build_application(services: Services) -> tuple[Application, Dispatcher]:
     settings = services.settings
     app = (
         ApplicationBuilder()
@@ -33,8 +33,14 @@ def build_application(services: Services) -> Application:
         .media_write_timeout(120)
         .build()
     )
-    Handlers(ChatJobs(services, app.bot), services.scheduler).register(app)
-    return app
+    dispatcher = Dispatcher(
+        storage=services.storage,
+        scheduler=services.scheduler,
+        jobs=ChatJobs(services, app.bot),
+        max_queue=services.settings.max_queue,
+    )
+    Handlers(dispatcher).register(app)
+    return app, dispatcher
 
 
 async def run_bot(
@@ -48,10 +54,11 @@ async def run_bot(
 
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
-    app = build_application(services)
+    app, dispatcher = build_application(services)
     async with app:  # initialize(): getMe, which also checks the token
         me = app.bot
         await me.set_my_commands([BotCommand(name, description) for name, description in COMMANDS])
+        await dispatcher.resume()
         await app.start()
         assert app.updater is not None
         await app.updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
@@ -59,10 +66,8 @@ async def run_bot(
         if ready is not None:
             ready.set()
         await stop.wait()
-        log.info("stopping: no new updates, finishing jobs in progress")
+        log.info("stopping: no new updates; finishing jobs in progress, the rest stay queued")
         await app.updater.stop()
-        dropped = await services.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
-        if dropped:
-            log.warning("stopped with %d jobs unfinished", dropped)
+        await services.scheduler.shutdown(services.settings.shutdown_seconds)
         await app.stop()
     log.info("stopped")

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from telegram.error import InvalidToken, NetworkError
 
@@ -14,6 +15,7 @@ from bot.application import run_bot
 from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging
 from parley.services import Services
+from storage import Storage
 
 log = logging.getLogger("parley")
 
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run the bot (long polling)")
     run.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
+    backup = commands.add_parser("backup", help="copy the database consistently, even while the bot runs")
+    backup.add_argument("path", type=Path, help="where to write the copy (must not exist yet)")
+    backup.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
     return parser
 
 
@@ -60,8 +65,36 @@ async def _serve(settings: Settings) -> None:
         await services.close()
 
 
+async def _backup(source: Path, target: Path) -> None:
+    storage = await Storage.open(source)
+    try:
+        await storage.backup(target)
+    finally:
+        await storage.close()
+
+
+def backup(env_file: str, target: Path) -> int:
+    """Only the database path is needed: a backup must work without the bot's secrets."""
+    source = Path(read_environment(env_file).get("PARLEY_DB") or "parley.db")
+    if not source.is_file():
+        print(f"parley: PARLEY_DB: no database at {source}", file=sys.stderr)
+        return EXIT_CONFIG
+    if target.exists():
+        print(f"parley: {target} already exists: choose a new file for the backup", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        asyncio.run(_backup(source, target))
+    except Exception as exc:
+        print(f"parley: backup failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"parley: backed up {source} to {target}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "backup":
+        return backup(args.env_file, args.path)
     try:
         settings = load_settings(read_environment(args.env_file))
     except ConfigError as exc:

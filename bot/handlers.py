@@ -1,20 +1,25 @@
-"""Thin handlers: read the update, queue a job for its chat, return at once.
+"""Thin handlers: read the update, hand it to the dispatcher as a job, return.
 
-Updates are processed one at a time by python-telegram-bot (no concurrent_updates), and a handler never
-awaits anything, so jobs enter each chat's queue in the order Telegram delivered them.
+python-telegram-bot processes updates one at a time (no concurrent_updates), and the dispatcher writes
+each job before the next update is read, so jobs enter each chat's queue in the order Telegram sent them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from bot import texts
-from bot.jobs import ChatJobs
-from parley.jobs import ChatScheduler, Job
+from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -22,72 +27,74 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
 class Handlers:
-    def __init__(self, jobs: ChatJobs, scheduler: ChatScheduler) -> None:
-        self.jobs = jobs
-        self.scheduler = scheduler
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
 
     def register(self, app: Application) -> None:
         """The bot's whole command surface, in one screen."""
-        app.add_handler(CommandHandler("start", self.start, filters=PRIVATE))
-        app.add_handler(CommandHandler("help", self.help, filters=PRIVATE))
+        app.add_handler(CommandHandler("start", self.canned("start"), filters=PRIVATE))
+        app.add_handler(CommandHandler("help", self.canned("help"), filters=PRIVATE))
         app.add_handler(CommandHandler("reset", self.reset, filters=PRIVATE))
         app.add_handler(CommandHandler("voice", self.voice, filters=PRIVATE))
         app.add_handler(CommandHandler("forget", self.forget, filters=PRIVATE))
-        app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.unknown_command))
+        app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.canned("unknown_command")))
         app.add_handler(MessageHandler(PRIVATE & (filters.VOICE | filters.TEXT), self.converse))
-        app.add_handler(MessageHandler(PRIVATE, self.unsupported))
+        app.add_handler(MessageHandler(PRIVATE, self.canned("unsupported")))
         app.add_handler(CallbackQueryHandler(self.button))
         app.add_error_handler(self.error)
 
-    def _queue(self, update: Update, label: str, run: Callable[[], Awaitable[None]]) -> None:
-        chat = update.effective_chat
-        assert chat is not None
+    async def _accept(self, update: Update, kind: str, payload: dict[str, Any]) -> None:
         message = update.effective_message
-        if not self.scheduler.submit(Job(chat_id=chat.id, label=label, run=run)):
-            log.info("chat=%s message=%s dropped: shutting down", chat.id, message and message.message_id)
+        assert update.effective_chat is not None and message is not None
+        await self.dispatcher.accept(
+            chat_id=update.effective_chat.id,
+            source=f"message:{message.message_id}",
+            kind=kind,
+            payload=payload,
+            message_id=message.message_id,
+        )
 
-    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id  # type: ignore[union-attr]
-        self._queue(update, "start", lambda: self.jobs.say(chat_id, texts.START))
+    def canned(self, what: str):
+        """A handler that answers with one of the fixed texts (in the chat's turn, like everything else)."""
 
-    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id  # type: ignore[union-attr]
-        self._queue(update, "help", lambda: self.jobs.say(chat_id, texts.HELP))
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            await self._accept(update, "say", {"what": what})
+
+        return handle
 
     async def reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
-        self._queue(update, "reset", lambda: self.jobs.reset(chat_id, user_id))
+        await self._accept(update, "reset", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
 
     async def voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id, user_id = update.effective_chat.id, update.effective_user.id  # type: ignore[union-attr]
         name = " ".join(context.args or []).strip() or None
-        self._queue(update, "voice", lambda: self.jobs.voice(chat_id, user_id, name))
+        await self._accept(update, "voice", {"user_id": update.effective_user.id, "name": name})  # type: ignore[union-attr]
 
     async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id  # type: ignore[union-attr]
-        self._queue(update, "forget", lambda: self.jobs.ask_forget(chat_id))
-
-    async def unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id  # type: ignore[union-attr]
-        self._queue(update, "unknown-command", lambda: self.jobs.say(chat_id, texts.UNKNOWN_COMMAND))
+        await self._accept(update, "forget", {})
 
     async def converse(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None or message.from_user is None:
             return
-        self._queue(update, "converse", lambda: self.jobs.converse(message))
-
-    async def unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat_id = update.effective_chat.id  # type: ignore[union-attr]
-        self._queue(update, "unsupported", lambda: self.jobs.say(chat_id, texts.UNSUPPORTED))
+        await self._accept(update, "converse", {"message": message.to_dict()})
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         if query is None or query.message is None or not query.data:
             return
-        chat_id, message_id = query.message.chat.id, query.message.message_id
-        user_id, query_id, data = query.from_user.id, query.id, query.data
-        self._queue(update, "button", lambda: self.jobs.button(chat_id, user_id, query_id, message_id, data))
+        action, _, value = query.data.partition(":")
+        payload = {
+            "user_id": query.from_user.id,
+            "query_id": query.id,
+            "message_id": query.message.message_id,
+            "data": query.data,
+        }
+        kind = "button"
+        if action == "retry" and value.isdigit():
+            kind, payload["job_id"] = "retry", int(value)
+        await self.dispatcher.accept(
+            chat_id=query.message.chat.id, source=f"callback:{query.id}", kind=kind, payload=payload
+        )
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", context.error, exc_info=context.error)

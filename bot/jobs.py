@@ -13,10 +13,11 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from telegram.error import BadRequest, TelegramError
 
 from bot import texts
-from bot.sender import chat_action, send_reply, send_text
+from bot.sender import chat_action, send_reply, send_text, slow_notice
 from parley.engine import TurnRequest
-from parley.errors import AudioTooLarge, ParleyError
+from parley.errors import AudioTooLarge, ModelError, ParleyError
 from parley.services import Services
+from storage import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ DOWNLOAD_LIMIT_BYTES = texts.TELEGRAM_DOWNLOAD_LIMIT_MB * 1024 * 1024
 def voice_keyboard(voices: tuple[str, ...], current: str) -> InlineKeyboardMarkup:
     buttons = [InlineKeyboardButton(f"• {v}" if v == current else v, callback_data=f"voice:{v}") for v in voices]
     return InlineKeyboardMarkup([buttons[i : i + 4] for i in range(0, len(buttons), 4)])
+
+
+def retry_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RETRY, callback_data=f"retry:{job_id}")]])
 
 
 def forget_keyboard() -> InlineKeyboardMarkup:
@@ -44,8 +49,9 @@ class ChatJobs:
         self.services = services
         self.bot = bot
 
-    async def converse(self, message: Message) -> None:
+    async def converse(self, job: JobRow) -> bool:
         """A voice note or text in, a spoken reply out; every failure becomes one plain message."""
+        message = Message.de_json(job.payload["message"], self.bot)
         chat_id, user = message.chat_id, message.from_user
         assert user is not None
         kind = "voice" if message.voice else "text"
@@ -54,7 +60,10 @@ class ChatJobs:
         started = time.perf_counter()
         try:
             await self._touch(user)
-            async with chat_action(self.bot, chat_id):
+            async with (
+                chat_action(self.bot, chat_id),
+                slow_notice(self.bot, chat_id, message.message_id, after=self.services.settings.slow_notice_seconds),
+            ):
                 audio = await self._download_voice(message, timings) if message.voice else None
                 reply = await self.services.engine.respond(
                     TurnRequest(
@@ -65,10 +74,16 @@ class ChatJobs:
                         audio=audio,
                     )
                 )
-            timings.update(reply.timings)
-            sending = time.perf_counter()
-            await send_reply(self.bot, chat_id, message.message_id, reply)
-            timings["send"] = time.perf_counter() - sending
+                timings.update(reply.timings)
+                sending = time.perf_counter()
+                await send_reply(self.bot, chat_id, message.message_id, reply)
+                timings["send"] = time.perf_counter() - sending
+            return True
+        except ModelError as exc:
+            # Worth another try later: offer a button that runs this very job again.
+            outcome = type(exc).__name__
+            log.warning("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
+            await self._tell(chat_id, exc.user_message, reply_to=message.message_id, keyboard=retry_keyboard(job.id))
         except ParleyError as exc:
             outcome = type(exc).__name__
             log.warning("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
@@ -84,14 +99,16 @@ class ChatJobs:
         finally:
             steps = " ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in timings.items())
             log.info(
-                "chat=%s message=%s kind=%s %s total=%.0fms outcome=%s",
+                "chat=%s message=%s job=%s kind=%s %s total=%.0fms outcome=%s",
                 chat_id,
                 message.message_id,
+                job.id,
                 kind,
                 steps,
                 (time.perf_counter() - started) * 1000,
                 outcome,
             )
+        return False
 
     async def _download_voice(self, message: Message, timings: dict[str, float]) -> bytes:
         voice = message.voice
@@ -116,59 +133,74 @@ class ChatJobs:
             user.id, first_name=user.first_name, username=user.username, language_code=user.language_code
         )
 
-    async def _tell(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+    async def _tell(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> bool:
         """Send a plain message; if even that fails, the log is all that is left."""
         try:
-            await send_text(self.bot, chat_id, text, reply_to=reply_to)
+            await send_text(self.bot, chat_id, text, reply_to=reply_to, reply_markup=keyboard)
         except TelegramError as exc:
             log.warning("chat=%s could not send a message: %s", chat_id, exc)
+            return False
+        return True
+
+    async def tell_given_up(self, job: JobRow) -> None:
+        await self._tell(job.chat_id, texts.GAVE_UP, reply_to=job.message_id)
 
     # --- commands ----------------------------------------------------------------------------------
 
-    async def say(self, chat_id: int, text: str) -> None:
-        await self._tell(chat_id, text)
+    async def say(self, job: JobRow) -> bool:
+        return await self._tell(job.chat_id, texts.CANNED[job.payload["what"]])
 
-    async def reset(self, chat_id: int, user_id: int) -> None:
-        had_context = await self.services.engine.reset(chat_id, user_id)
-        await self._tell(chat_id, texts.RESET_DONE if had_context else texts.RESET_NOTHING)
+    async def reset(self, job: JobRow) -> bool:
+        had_context = await self.services.engine.reset(job.chat_id, job.payload["user_id"])
+        return await self._tell(job.chat_id, texts.RESET_DONE if had_context else texts.RESET_NOTHING)
 
-    async def voice(self, chat_id: int, user_id: int, name: str | None) -> None:
-        engine = self.services.engine
+    async def voice(self, job: JobRow) -> bool:
+        engine, user_id, name = self.services.engine, job.payload["user_id"], job.payload.get("name")
         if name:
             chosen = await engine.choose_voice(user_id, name)
             if chosen:
-                await self._tell(chat_id, texts.voice_set(chosen))
-                return
+                return await self._tell(job.chat_id, texts.voice_set(chosen))
             text = texts.voice_unknown(name, engine.voices)
         else:
             text = texts.voice_list(await engine.voice_of(user_id), engine.voices)
         current = await engine.voice_of(user_id)
-        await self._send_with_keyboard(chat_id, text, voice_keyboard(engine.voices, current))
+        return await self._tell(job.chat_id, text, keyboard=voice_keyboard(engine.voices, current))
 
-    async def ask_forget(self, chat_id: int) -> None:
-        await self._send_with_keyboard(chat_id, texts.FORGET_CONFIRM, forget_keyboard())
+    async def ask_forget(self, job: JobRow) -> bool:
+        return await self._tell(job.chat_id, texts.FORGET_CONFIRM, keyboard=forget_keyboard())
 
-    async def _send_with_keyboard(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup) -> None:
-        try:
-            await send_text(self.bot, chat_id, text, reply_markup=keyboard)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send a message: %s", chat_id, exc)
-
-    async def button(self, chat_id: int, user_id: int, query_id: str, message_id: int, data: str) -> None:
+    async def button(self, job: JobRow) -> bool:
         """A tap on one of our inline buttons: answer the query, act, and edit the message to say so."""
+        data, user_id = job.payload["data"], job.payload["user_id"]
         action, _, value = data.partition(":")
+        engine = self.services.engine
         result: str | None = None
         if action == "voice":
-            chosen = await self.services.engine.choose_voice(user_id, value)
-            result = texts.voice_set(chosen) if chosen else texts.voice_unknown(value, self.services.engine.voices)
+            chosen = await engine.choose_voice(user_id, value)
+            result = texts.voice_set(chosen) if chosen else texts.voice_unknown(value, engine.voices)
         elif action == "forget" and value == "yes":
-            report = await self.services.engine.forget(user_id)
+            report = await engine.forget(user_id)
             result = texts.forget_done(report.turns)
         elif action == "forget":
             result = texts.FORGET_CANCELLED
+        await self._settle_button(job, result)
+        return True
+
+    async def acknowledge_retry(self, job: JobRow, *, retrying: bool) -> None:
+        await self._settle_button(job, texts.RETRYING if retrying else texts.RETRY_GONE)
+
+    async def _settle_button(self, job: JobRow, result: str | None) -> None:
+        """Answer the callback query and replace the buttons' message with what happened."""
         try:
-            await self.bot.answer_callback_query(query_id)
+            await self.bot.answer_callback_query(job.payload["query_id"])
             if result:
-                await self.bot.edit_message_text(result, chat_id=chat_id, message_id=message_id)
+                await self.bot.edit_message_text(result, chat_id=job.chat_id, message_id=job.payload["message_id"])
         except TelegramError as exc:
-            log.warning("chat=%s button %r: %s", chat_id, data, exc)
+            log.warning("chat=%s button %r: %s", job.chat_id, job.payload.get("data"), exc)

@@ -12,6 +12,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParamet
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
+from bot import texts
 from parley.engine import Reply
 
 log = logging.getLogger(__name__)
@@ -122,3 +123,37 @@ async def chat_action(bot: Bot, chat_id: int, action: str = ChatAction.RECORD_VO
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def slow_notice(bot: Bot, chat_id: int, reply_to: int | None, *, after: float) -> AsyncIterator[None]:
+    """If the body takes longer than `after` seconds, say the reply is still coming: one status message,
+    edited as time passes rather than repeated, and deleted once the body is done."""
+    status: Message | None = None
+    started = asyncio.get_running_loop().time()
+
+    async def keep_user_posted() -> None:
+        nonlocal status
+        while True:
+            await asyncio.sleep(after)
+            elapsed = asyncio.get_running_loop().time() - started
+            try:
+                if status is None:
+                    status = await send_text(bot, chat_id, texts.still_working(elapsed), reply_to=reply_to)
+                else:
+                    await status.edit_text(texts.still_working(elapsed))
+            except TelegramError as exc:
+                log.debug("status message failed in chat %s: %s", chat_id, exc)
+
+    task = asyncio.create_task(keep_user_posted(), name=f"slow-notice-{chat_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if status is not None:
+            try:
+                await status.delete()
+            except TelegramError as exc:
+                log.debug("could not delete the status message in chat %s: %s", chat_id, exc)

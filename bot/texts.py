@@ -65,3 +65,15 @@ TOO_LARGE = (
     "from Telegram. Please send a shorter one."
 )
 DOWNLOAD_FAILED = "I couldn't download that voice message from Telegram. Please send it again."
+
+CANNED: dict[str, str] = {"start": START, "help": HELP, "unknown_command": UNKNOWN_COMMAND, "unsupported": UNSUPPORTED}
+
+RETRY = "Try again"
+RETRYING = "Trying again…"
+RETRY_GONE = "That message was already answered or can no longer be retried."
+GAVE_UP = "Sorry, I couldn't process this message, even after several tries. Please send it again."
+BUSY = "I'm very busy right now. Please try again in a minute."
+
+
+def still_working(seconds: float) -> str:
+    return f"Still working on your reply… ({seconds:.0f} s so far). It's coming."

@@ -20,8 +20,22 @@ from parley.errors import AudioError, AudioTimeout
 
 log = logging.getLogger(__name__)
 
+# KSDATAFORMAT_SUBTYPE_PCM: the sub-format that makes a WAVE_FORMAT_EXTENSIBLE file plain PCM.
+_PCM_GUID = bytes.fromhex("0100000000001000800000aa00389b71")
+
 MODEL_SAMPLE_RATE = 16_000
 """16 kHz mono 16-bit is plenty for speech and keeps five minutes of audio near 10 MB."""
+
+MAX_DECODED_SECONDS = 30 * 60
+"""A safety cap, not a product limit: a few kilobytes of WAV claiming a 1 Hz sample rate decode to hours of
+16 kHz PCM (gigabytes, in memory). Longer audio is refused instead of exhausting memory."""
+
+DOWNMIX_CHANNELS = 64
+"""ffmpeg cannot downmix a layout it does not know (e.g. 32 unlabelled channels) to mono; for those we
+average the channels explicitly, up to the pan filter's limit of 64 (more are refused as unreadable)."""
+
+_DOWNMIX_FILTER = "pan=mono|c0<" + "+".join(f"c{i}" for i in range(DOWNMIX_CHANNELS))
+_UNKNOWN_LAYOUT = "rematrix is needed"
 
 VOICE_BITRATE = "32k"
 """Mono Opus at 32 kbit/s, constrained VBR (plain VBR overshoots on tonal sound): minutes of reply stay
@@ -107,6 +121,13 @@ def read_wav(data: bytes) -> WavAudio:
             tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
             if tag not in (1, 0xFFFE) or bits != 16 or channels < 1 or rate < 1:
                 raise AudioError(f"unsupported WAV encoding (format {tag}, {bits} bit)")
+            sub_format = data[body + 24 : body + 40] if size >= 40 else _PCM_GUID
+            if tag == 0xFFFE and sub_format != _PCM_GUID:
+                raise AudioError("unsupported WAV encoding (extensible, sub-format is not PCM)")
+            block_align = channels * bits // 8
+            if block_align > 0xFFFF or rate * block_align > 0xFFFFFFFF:
+                # wav_from_pcm could not write these back (struct.error): no real recording looks like this.
+                raise AudioError(f"unsupported WAV format ({channels} channels at {rate} Hz)")
             fmt = PcmFormat(rate=rate, channels=channels, bits=bits)
         elif chunk_id == b"data":
             if fmt is None:
@@ -132,28 +153,53 @@ def pcm_to_wav(pcm: bytes, fmt: PcmFormat) -> WavAudio:
 class AudioConverter:
     """Runs ffmpeg. One instance per process, built at start-up with the binary it found."""
 
-    def __init__(self, ffmpeg_path: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, ffmpeg_path: str, *, timeout: float = 60.0, max_seconds: float = MAX_DECODED_SECONDS) -> None:
         self.ffmpeg_path = ffmpeg_path
         self.timeout = timeout
+        self.max_seconds = max_seconds
 
     def _command(self, stream: ffmpeg.nodes.OutputStream) -> list[str]:
         # Global options must come first (ffmpeg ignores trailing ones). -nostdin: never read the console.
         return [self.ffmpeg_path, "-nostdin", "-hide_banner", "-loglevel", "error", *stream.get_args()]
 
+    def _model_command(self, fmt: PcmFormat, *, downmix: bool) -> list[str]:
+        options: dict[str, object] = {
+            "format": "s16le",
+            "acodec": "pcm_s16le",
+            "ac": fmt.channels,
+            "ar": fmt.rate,
+            # Stop a decompression bomb at the cap (one second over it, so "too long" is recognisable).
+            "t": f"{self.max_seconds + 1:g}",
+            "vn": None,
+        }
+        if downmix:
+            options["af"] = _DOWNMIX_FILTER
+        stream = ffmpeg.input("pipe:0", protocol_whitelist="pipe").output("pipe:1", **options)
+        return self._command(stream)
+
     async def to_model_wav(self, source: bytes) -> WavAudio:
         """Any audio ffmpeg can decode → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE."""
         fmt = PcmFormat(rate=MODEL_SAMPLE_RATE, channels=1, bits=16)
-        stream = ffmpeg.input("pipe:0", protocol_whitelist="pipe").output(
-            "pipe:1", format="s16le", acodec="pcm_s16le", ac=fmt.channels, ar=fmt.rate, vn=None
-        )
-        pcm = await self._run(self._command(stream), source)
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        returncode, pcm, err = await self._exec(self._model_command(fmt, downmix=False), source, self.timeout)
+        if returncode != 0 and _UNKNOWN_LAYOUT in err.lower():
+            # Channels without a known layout (more than ffmpeg can guess): average them instead.
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AudioTimeout(f"ffmpeg ran longer than {self.timeout:g} s")
+            returncode, pcm, err = await self._exec(self._model_command(fmt, downmix=True), source, remaining)
+        self._check(returncode, pcm, err)
         pcm = pcm[: len(pcm) - len(pcm) % 2]
         if len(pcm) < fmt.bytes_per_second // 10:
             raise AudioError("decoded audio is shorter than 0.1 s")
+        if len(pcm) > self.max_seconds * fmt.bytes_per_second:
+            raise AudioTimeout(f"decoded audio is longer than {self.max_seconds:g} s")
         return pcm_to_wav(pcm, fmt)
 
     async def to_voice_ogg(self, wav: WavAudio) -> bytes:
         """WAV → OGG/Opus mono, the only format Telegram shows as a voice bubble."""
+        if wav.duration > self.max_seconds:
+            raise AudioTimeout(f"audio of {wav.duration:.0f} s is longer than {self.max_seconds:g} s")
         stream = ffmpeg.input("pipe:0", format="wav", protocol_whitelist="pipe").output(
             "pipe:1",
             format="ogg",
@@ -166,6 +212,12 @@ class AudioConverter:
         return await self._run(self._command(stream), wav.data)
 
     async def _run(self, command: list[str], stdin: bytes) -> bytes:
+        returncode, out, err = await self._exec(command, stdin, self.timeout)
+        self._check(returncode, out, err)
+        return out
+
+    async def _exec(self, command: list[str], stdin: bytes, budget: float) -> tuple[int, bytes, str]:
+        """Run ffmpeg to completion within `budget` seconds (killed and reaped otherwise)."""
         proc = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.PIPE,
@@ -173,7 +225,7 @@ class AudioConverter:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=self.timeout)
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=budget)
         except TimeoutError:
             raise AudioTimeout(f"ffmpeg ran longer than {self.timeout:g} s") from None
         finally:
@@ -181,7 +233,11 @@ class AudioConverter:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if proc.returncode != 0 or not out:
-            message = err.decode("utf-8", "replace").strip().splitlines()
-            raise AudioError(f"ffmpeg failed ({proc.returncode}): {message[-1] if message else 'no output'}")
-        return out
+        assert proc.returncode is not None
+        return proc.returncode, out, err.decode("utf-8", "replace").strip()
+
+    @staticmethod
+    def _check(returncode: int, out: bytes, err: str) -> None:
+        if returncode != 0 or not out:
+            lines = err.splitlines()
+            raise AudioError(f"ffmpeg failed ({returncode}): {lines[-1] if lines else 'no output'}")

@@ -54,6 +54,10 @@ class Settings:
     model_timeout_seconds: float = 90.0
     model_retries: int = 2
     ffmpeg_timeout_seconds: float = 60.0
+    workers: int = 16
+    max_queue: int = 500
+    shutdown_seconds: float = 20.0
+    slow_notice_seconds: float = 15.0
     log_level: str = "INFO"
 
     @property
@@ -172,6 +176,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         model_timeout_seconds=r.number("PARLEY_MODEL_TIMEOUT_SECONDS", 90.0, minimum=1),
         model_retries=int(r.number("PARLEY_MODEL_RETRIES", 2, minimum=0, integer=True)),
         ffmpeg_timeout_seconds=r.number("PARLEY_FFMPEG_TIMEOUT_SECONDS", 60.0, minimum=1),
+        workers=int(r.number("PARLEY_WORKERS", 16, minimum=1, integer=True)),
+        max_queue=int(r.number("PARLEY_MAX_QUEUE", 500, minimum=1, integer=True)),
+        shutdown_seconds=r.number("PARLEY_SHUTDOWN_SECONDS", 20.0, minimum=0),
+        slow_notice_seconds=r.number("PARLEY_SLOW_NOTICE_SECONDS", 15.0, minimum=1),
         log_level=level,
     )
     if r.problems:

@@ -1,7 +1,8 @@
 """Per-chat job scheduling: strictly in order within a chat, concurrent across chats.
 
 Each chat with pending work gets one worker task that drains its queue and then exits, so an idle
-chat costs nothing. A semaphore bounds how many jobs run at once across all chats.
+chat costs nothing. A semaphore bounds how many jobs run at once across all chats. The queue itself is
+in memory; durability is the job table's business (jobs are written there before they are submitted).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ class ChatScheduler:
         self._idle = asyncio.Event()
         self._idle.set()
         self._accepting = True
+        self.running = 0
 
     @property
     def pending(self) -> int:
+        """Jobs accepted and not yet finished (waiting or running)."""
         return sum(len(q) for q in self._queues.values())
 
     @property
@@ -54,34 +57,42 @@ class ChatScheduler:
     async def _drain(self, chat_id: int) -> None:
         queue = self._queues[chat_id]
         try:
-            while queue:
+            while queue and self._accepting:
                 job = queue[0]
                 async with self._slots:
+                    if not self._accepting:
+                        break
+                    self.running += 1
                     try:
                         await job.run()
                     except Exception:
                         # Jobs report their own failures to the user; this is the last line of defence.
                         log.exception("job %s in chat %s failed", job.label, chat_id)
+                    finally:
+                        self.running -= 1
                 queue.popleft()
         finally:
-            self._queues.pop(chat_id, None)
+            if not queue or not self._accepting:
+                self._queues.pop(chat_id, None)
             self._workers.pop(chat_id, None)
             if not self._workers:
                 self._idle.set()
 
-    async def shutdown(self, grace_seconds: float) -> int:
-        """Stop accepting jobs, give running ones `grace_seconds`, then cancel. Returns jobs dropped."""
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Start nothing new; give running jobs `grace_seconds` to finish, then cancel them.
+
+        Jobs that never started (or were cancelled) stay queued or working in the job table and are
+        resumed at the next start.
+        """
         self._accepting = False
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace_seconds)
         except TimeoutError:
-            log.warning("shutdown: %d chats still busy after %.0f s, cancelling", len(self._workers), grace_seconds)
-        dropped = self.pending
+            log.warning("shutdown: %d jobs still running after %.0f s, cancelling", self.running, grace_seconds)
         for task in list(self._workers.values()):
             task.cancel()
         if self._workers:
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
-        return dropped
 
     async def wait_idle(self) -> None:
         await self._idle.wait()

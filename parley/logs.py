@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
-NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "apscheduler", "aiosqlite")
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "apscheduler", "aiosqlite")
 
 
 class RedactingFormatter(logging.Formatter):

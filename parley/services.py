@@ -43,7 +43,7 @@ class Services:
             voices=settings.voices,
             history_turns=settings.history_turns,
         )
-        return cls(settings, storage, audio, model, engine, ChatScheduler())
+        return cls(settings, storage, audio, model, engine, ChatScheduler(max_concurrent=settings.workers))
 
     async def close(self) -> None:
         await self.model.close()

@@ -1,6 +1,6 @@
 """All of Parley's SQL. The rest of the program calls these methods and never writes a query.
 
-One aiosqlite connection in autocommit mode; writes go through `_transaction()`, which serialises them
+One aiosqlite connection in autocommit mode; writes go through `transaction()`, which serialises them
 with a lock so concurrent chats never interleave half-finished transactions.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.jobs import JobStore
 from storage.migrations import migrate
 
 
@@ -66,6 +67,7 @@ class Storage:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self.jobs = JobStore(self)
 
     @classmethod
     async def open(cls, path: Path | str) -> Storage:
@@ -91,7 +93,7 @@ class Storage:
         await self._db.close()
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -101,9 +103,21 @@ class Storage:
                 raise
             await self._db.execute("COMMIT")
 
-    async def _one(self, sql: str, params: tuple = ()) -> tuple | None:
+    async def fetch_one(self, sql: str, params: tuple = ()) -> tuple | None:
         async with self._db.execute(sql, params) as cursor:
             return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: tuple = ()) -> list[tuple]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def backup(self, target: Path | str) -> None:
+        """A consistent online copy through SQLite's backup API, safe while the bot is writing."""
+        destination = await aiosqlite.connect(target)
+        try:
+            await self._db.backup(destination)
+        finally:
+            await destination.close()
 
     # --- users -------------------------------------------------------------------------------------
 
@@ -111,7 +125,7 @@ class Storage:
         self, user_id: int, *, first_name: str | None, username: str | None, language_code: str | None
     ) -> None:
         now = time.time()
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 """INSERT INTO users (user_id, first_name, username, language_code, created_at, last_seen_at)
                    VALUES (?, ?, ?, ?, ?, ?)
@@ -122,12 +136,12 @@ class Storage:
             )
 
     async def get_voice(self, user_id: int) -> str | None:
-        row = await self._one("SELECT voice FROM users WHERE user_id = ?", (user_id,))
+        row = await self.fetch_one("SELECT voice FROM users WHERE user_id = ?", (user_id,))
         return row[0] if row else None
 
     async def set_voice(self, user_id: int, voice: str) -> None:
         now = time.time()
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             await db.execute(
                 """INSERT INTO users (user_id, voice, created_at, last_seen_at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (user_id) DO UPDATE SET voice = excluded.voice""",
@@ -152,12 +166,12 @@ class Storage:
         return int(cursor.lastrowid or 0)
 
     async def current_conversation(self, chat_id: int, user_id: int) -> int:
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             return await self._open_conversation(db, chat_id, user_id)
 
     async def reset_conversation(self, chat_id: int, user_id: int) -> bool:
         """End the open conversation; the next turn starts a new one. True if there was one."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             cursor = await db.execute(
                 "UPDATE conversations SET ended_at = ? WHERE chat_id = ? AND user_id = ? AND ended_at IS NULL",
                 (time.time(), chat_id, user_id),
@@ -167,7 +181,7 @@ class Storage:
     async def add_turns(self, turns: list[NewTurn]) -> list[int]:
         """Store turns in one transaction, in the open conversation of their (chat, user)."""
         ids: list[int] = []
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             for turn in turns:
                 conversation_id = await self._open_conversation(db, turn.chat_id, turn.user_id)
                 usage = turn.usage
@@ -212,13 +226,17 @@ class Storage:
         return [StoredTurn(*row) for row in reversed(rows)]
 
     async def count_turns(self, user_id: int) -> int:
-        row = await self._one("SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,))
+        row = await self.fetch_one("SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,))
         return int(row[0]) if row else 0
 
     async def forget_user(self, user_id: int) -> ForgetReport:
         """Delete everything stored about a user: turns, conversations, settings."""
-        async with self._transaction() as db:
+        async with self.transaction() as db:
             turns = await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
             conversations = await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
             users = await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
+            await db.execute(
+                "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)
+            )
             return ForgetReport(turns.rowcount, conversations.rowcount, users.rowcount)

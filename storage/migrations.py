@@ -69,7 +69,33 @@ async def m001_initial(db: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial]
+async def m002_jobs(db: aiosqlite.Connection) -> None:
+    """Durable jobs: every accepted update is a row before any work starts, so nothing is lost to a crash."""
+    await _script(
+        db,
+        """
+        CREATE TABLE jobs (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id    INTEGER NOT NULL,
+            -- what makes a redelivered update recognisable: 'message:<id>' or 'callback:<query id>'
+            source     TEXT NOT NULL,
+            message_id INTEGER,
+            kind       TEXT NOT NULL,
+            payload    TEXT NOT NULL,
+            state      TEXT NOT NULL DEFAULT 'queued'
+                       CHECK (state IN ('queued', 'working', 'done', 'failed')),
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            error      TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (chat_id, source)
+        );
+        CREATE INDEX jobs_unfinished ON jobs (state, id) WHERE state IN ('queued', 'working')
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_jobs]
 
 
 async def applied(db: aiosqlite.Connection) -> list[str]:
@@ -78,14 +104,14 @@ async def applied(db: aiosqlite.Connection) -> list[str]:
         return [row[0] async for row in cursor]
 
 
-async def migrate(db: aiosqlite.Connection) -> list[str]:
+async def migrate(db: aiosqlite.Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
     The connection is in autocommit mode (isolation_level=None): each migration is one explicit transaction.
     """
     done = set(await applied(db))
     ran: list[str] = []
-    for migration in MIGRATIONS:
+    for migration in MIGRATIONS if migrations is None else migrations:
         name = migration.__name__
         if name in done:
             continue

@@ -75,11 +75,14 @@ class ParleyProcess:
         self.stderr = b""
 
     async def start(self, *args: str) -> None:
+        await self.start_command("run", *args)
+
+    async def start_command(self, command: str, *args: str) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bot",
-            "run",
+            command,
             *args,
             cwd=self.cwd,
             env=self.env,

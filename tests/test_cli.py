@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -69,7 +70,7 @@ async def test_sigterm_stops_cleanly_after_a_full_turn_and_logs_hold_no_secrets(
     finally:
         await process.kill()
     log = process.text
-    assert f"chat=1001 message={note} kind=voice" in log  # one line per update, with durations
+    assert re.search(rf"chat=1001 message={note} job=\d+ kind=voice download=\d+ms convert=\d+ms", log)
     assert "outcome=ok" in log and "model=" in log
     # Logged at DEBUG, and still no secret anywhere.
     assert telegram.token not in log

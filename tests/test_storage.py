@@ -8,10 +8,11 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from storage import NewTurn, Storage, Usage
-from storage.migrations import MIGRATIONS
+from storage.migrations import MIGRATIONS, migrate
 
 
 @pytest.fixture
@@ -34,6 +35,31 @@ async def test_migrates_an_empty_database_and_is_idempotent(tmp_path: Path) -> N
     assert names == [m.__name__ for m in MIGRATIONS]
     assert {"users", "conversations", "turns"} <= tables
     assert journal == "wal"
+
+
+@pytest.mark.parametrize("released", range(1, len(MIGRATIONS)), ids=lambda n: f"from-{MIGRATIONS[n - 1].__name__}")
+async def test_migrates_forward_from_every_earlier_version(tmp_path: Path, released: int) -> None:
+    """A database last touched by an older Parley is brought forward in place, its data intact."""
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        await migrate(db, MIGRATIONS[:released])
+        await db.execute("INSERT INTO users (user_id, voice, created_at, last_seen_at) VALUES (5, 'coral', 0, 0)")
+        await db.execute("INSERT INTO conversations (id, chat_id, user_id, started_at) VALUES (1, 5, 5, 0)")
+        await db.execute(
+            "INSERT INTO turns (conversation_id, chat_id, user_id, role, kind, text, created_at)"
+            " VALUES (1, 5, 5, 'user', 'text', 'kept across upgrades', 0)"
+        )
+    store = await Storage.open(path)
+    try:
+        assert await store.get_voice(5) == "coral"
+        assert [t.text for t in await store.recent_turns(5, 5, 10)] == ["kept across upgrades"]
+        assert await store.jobs.add(chat_id=5, source="message:1", kind="converse", payload={}) is not None
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
+            m.__name__ for m in MIGRATIONS
+        ]
 
 
 async def test_database_file_is_private_to_its_owner(tmp_path: Path) -> None:

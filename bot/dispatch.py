@@ -1,0 +1,105 @@
+"""From accepted update to finished job: durable intake, per-chat scheduling, resume after a crash.
+
+Every accepted update is written to the job table *before* any work starts; only then is it scheduled.
+At start-up, whatever a crash or a stop left queued or working is scheduled again, in its original order.
+A redelivered update finds its row already there and is dropped, so nothing is answered twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.jobs import ChatJobs
+from bot.sender import send_text
+from parley.jobs import ChatScheduler, Job
+from storage import JobRow, Storage
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+"""A job that was started this often without finishing (the process died each time) is given up on."""
+
+JobHandler = Callable[[JobRow], Awaitable[bool]]
+
+
+class Dispatcher:
+    def __init__(self, *, storage: Storage, scheduler: ChatScheduler, jobs: ChatJobs, max_queue: int) -> None:
+        self.storage = storage
+        self.scheduler = scheduler
+        self.jobs = jobs
+        self.max_queue = max_queue
+        self._handlers: dict[str, JobHandler] = {
+            "converse": jobs.converse,
+            "say": jobs.say,
+            "reset": jobs.reset,
+            "voice": jobs.voice,
+            "forget": jobs.ask_forget,
+            "button": jobs.button,
+            "retry": self._retry,
+        }
+
+    async def accept(
+        self, *, chat_id: int, source: str, kind: str, payload: dict[str, Any], message_id: int | None = None
+    ) -> bool:
+        """Record and schedule one update's job. False when it was refused (busy) or already known."""
+        if kind not in self._handlers:
+            raise ValueError(f"unknown job kind {kind!r}")
+        if self.scheduler.pending >= self.max_queue:
+            log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, self.scheduler.pending)
+            await self._tell_busy(chat_id, message_id)
+            return False
+        job_id = await self.storage.jobs.add(
+            chat_id=chat_id, source=source, kind=kind, payload=payload, message_id=message_id
+        )
+        if job_id is None:
+            log.info("chat=%s %s already accepted: redelivered update ignored", chat_id, source)
+            return False
+        self._schedule(job_id, chat_id, kind)
+        return True
+
+    async def resume(self) -> int:
+        """Schedule what a crash or a stop left unfinished; give up on jobs that keep dying."""
+        resumed = 0
+        for row in await self.storage.jobs.unfinished():
+            if row.attempts >= MAX_ATTEMPTS:
+                log.error("chat=%s job=%s %s gave up after %d attempts", row.chat_id, row.id, row.kind, row.attempts)
+                await self.storage.jobs.finish(row.id, ok=False, error=f"gave up after {row.attempts} attempts")
+                await self.jobs.tell_given_up(row)
+                continue
+            self._schedule(row.id, row.chat_id, row.kind)
+            resumed += 1
+        if resumed:
+            log.info("resumed %d unfinished jobs", resumed)
+        return resumed
+
+    def _schedule(self, job_id: int, chat_id: int, kind: str) -> None:
+        if not self.scheduler.submit(Job(chat_id=chat_id, label=f"{kind}#{job_id}", run=lambda: self.run(job_id))):
+            log.info("chat=%s job=%s left queued: shutting down", chat_id, job_id)
+
+    async def run(self, job_id: int) -> None:
+        row = await self.storage.jobs.start(job_id)
+        if row is None:  # finished meanwhile (e.g. run by a Retry tap)
+            return
+        handler = self._handlers.get(row.kind)
+        ok = await handler(row) if handler else False
+        await self.storage.jobs.finish(job_id, ok=ok, error=None if ok else "failed")
+
+    async def _retry(self, row: JobRow) -> bool:
+        """The Retry button: put the failed job back and run it now, in this chat's turn."""
+        failed_id = int(row.payload["job_id"])
+        original = await self.storage.jobs.requeue(failed_id, row.chat_id)
+        await self.jobs.acknowledge_retry(row, retrying=original is not None)
+        if original is not None:
+            await self.run(failed_id)
+        return True
+
+    async def _tell_busy(self, chat_id: int, message_id: int | None) -> None:
+        try:
+            await send_text(self.jobs.bot, chat_id, texts.BUSY, reply_to=message_id)
+        except TelegramError as exc:
+            log.warning("chat=%s could not send the busy notice: %s", chat_id, exc)
