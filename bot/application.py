@@ -16,7 +16,7 @@ from parley.services import Services
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
 def build_application(services: Services) -> tuple[Application, Dispatcher]:
@@ -55,19 +55,25 @@ async def run_bot(
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
     app, dispatcher = build_application(services)
+    updater = app.updater
+    if updater is None:  # pragma: no cover - the builder always makes one unless told not to
+        raise RuntimeError("python-telegram-bot was built without an Updater")
     async with app:  # initialize(): getMe, which also checks the token
         me = app.bot
         await me.set_my_commands([BotCommand(name, description) for name, description in COMMANDS])
-        await dispatcher.resume()
         await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
-        log.info("Parley is running as @%s", me.username)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        log.info("stopping: no new updates; finishing jobs in progress, the rest stay queued")
-        await app.updater.stop()
-        await services.scheduler.shutdown(services.settings.shutdown_seconds)
-        await app.stop()
+        try:
+            await dispatcher.resume()
+            await updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+            log.info("Parley is running as @%s", me.username)
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info("stopping: no new updates; finishing jobs in progress, the rest stay queued")
+        finally:
+            # Also on a failed start: a still-running Application would hide the real error at shutdown.
+            if updater.running:
+                await updater.stop()
+            await services.scheduler.shutdown(services.settings.shutdown_seconds)
+            await app.stop()
     log.info("stopped")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from telegram.error import InvalidToken, NetworkError
 
 from bot.application import run_bot
 from parley.config import ConfigError, Settings, load_settings, read_environment
-from parley.logs import configure_logging
+from parley.logs import configure_logging, redact
 from parley.services import Services
 from storage import Storage
 
@@ -47,9 +48,17 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        services = await Services.build(settings)
-    except Exception as exc:  # the database is the usual suspect: a path that cannot be written
-        raise StartupError(f"PARLEY_DB: cannot open {settings.db_path}: {exc}", EXIT_CONFIG) from exc
+        storage = await Storage.open(settings.db_path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StartupError(
+            f"PARLEY_DB: cannot open the database at {settings.db_path} ({exc}): check the path and its permissions",
+            EXIT_CONFIG,
+        ) from exc
+    try:
+        services = Services.build(settings, storage)
+    except BaseException:
+        await storage.close()
+        raise
     try:
         await run_bot(services, stop)
     except InvalidToken as exc:
@@ -105,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(_serve(settings))
     except StartupError as exc:
-        print(f"parley: {exc}", file=sys.stderr)
+        print(f"parley: {redact(str(exc), settings.secrets)}", file=sys.stderr)
         return exc.exit_code
+    except Exception:
+        # Unexpected: the details go through the redacting log handler, never raw to the terminal.
+        log.exception("parley stopped on an unexpected error")
+        return EXIT_FAILURE
     return EXIT_OK
 
 

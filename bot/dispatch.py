@@ -66,6 +66,9 @@ class Dispatcher:
         """Schedule what a crash or a stop left unfinished; give up on jobs that keep dying."""
         resumed = 0
         for row in await self.storage.jobs.unfinished():
+            if row.replied:  # the answer was out before the stop: only its bookkeeping was cut short
+                await self.storage.jobs.finish(row.id, ok=True)
+                continue
             if row.attempts >= MAX_ATTEMPTS:
                 log.error("chat=%s job=%s %s gave up after %d attempts", row.chat_id, row.id, row.kind, row.attempts)
                 await self.storage.jobs.finish(row.id, ok=False, error=f"gave up after {row.attempts} attempts")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import Update
+from telegram import CallbackQuery, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -82,10 +83,12 @@ class Handlers:
         query = update.callback_query
         if query is None or query.message is None or not query.data:
             return
+        # Answer at once (the job may wait behind a long reply, and a query goes stale in seconds);
+        # the job edits the message to say what happened.
+        context.application.create_task(self._answer(query), update=update)
         action, _, value = query.data.partition(":")
         payload = {
             "user_id": query.from_user.id,
-            "query_id": query.id,
             "message_id": query.message.message_id,
             "data": query.data,
         }
@@ -95,6 +98,13 @@ class Handlers:
         await self.dispatcher.accept(
             chat_id=query.message.chat.id, source=f"callback:{query.id}", kind=kind, payload=payload
         )
+
+    @staticmethod
+    async def _answer(query: CallbackQuery) -> None:
+        try:
+            await query.answer()
+        except TelegramError as exc:
+            log.info("could not answer callback query: %s", exc)
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", context.error, exc_info=context.error)

@@ -13,14 +13,15 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, U
 from telegram.error import BadRequest, TelegramError
 
 from bot import texts
-from bot.sender import chat_action, send_reply, send_text, slow_notice
-from parley.engine import TurnRequest
+from bot.sender import ReplyProgress, send_reply, send_text
+from parley.engine import Reply, TurnRequest
 from parley.errors import AudioTooLarge, ModelError, ParleyError
 from parley.services import Services
 from storage import JobRow
 
 log = logging.getLogger(__name__)
 
+_STEP_ORDER = ["download", "convert", "model", "encode", "send", "transcript_after"]
 DOWNLOAD_LIMIT_BYTES = texts.TELEGRAM_DOWNLOAD_LIMIT_MB * 1024 * 1024
 
 
@@ -53,18 +54,29 @@ class ChatJobs:
         """A voice note or text in, a spoken reply out; every failure becomes one plain message."""
         message = Message.de_json(job.payload["message"], self.bot)
         chat_id, user = message.chat_id, message.from_user
-        assert user is not None
+        if user is None:  # handlers only queue messages with a sender
+            return True
         kind = "voice" if message.voice else "text"
         timings: dict[str, float] = {}
         outcome = "ok"
         started = time.perf_counter()
         try:
             await self._touch(user)
-            async with (
-                chat_action(self.bot, chat_id),
-                slow_notice(self.bot, chat_id, message.message_id, after=self.services.settings.slow_notice_seconds),
-            ):
+            async with ReplyProgress(
+                self.bot,
+                chat_id,
+                reply_to=message.message_id,
+                notice_after=self.services.settings.slow_notice_seconds,
+            ) as progress:
                 audio = await self._download_voice(message, timings) if message.voice else None
+
+                async def deliver(reply: Reply) -> None:
+                    await progress.stop()
+                    sending = time.perf_counter()
+                    await send_reply(self.bot, chat_id, message.message_id, reply)
+                    await self.services.storage.jobs.mark_replied(job.id)
+                    timings["send"] = time.perf_counter() - sending
+
                 reply = await self.services.engine.respond(
                     TurnRequest(
                         chat_id=chat_id,
@@ -72,12 +84,10 @@ class ChatJobs:
                         message_id=message.message_id,
                         text=message.text,
                         audio=audio,
-                    )
+                    ),
+                    deliver,
                 )
                 timings.update(reply.timings)
-                sending = time.perf_counter()
-                await send_reply(self.bot, chat_id, message.message_id, reply)
-                timings["send"] = time.perf_counter() - sending
             return True
         except ModelError as exc:
             # Worth another try later: offer a button that runs this very job again.
@@ -97,7 +107,7 @@ class ChatJobs:
             log.exception("chat=%s message=%s unexpected failure", chat_id, message.message_id)
             await self._tell(chat_id, ParleyError.user_message, reply_to=message.message_id)
         finally:
-            steps = " ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in timings.items())
+            steps = " ".join(f"{name}={timings[name] * 1000:.0f}ms" for name in sorted(timings, key=_STEP_ORDER.index))
             log.info(
                 "chat=%s message=%s job=%s kind=%s %s total=%.0fms outcome=%s",
                 chat_id,
@@ -112,7 +122,8 @@ class ChatJobs:
 
     async def _download_voice(self, message: Message, timings: dict[str, float]) -> bytes:
         voice = message.voice
-        assert voice is not None
+        if voice is None:
+            raise ParleyError("no voice in the message")
         if voice.file_size is not None and voice.file_size > DOWNLOAD_LIMIT_BYTES:
             raise AudioTooLarge(f"voice note of {voice.file_size} bytes", user_message=texts.TOO_LARGE)
         started = time.perf_counter()
@@ -197,10 +208,10 @@ class ChatJobs:
         await self._settle_button(job, texts.RETRYING if retrying else texts.RETRY_GONE)
 
     async def _settle_button(self, job: JobRow, result: str | None) -> None:
-        """Answer the callback query and replace the buttons' message with what happened."""
+        """Replace the buttons' message with what happened (the query itself was answered on arrival)."""
+        if not result:
+            return
         try:
-            await self.bot.answer_callback_query(job.payload["query_id"])
-            if result:
-                await self.bot.edit_message_text(result, chat_id=job.chat_id, message_id=job.payload["message_id"])
+            await self.bot.edit_message_text(result, chat_id=job.chat_id, message_id=job.payload["message_id"])
         except TelegramError as exc:
             log.warning("chat=%s button %r: %s", job.chat_id, job.payload.get("data"), exc)

@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot import texts
 from parley.engine import Reply
@@ -93,67 +92,86 @@ async def send_reply(bot: Bot, chat_id: int, reply_to: int | None, reply: Reply)
         await send_text(bot, chat_id, reply.text, reply_to=reply_to)
         return
     caption = reply.text if telegram_length(reply.text) <= CAPTION_LIMIT else None
-    voice_message = await bot.send_voice(
-        chat_id,
-        voice=InputFile(reply.voice_ogg, filename="reply.ogg"),
-        duration=max(1, math.ceil(reply.voice_seconds)),
-        caption=caption or None,
-        reply_parameters=_reply_to(reply_to),
-    )
+    try:
+        voice_message = await bot.send_voice(
+            chat_id,
+            voice=InputFile(reply.voice_ogg, filename="reply.ogg"),
+            duration=max(1, math.ceil(reply.voice_seconds)),
+            caption=caption or None,
+            reply_parameters=_reply_to(reply_to),
+        )
+    except BadRequest as exc:
+        if "voice_messages_forbidden" not in exc.message.lower():
+            raise
+        # The user's privacy settings refuse voice messages from bots: the words still get through.
+        await send_text(bot, chat_id, reply.text, reply_to=reply_to)
+        return
     if caption is None and reply.text:
         await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id)
 
 
-@contextlib.asynccontextmanager
-async def chat_action(bot: Bot, chat_id: int, action: str = ChatAction.RECORD_VOICE) -> AsyncIterator[None]:
-    """Keep a chat action alive while the body runs; failures to send it never matter."""
+class ReplyProgress:
+    """What the user sees while a reply is being made: "recording voice…" renewed every few seconds, and,
+    past `notice_after` seconds, one status message saying the reply is still coming — edited as time
+    passes rather than repeated, and deleted when the reply is ready. Failures here never matter."""
 
-    async def keep_alive() -> None:
-        while True:
-            try:
-                await bot.send_chat_action(chat_id, action)
-            except TelegramError as exc:
-                log.debug("chat action failed in chat %s: %s", chat_id, exc)
-            await asyncio.sleep(CHAT_ACTION_EVERY)
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        reply_to: int | None,
+        notice_after: float,
+        action: str = ChatAction.RECORD_VOICE,
+    ) -> None:
+        self.bot, self.chat_id, self.reply_to = bot, chat_id, reply_to
+        self.notice_after, self.action = notice_after, action
+        self._tasks: list[asyncio.Task[None]] = []
+        self._status: Message | None = None
+        self._started = 0.0
 
-    task = asyncio.create_task(keep_alive(), name=f"chat-action-{chat_id}")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async def __aenter__(self) -> ReplyProgress:
+        self._started = asyncio.get_running_loop().time()
+        self._tasks = [
+            asyncio.create_task(self._keep_acting(), name=f"chat-action-{self.chat_id}"),
+            asyncio.create_task(self._keep_posted(), name=f"slow-notice-{self.chat_id}"),
+        ]
+        return self
 
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
-@contextlib.asynccontextmanager
-async def slow_notice(bot: Bot, chat_id: int, reply_to: int | None, *, after: float) -> AsyncIterator[None]:
-    """If the body takes longer than `after` seconds, say the reply is still coming: one status message,
-    edited as time passes rather than repeated, and deleted once the body is done."""
-    status: Message | None = None
-    started = asyncio.get_running_loop().time()
-
-    async def keep_user_posted() -> None:
-        nonlocal status
-        while True:
-            await asyncio.sleep(after)
-            elapsed = asyncio.get_running_loop().time() - started
-            try:
-                if status is None:
-                    status = await send_text(bot, chat_id, texts.still_working(elapsed), reply_to=reply_to)
-                else:
-                    await status.edit_text(texts.still_working(elapsed))
-            except TelegramError as exc:
-                log.debug("status message failed in chat %s: %s", chat_id, exc)
-
-    task = asyncio.create_task(keep_user_posted(), name=f"slow-notice-{chat_id}")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async def stop(self) -> None:
+        """Idempotent: called when the reply is ready, and again on the way out."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        status, self._status = self._status, None
         if status is not None:
             try:
                 await status.delete()
             except TelegramError as exc:
-                log.debug("could not delete the status message in chat %s: %s", chat_id, exc)
+                log.debug("could not delete the status message in chat %s: %s", self.chat_id, exc)
+
+    async def _keep_acting(self) -> None:
+        while True:
+            try:
+                await self.bot.send_chat_action(self.chat_id, self.action)
+            except TelegramError as exc:
+                log.debug("chat action failed in chat %s: %s", self.chat_id, exc)
+            await asyncio.sleep(CHAT_ACTION_EVERY)
+
+    async def _keep_posted(self) -> None:
+        while True:
+            await asyncio.sleep(self.notice_after)
+            text = texts.still_working(asyncio.get_running_loop().time() - self._started)
+            try:
+                if self._status is None:
+                    self._status = await send_text(self.bot, self.chat_id, text, reply_to=self.reply_to)
+                else:
+                    await self._status.edit_text(text)
+            except TelegramError as exc:
+                log.debug("status message failed in chat %s: %s", self.chat_id, exc)

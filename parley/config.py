@@ -153,7 +153,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             r.problems.append(f"PARLEY_VOICES must be a comma-separated list of voice names, got {voices_raw!r}")
         else:
             voices = parsed
-    voice = (r.raw("PARLEY_VOICE") or "alloy").lower()
+    voice = (r.raw("PARLEY_VOICE") or ("alloy" if "alloy" in voices else voices[0])).lower()
     if voice not in voices:
         r.problems.append(f"PARLEY_VOICE is {voice!r}, which is not one of PARLEY_VOICES ({', '.join(voices)})")
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,10 @@ class Reply:
     voice_ogg: bytes | None
     voice_seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+
+
+Deliver = Callable[[Reply], Awaitable[None]]
+"""Hands a finished reply to whoever shows it to the user (the Telegram layer, in Parley)."""
 
 
 def voice_placeholder(seconds: float) -> str:
@@ -95,8 +101,12 @@ class ConversationEngine:
     async def forget(self, user_id: int) -> ForgetReport:
         return await self.storage.forget_user(user_id)
 
-    async def respond(self, request: TurnRequest) -> Reply:
-        """Convert, ask the model (transcribing the note alongside), remember both turns, encode the reply."""
+    async def respond(self, request: TurnRequest, deliver: Deliver) -> Reply:
+        """Convert, ask the model, remember, encode, `deliver` the reply; then complete the note's transcript.
+
+        The transcription runs alongside the model call and never delays the reply: if it is not in by
+        the time the reply is, the user's turn is stored with a placeholder and filled in after delivery.
+        """
         clock = _Stopwatch()
         wav: WavAudio | None = None
         if request.audio is not None:
@@ -118,13 +128,20 @@ class ConversationEngine:
         except BaseException:
             if transcription is not None:
                 transcription.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await transcription
             raise
-        user_text, transcription_usage = (
-            await transcription if transcription is not None else ((request.text or "").strip(), None)
-        )
         clock.lap("model", started)
 
-        await self._remember(request, wav, user_text, transcription_usage, reply)
+        late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
+        if wav is None or transcription is None:
+            user_text, user_usage = (request.text or "").strip(), None
+        elif transcription.done():
+            user_text, user_usage = transcription.result()
+        else:  # not in yet: store a placeholder now and the words after the reply is out
+            user_text, user_usage = voice_placeholder(wav.duration), None
+            late_transcript = transcription
+        user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
 
         voice_ogg: bytes | None = None
         if reply.audio is not None:
@@ -134,12 +151,23 @@ class ConversationEngine:
             except AudioError as exc:
                 log.warning("could not encode the reply as a voice note, sending text: %s", exc)
             clock.lap("encode", started)
-        return Reply(
+        result = Reply(
             text=reply.text,
             voice_ogg=voice_ogg,
             voice_seconds=reply.audio.duration if reply.audio and voice_ogg else 0.0,
             timings=clock.timings,
         )
+        await deliver(result)
+
+        if late_transcript is not None:
+            started = time.perf_counter()
+            try:
+                text, usage = await late_transcript
+                await self.storage.set_turn_text(user_turn_id, text, usage)
+            except Exception:  # the reply is out; a lost transcript only leaves the placeholder
+                log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
+            clock.lap("transcript_after", started)
+        return result
 
     @staticmethod
     def _user_content(request: TurnRequest, wav: WavAudio | None) -> str | list[dict[str, Any]]:
@@ -168,9 +196,10 @@ class ConversationEngine:
         user_text: str,
         transcription_usage: Usage | None,
         reply: ModelReply,
-    ) -> None:
+    ) -> int:
+        """Store the user's turn and the reply in one transaction; return the user turn's id."""
         kind = "voice" if wav is not None else "text"
-        await self.storage.add_turns(
+        user_turn_id, _ = await self.storage.add_turns(
             [
                 NewTurn(
                     chat_id=request.chat_id,
@@ -193,3 +222,4 @@ class ConversationEngine:
                 ),
             ]
         )
+        return user_turn_id

@@ -14,19 +14,20 @@ REDACTED = "[REDACTED]"
 NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "apscheduler", "aiosqlite")
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    # Longest first, so a secret that contains another is replaced whole.
+    for secret in sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 class RedactingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
         super().__init__(fmt)
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        self._secrets = tuple(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.redact(super().format(record))
+        return redact(super().format(record), self._secrets)
 
 
 def configure_logging(level: str, secrets: Iterable[str], stream=None) -> logging.Handler:

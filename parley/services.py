@@ -24,8 +24,8 @@ class Services:
     scheduler: ChatScheduler
 
     @classmethod
-    async def build(cls, settings: Settings) -> Services:
-        storage = await Storage.open(settings.db_path)
+    def build(cls, settings: Settings, storage: Storage) -> Services:
+        """Everything else around an opened database (opening it is where start-up usually fails)."""
         audio = AudioConverter(find_ffmpeg(), timeout=settings.ffmpeg_timeout_seconds)
         client = AsyncOpenAI(
             api_key=settings.openai_api_key,

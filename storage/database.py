@@ -83,6 +83,7 @@ class Storage:
             await db.execute("PRAGMA busy_timeout=5000")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA secure_delete=ON")  # deleted content is overwritten, not left in free pages
             await migrate(db)
         except BaseException:
             await db.close()
@@ -165,10 +166,6 @@ class Storage:
         )
         return int(cursor.lastrowid or 0)
 
-    async def current_conversation(self, chat_id: int, user_id: int) -> int:
-        async with self.transaction() as db:
-            return await self._open_conversation(db, chat_id, user_id)
-
     async def reset_conversation(self, chat_id: int, user_id: int) -> bool:
         """End the open conversation; the next turn starts a new one. True if there was one."""
         async with self.transaction() as db:
@@ -225,6 +222,24 @@ class Storage:
             rows = await cursor.fetchall()
         return [StoredTurn(*row) for row in reversed(rows)]
 
+    async def set_turn_text(self, turn_id: int, text: str, usage: Usage | None = None) -> None:
+        """Fill in a turn's words once known (a voice note's transcript arrives after the reply)."""
+        async with self.transaction() as db:
+            await db.execute(
+                """UPDATE turns SET text = ?, model = COALESCE(?, model),
+                       prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens),
+                       prompt_audio_tokens = COALESCE(?, prompt_audio_tokens)
+                   WHERE id = ?""",
+                (
+                    text,
+                    usage.model if usage else None,
+                    usage.prompt_tokens if usage else None,
+                    usage.completion_tokens if usage else None,
+                    usage.prompt_audio_tokens if usage else None,
+                    turn_id,
+                ),
+            )
+
     async def count_turns(self, user_id: int) -> int:
         row = await self.fetch_one("SELECT COUNT(*) FROM turns WHERE user_id = ?", (user_id,))
         return int(row[0]) if row else 0
@@ -239,4 +254,7 @@ class Storage:
             await db.execute(
                 "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)
             )
-            return ForgetReport(turns.rowcount, conversations.rowcount, users.rowcount)
+            report = ForgetReport(turns.rowcount, conversations.rowcount, users.rowcount)
+        # Push the change out of the write-ahead log, so the old content survives in no file.
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return report

@@ -28,9 +28,10 @@ class JobRow:
     state: str
     attempts: int
     error: str | None
+    replied: bool
 
 
-_COLUMNS = "id, chat_id, source, message_id, kind, payload, state, attempts, error"
+_COLUMNS = "id, chat_id, source, message_id, kind, payload, state, attempts, error, replied_at IS NOT NULL"
 
 
 def _row(row: tuple) -> JobRow:
@@ -44,6 +45,7 @@ def _row(row: tuple) -> JobRow:
         state=row[6],
         attempts=row[7],
         error=row[8],
+        replied=bool(row[9]),
     )
 
 
@@ -83,6 +85,10 @@ class JobStore:
                 row = await rows.fetchone()
         return _row(row) if row else None
 
+    async def mark_replied(self, job_id: int) -> None:
+        async with self._storage.transaction() as db:
+            await db.execute("UPDATE jobs SET replied_at = ? WHERE id = ?", (time.time(), job_id))
+
     async def finish(self, job_id: int, *, ok: bool, error: str | None = None) -> None:
         """A done job keeps its row (to recognise redeliveries) but not the message it carried;
         a failed one keeps its payload so the Retry button can run it again."""
@@ -102,7 +108,7 @@ class JobStore:
         """Put a failed job back in the queue (the Retry button); None unless it is this chat's failed job."""
         async with self._storage.transaction() as db:
             cursor = await db.execute(
-                """UPDATE jobs SET state = 'queued', error = NULL, updated_at = ?
+                """UPDATE jobs SET state = 'queued', error = NULL, replied_at = NULL, updated_at = ?
                    WHERE id = ? AND chat_id = ? AND state = 'failed'""",
                 (time.time(), job_id, chat_id),
             )

@@ -85,6 +85,8 @@ async def m002_jobs(db: aiosqlite.Connection) -> None:
             state      TEXT NOT NULL DEFAULT 'queued'
                        CHECK (state IN ('queued', 'working', 'done', 'failed')),
             attempts   INTEGER NOT NULL DEFAULT 0,
+            -- set once the answer reached the user: a resumed job must not answer again
+            replied_at REAL,
             error      TEXT,
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL,

@@ -18,6 +18,7 @@ from pathlib import Path
 from bot.application import run_bot
 from parley.config import Settings, load_settings
 from parley.services import Services
+from storage import Storage
 from tests.lab import FakeOpenAI, FakeTelegram
 
 
@@ -45,7 +46,7 @@ class RunningBot:
 @contextlib.asynccontextmanager
 async def running_bot(env: dict[str, str]) -> AsyncIterator[RunningBot]:
     settings = load_settings(env)
-    services = await Services.build(settings)
+    services = Services.build(settings, await Storage.open(settings.db_path))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_bot(services, stop, poll_timeout=1, ready=ready))
     try:

@@ -102,3 +102,16 @@ def test_read_wav_tolerates_streaming_placeholder_sizes() -> None:
 def test_read_wav_rejects_non_wav(data: bytes) -> None:
     with pytest.raises(AudioError):
         read_wav(data)
+
+
+async def test_input_cannot_make_ffmpeg_open_other_files(converter: AudioConverter, tmp_path) -> None:
+    """A "voice note" that is really a playlist pointing at a local file must not be followed.
+
+    Current ffmpeg already declines to sniff a playlist from a pipe; the pipe-only protocol whitelist
+    is the second wall, should a future build be more willing."""
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(make_wav(2.0, rate=16000))
+    for reference in (f"file://{secret}", str(secret), "http://127.0.0.1:9/x.wav"):
+        playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{reference}\n#EXT-X-ENDLIST\n".encode()
+        with pytest.raises(AudioError):
+            await converter.to_model_wav(playlist)

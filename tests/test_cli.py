@@ -77,3 +77,29 @@ async def test_sigterm_stops_cleanly_after_a_full_turn_and_logs_hold_no_secrets(
     assert telegram.token.split(":")[1] not in log
     assert openai_api.api_key not in log
     assert "Traceback" not in log
+
+
+async def test_unwritable_database_exits_2_with_a_plain_line(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    env = lab_env(telegram, openai_api, blocker / "parley.db")
+    process = ParleyProcess(env, tmp_path)
+    await process.start()
+    assert await process.wait() == 2
+    assert "\nparley: PARLEY_DB: cannot open the database at" in process.text
+    assert "Traceback" not in process.text
+
+
+async def test_unreachable_telegram_exits_1_with_a_plain_line(openai_api: FakeOpenAI, tmp_path: Path) -> None:
+    telegram = FakeTelegram()
+    await telegram.start()
+    url = telegram.url
+    await telegram.stop()  # nothing listens there any more
+    env = lab_env(telegram, openai_api, tmp_path / "p.db", TELEGRAM_API_URL=url)
+    process = ParleyProcess(env, tmp_path)
+    await process.start()
+    assert await process.wait() == 1
+    assert f"parley: could not reach Telegram at {url}" in process.text
+    assert "Traceback" not in process.text and telegram.token not in process.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from bot import texts
 from storage import Storage
 from tests.harness import lab_env, running_bot
 from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg, ogg_opus_duration
+from tests.lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration
 
 CHAT = 1001
 
@@ -196,7 +197,6 @@ async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, open
     telegram.push_text(CHAT, ann, "/nonsense")
     sent = await telegram.wait_sent(CHAT, count=3)
     assert [m.text for m in sent] == [texts.START, texts.HELP, texts.UNKNOWN_COMMAND]
-    assert texts.START.count(". ") + texts.START.count(": ") <= 2
     assert openai_api.chat_requests() == []
 
 
@@ -231,3 +231,58 @@ async def test_ten_chats_are_served_concurrently(parley, telegram: FakeTelegram,
     # Overlap, not wall-clock: at the moment the last call started, every other call was still in flight.
     last_start = max(r.started for r in requests)
     assert all(r.finished > last_start for r in requests)
+
+
+async def test_transcription_never_delays_the_reply(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
+    openai_api.latency = 0.5
+    openai_api.transcription_latency = 2.5
+    ann = telegram.user(CHAT, "Ann")
+    telegram.push_voice(CHAT, ann, make_voice_ogg(2.0))
+    [reply] = await telegram.wait_sent(CHAT)
+    [transcription] = openai_api.transcription_requests()
+    [chat] = openai_api.chat_requests()
+    assert transcription.started < chat.finished  # requested alongside the reply …
+    assert transcription.finished is None  # … and the reply did not wait for it
+    # The words still reach the history in time for the next turn (which waits in the chat's queue).
+    telegram.push_text(CHAT, ann, "next")
+    await telegram.wait_sent(CHAT, count=2)
+    assert {"role": "user", "content": "transcript of 2.0 s"} in openai_api.chat_requests()[1].json["messages"]
+
+
+async def test_recording_voice_stays_visible_during_a_slow_reply(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    """Telegram shows a chat action for 5 s: during a 6 s reply it must be renewed, with no gap of 5 s."""
+    openai_api.latency = 6.0
+    telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "think hard")
+    [reply] = await telegram.wait_sent(CHAT, timeout=20)
+    shown = [call.at for call in telegram.calls_of("sendChatAction") if call.params["action"] == "record_voice"]
+    assert len(shown) >= 2
+    gaps = [later - earlier for earlier, later in zip(shown, [*shown[1:], reply.at], strict=True)]
+    assert max(gaps) < 5.0
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+async def test_real_speech_reaches_the_model_intact(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
+    speech = make_speech_ogg("Hello Parley, what is the weather like on the moon?")
+    assert speech is not None
+    telegram.push_voice(CHAT, telegram.user(CHAT, "Ann"), speech)
+    [reply] = await telegram.wait_sent(CHAT)
+    assert reply.kind == "voice"
+    [wav] = openai_api.chat_requests()[0].audio_inputs
+    assert wav.duration == pytest.approx(decode_duration(speech), abs=0.1)
+
+
+async def test_buttons_are_answered_at_once_even_while_a_reply_is_being_made(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    telegram.push_text(CHAT, ann, "/voice")
+    [listing] = await telegram.wait_sent(CHAT)
+    openai_api.latency = 3.0
+    telegram.push_text(CHAT, ann, "a slow question")
+    await openai_api.wait_for(lambda: len(openai_api.chat_requests()) == 1, 10, what="model call started")
+    telegram.push_callback(CHAT, ann, listing.message_id, "voice:sage")
+    await telegram.wait_calls("answerCallbackQuery")
+    assert len(telegram.sent_to(CHAT)) == 1  # answered while the reply was still being made
+    await telegram.wait_for(lambda: telegram.message(CHAT, listing.message_id)["text"] == texts.voice_set("sage"))

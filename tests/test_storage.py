@@ -135,3 +135,20 @@ async def test_a_failed_transaction_leaves_nothing_behind(storage: Storage) -> N
             ]
         )
     assert await storage.count_turns(1) == 0
+
+
+async def test_forgotten_words_survive_in_no_file(tmp_path: Path) -> None:
+    """Deleted rows must not linger in free pages or the write-ahead log."""
+    store = await Storage.open(tmp_path / "parley.db")
+    try:
+        await store.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="my-secret-phrase " * 20)])
+        await store.add_turns([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text="someone else")])
+        await store.forget_user(1)
+        assert b"my-secret-phrase" not in _database_files(tmp_path)
+        assert await store.count_turns(2) == 1
+    finally:
+        await store.close()
+
+
+def _database_files(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("parley.db"))

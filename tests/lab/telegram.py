@@ -440,7 +440,8 @@ class FakeTelegram(LabServer):
         if is_forum and chat_type == "supergroup":
             chat["is_forum"] = True
         self._chats[chat_id] = chat
-        self._chat_meta[chat_id] = {"blocked": False, "bot_is_admin": bot_is_admin}
+        # Keep settings made before the chat was known (block(), forbid_voice()).
+        self._chat_meta.setdefault(chat_id, {"blocked": False})["bot_is_admin"] = bot_is_admin
         return chat
 
     def block(self, chat_id: int, blocked: bool = True) -> None:
