@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,16 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pyte
     settings = load_settings(read_environment(env_file))
     assert settings.openai_api_key == "sk-from-file"
     assert settings.voice == "sage"
+
+
+def test_every_setting_is_documented() -> None:
+    """Each variable the code reads appears in .env.example and in the README's configuration table."""
+    root = Path(__file__).resolve().parent.parent
+    code = (root / "parley" / "config.py").read_text()
+    names = set(re.findall(r'"((?:PARLEY|TELEGRAM|OPENAI)_[A-Z_]+)"', code))
+    assert {"TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "PARLEY_DB", "PARLEY_WORKERS"} <= names
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    for name in sorted(names):
+        assert re.search(rf"^#? ?{name}=", example, re.MULTILINE), f"{name} missing from .env.example"
+        assert f"| `{name}` |" in readme, f"{name} missing from the README's configuration table"

@@ -239,6 +239,7 @@ async def test_transcription_never_delays_the_reply(parley, telegram: FakeTelegr
     ann = telegram.user(CHAT, "Ann")
     telegram.push_voice(CHAT, ann, make_voice_ogg(2.0))
     [reply] = await telegram.wait_sent(CHAT)
+    assert reply.kind == "voice"
     [transcription] = openai_api.transcription_requests()
     [chat] = openai_api.chat_requests()
     assert transcription.started < chat.finished  # requested alongside the reply …
