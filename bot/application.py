@@ -5,18 +5,54 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import BotCommand, Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram import Bot, BotCommand, BotCommandScopeChat, Update
+from telegram.error import BadRequest
+from telegram.ext import Application, ApplicationBuilder
 
 from bot.dispatch import Dispatcher
+from bot.gate import Gate
 from bot.handlers import Handlers
 from bot.jobs import ChatJobs
-from bot.texts import COMMANDS
+from bot.observe import ObservedRateLimiter, observe
+from bot.texts import ADMIN_COMMANDS, COMMANDS
+from bot.webhook import receive_updates
+from parley.ops_server import serve_ops
 from parley.services import Services
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+RETENTION_EVERY = 24 * 3600.0
+
+
+async def publish_commands(bot: Bot, admins: frozenset[int]) -> None:
+    """The command menu; admins also see the admin commands in their own chat with the bot."""
+    await bot.set_my_commands([BotCommand(name, description) for name, description in COMMANDS])
+    for admin in sorted(admins):
+        try:
+            await bot.set_my_commands(
+                [BotCommand(n, d) for n, d in [*COMMANDS, *ADMIN_COMMANDS]], scope=BotCommandScopeChat(admin)
+            )
+        except BadRequest as exc:  # the admin has not opened a chat with the bot yet
+            log.info("admin %s: command menu not set (%s)", admin, exc.message)
+
+
+async def apply_retention(services: Services) -> None:
+    """Delete what is older than PARLEY_RETENTION_DAYS (at start-up and daily, by the JobQueue)."""
+    settings = services.settings
+    report = await services.storage.privacy.apply_retention(
+        days=settings.retention_days, audio_days=settings.audio_retention_days
+    )
+    log.info(
+        "retention (%g days): deleted %d turns, %d conversations, %d jobs, %d audio files",
+        settings.retention_days,
+        report.turns,
+        report.conversations,
+        report.jobs,
+        report.audio,
+    )
 
 
 def build_application(services: Services) -> tuple[Application, Dispatcher]:
@@ -26,7 +62,7 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         .token(settings.telegram_token)
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=3))
         .connection_pool_size(64)
         .read_timeout(30)
         .write_timeout(60)
@@ -39,7 +75,14 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         jobs=ChatJobs(services, app.bot),
         max_queue=services.settings.max_queue,
     )
-    Handlers(dispatcher).register(app)
+    Handlers(
+        dispatcher,
+        gate=Gate(services.access, services.storage),
+        policy=services.access,
+        user_rate=settings.user_rate,
+        chat_rate=settings.chat_rate,
+    ).register(app)
+    observe(app, services.metrics)
     return app, dispatcher
 
 
@@ -48,9 +91,10 @@ async def run_bot(
     stop: asyncio.Event,
     *,
     poll_timeout: int = 30,
+    retention_every: float = RETENTION_EVERY,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Poll for updates until `stop` is set, then finish in-flight jobs and shut down cleanly.
+    """Take updates (polling, or the webhook server) until `stop` is set, then finish jobs and shut down.
 
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
@@ -58,13 +102,22 @@ async def run_bot(
     updater = app.updater
     if updater is None:  # pragma: no cover - the builder always makes one unless told not to
         raise RuntimeError("python-telegram-bot was built without an Updater")
-    async with app:  # initialize(): getMe, which also checks the token
+    # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
+    async with serve_ops(services, stop), app:
         me = app.bot
-        await me.set_my_commands([BotCommand(name, description) for name, description in COMMANDS])
+        await publish_commands(me, services.settings.admins)
+        await apply_retention(services)
         await app.start()
         try:
+            if app.job_queue is not None:
+                app.job_queue.run_repeating(
+                    lambda _context: apply_retention(services), interval=retention_every, first=retention_every,
+                    name="retention",
+                )  # fmt: skip
             await dispatcher.resume()
-            await updater.start_polling(timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+            await receive_updates(
+                updater, services.settings, poll_timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+            )
             log.info("Parley is running as @%s", me.username)
             if ready is not None:
                 ready.set()

@@ -13,8 +13,10 @@ from pathlib import Path
 from telegram.error import InvalidToken, NetworkError
 
 from bot.application import run_bot
+from bot.doctor import doctor
 from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging, redact
+from parley.ops_server import ServeError
 from parley.services import Services
 from storage import Storage
 
@@ -34,8 +36,14 @@ class StartupError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley, a voice chat bot for Telegram.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    run = commands.add_parser("run", help="run the bot (long polling, or a webhook server)")
     run.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
+    run.add_argument(
+        "--webhook", action="store_true", help="take updates by webhook (as when PARLEY_WEBHOOK_URL is set)"
+    )
+    check = commands.add_parser("doctor", help="check the settings, ffmpeg, the database, Telegram and OpenAI")
+    check.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
+    check.add_argument("--live", action="store_true", help="also make one tiny real request to the model")
     backup = commands.add_parser("backup", help="copy the database consistently, even while the bot runs")
     backup.add_argument("path", type=Path, help="where to write the copy (must not exist yet)")
     backup.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
@@ -70,6 +78,8 @@ async def _serve(settings: Settings) -> None:
             f"could not reach Telegram at {settings.telegram_api_url} ({exc}): check the network or TELEGRAM_API_URL",
             EXIT_FAILURE,
         ) from exc
+    except ServeError as exc:
+        raise StartupError(str(exc), EXIT_CONFIG) from exc
     finally:
         await services.close()
 
@@ -104,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "backup":
         return backup(args.env_file, args.path)
+    if args.command == "doctor":
+        return doctor(read_environment(args.env_file), live=args.live)
     try:
-        settings = load_settings(read_environment(args.env_file))
+        settings = load_settings(read_environment(args.env_file), webhook=args.webhook)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"parley: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.log_level, settings.secrets, log_format=settings.log_format)
     try:
         asyncio.run(_serve(settings))
     except StartupError as exc:

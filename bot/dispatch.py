@@ -8,6 +8,7 @@ A redelivered update finds its row already there and is dropped, so nothing is a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,6 +40,9 @@ class Dispatcher:
             "reset": jobs.reset,
             "voice": jobs.voice,
             "forget": jobs.ask_forget,
+            "export": jobs.export,
+            "access": jobs.change_access,
+            "users": jobs.users,
             "button": jobs.button,
             "retry": self._retry,
         }
@@ -89,7 +93,25 @@ class Dispatcher:
         if row is None:  # finished meanwhile (e.g. run by a Retry tap)
             return
         handler = self._handlers.get(row.kind)
-        ok = await handler(row) if handler else False
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            ok = await handler(row) if handler else False
+            outcome = "ok" if ok else outcome
+        except Exception as exc:
+            outcome = type(exc).__name__
+            self.jobs.services.metrics.error(outcome)
+            raise
+        finally:
+            if row.kind != "converse":  # a conversation turn logs its own line, with each step's duration
+                log.info(
+                    "chat=%s message=%s job=%s kind=%s total=%.0fms outcome=%s",
+                    row.chat_id,
+                    row.message_id,
+                    job_id,
+                    row.kind,
+                    (time.perf_counter() - started) * 1000,
+                    outcome,
+                )
         await self.storage.jobs.finish(job_id, ok=ok, error=None if ok else "failed")
 
     async def _retry(self, row: JobRow) -> bool:

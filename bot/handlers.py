@@ -7,6 +7,7 @@ each job before the next update is read, so jobs enter each chat's queue in the 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from telegram import CallbackQuery, Update
@@ -17,10 +18,15 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
+from bot import texts
 from bot.dispatch import Dispatcher
+from bot.gate import Gate
+from bot.sender import send_text
+from parley.access import AccessPolicy, Rate, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +34,26 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
 class Handlers:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, *, gate: Gate, policy: AccessPolicy, user_rate: Rate, chat_rate: Rate
+    ) -> None:
         self.dispatcher = dispatcher
+        self.gate = gate
+        self.policy = policy
+        self.user_limits = RateLimiter(user_rate)
+        self.chat_limits = RateLimiter(chat_rate)
 
     def register(self, app: Application) -> None:
         """The bot's whole command surface, in one screen."""
+        app.add_handler(TypeHandler(Update, self.gate), group=-1)  # access first, for every update
         app.add_handler(CommandHandler("start", self.canned("start"), filters=PRIVATE))
         app.add_handler(CommandHandler("help", self.canned("help"), filters=PRIVATE))
         app.add_handler(CommandHandler("reset", self.reset, filters=PRIVATE))
         app.add_handler(CommandHandler("voice", self.voice, filters=PRIVATE))
         app.add_handler(CommandHandler("forget", self.forget, filters=PRIVATE))
+        app.add_handler(CommandHandler("export", self.export, filters=PRIVATE))
+        app.add_handler(CommandHandler(["allow", "deny"], self.change_access, filters=PRIVATE))
+        app.add_handler(CommandHandler("users", self.users, filters=PRIVATE))
         app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.canned("unknown_command")))
         app.add_handler(MessageHandler(PRIVATE & (filters.VOICE | filters.TEXT), self.converse))
         app.add_handler(MessageHandler(PRIVATE, self.canned("unsupported")))
@@ -45,8 +61,11 @@ class Handlers:
         app.add_error_handler(self.error)
 
     async def _accept(self, update: Update, kind: str, payload: dict[str, Any]) -> None:
-        message = update.effective_message
-        assert update.effective_chat is not None and message is not None
+        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+        if message is None or chat is None or user is None:
+            return
+        if not await self._within_rate(update, user.id, chat.id):
+            return
         await self.dispatcher.accept(
             chat_id=update.effective_chat.id,
             source=f"message:{message.message_id}",
@@ -54,6 +73,25 @@ class Handlers:
             payload=payload,
             message_id=message.message_id,
         )
+
+    async def _within_rate(self, update: Update, user_id: int, chat_id: int) -> bool:
+        """Over the per-user (or, in groups, per-chat) rate: one "slow down" per burst, nothing processed."""
+        if self.policy.is_admin(user_id):
+            return True
+        in_group = chat_id != user_id
+        limiter, key = (self.chat_limits, chat_id) if in_group else (self.user_limits, user_id)
+        now = time.monotonic()
+        wait = limiter.hit(key, now)
+        if wait is None:
+            return True
+        log.info("chat=%s user=%s over the rate limit (%s)", chat_id, user_id, limiter.rate)
+        if limiter.first_warning(key):
+            try:
+                await send_text(update.get_bot(), chat_id, texts.slow_down(wait))
+            except TelegramError as exc:
+                log.info("could not send the slow-down notice: %s", exc)
+        limiter.forget_idle(now)
+        return False
 
     def canned(self, what: str):
         """A handler that answers with one of the fixed texts (in the chat's turn, like everything else)."""
@@ -72,6 +110,21 @@ class Handlers:
 
     async def forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._accept(update, "forget", {})
+
+    async def export(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._accept(update, "export", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
+
+    async def change_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        command = (update.effective_message.text or "").split()[0].lstrip("/").split("@")[0]  # type: ignore[union-attr]
+        payload = {
+            "user_id": update.effective_user.id,
+            "allow": command == "allow",
+            "subject": " ".join(context.args or []),
+        }  # type: ignore[union-attr]
+        await self._accept(update, "access", payload)
+
+    async def users(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._accept(update, "users", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
 
     async def converse(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

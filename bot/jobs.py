@@ -6,14 +6,16 @@ the per-chat worker, so a chat's messages are answered strictly in order.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, User
 from telegram.error import BadRequest, TelegramError
 
 from bot import texts
 from bot.sender import ReplyProgress, send_reply, send_text
+from parley.access import subject_key
 from parley.engine import Reply, TurnRequest
 from parley.errors import AudioTooLarge, ModelError, ParleyError
 from parley.services import Services
@@ -107,6 +109,8 @@ class ChatJobs:
             log.exception("chat=%s message=%s unexpected failure", chat_id, message.message_id)
             await self._tell(chat_id, ParleyError.user_message, reply_to=message.message_id)
         finally:
+            if outcome != "ok":
+                self.services.metrics.error(outcome)
             steps = " ".join(f"{name}={timings[name] * 1000:.0f}ms" for name in sorted(timings, key=_STEP_ORDER.index))
             log.info(
                 "chat=%s message=%s job=%s kind=%s %s total=%.0fms outcome=%s",
@@ -183,6 +187,42 @@ class ChatJobs:
             text = texts.voice_list(await engine.voice_of(user_id), engine.voices)
         current = await engine.voice_of(user_id)
         return await self._tell(job.chat_id, text, keyboard=voice_keyboard(engine.voices, current))
+
+    async def export(self, job: JobRow) -> bool:
+        """The user's stored data as a JSON document (their right to see what is kept about them)."""
+        data = await self.services.storage.privacy.export_user(job.payload["user_id"])
+        document = json.dumps(data, ensure_ascii=False, indent=2).encode()
+        try:
+            await self.bot.send_document(
+                job.chat_id,
+                InputFile(document, filename="parley-export.json"),
+                caption=texts.EXPORT_CAPTION,
+            )
+        except TelegramError as exc:
+            log.warning("chat=%s export not sent: %s", job.chat_id, exc)
+            return False
+        return True
+
+    async def change_access(self, job: JobRow) -> bool:
+        """/allow and /deny: stored at once, effective for the next update (no restart)."""
+        if not self.services.access.is_admin(job.payload["user_id"]):
+            return await self._tell(job.chat_id, texts.ADMIN_ONLY)
+        allow = bool(job.payload["allow"])
+        try:
+            subject = subject_key(job.payload["subject"])
+        except ValueError:
+            return await self._tell(job.chat_id, texts.ALLOW_USAGE if allow else texts.DENY_USAGE)
+        await self.services.storage.privacy.set_access(subject, allowed=allow, changed_by=job.payload["user_id"])
+        log.info("access: %s %s by admin %s", subject, "allowed" if allow else "denied", job.payload["user_id"])
+        return await self._tell(job.chat_id, texts.access_changed(subject, allow))
+
+    async def users(self, job: JobRow) -> bool:
+        if not self.services.access.is_admin(job.payload["user_id"]):
+            return await self._tell(job.chat_id, texts.ADMIN_ONLY)
+        access = self.services.access
+        overrides = await self.services.storage.privacy.access_overrides()
+        people = await self.services.storage.privacy.users_overview()
+        return await self._tell(job.chat_id, texts.users_report(access.allowed, access.admins, overrides, people))
 
     async def ask_forget(self, job: JobRow) -> bool:
         return await self._tell(job.chat_id, texts.FORGET_CONFIRM, keyboard=forget_keyboard())

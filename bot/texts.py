@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 TELEGRAM_DOWNLOAD_LIMIT_MB = 20
 
 START = (
@@ -14,6 +16,7 @@ HELP = (
     "/voice – choose the voice I speak with\n"
     "/reset – start a fresh conversation (I stop using what we said before)\n"
     "/forget – delete everything I have stored about you\n"
+    "/export – get everything I have stored about you, as a file\n"
     "/help – this message"
 )
 
@@ -23,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("voice", "Choose the voice Parley speaks with"),
     ("reset", "Start a fresh conversation"),
     ("forget", "Delete everything stored about you"),
+    ("export", "Get everything stored about you as a file"),
 ]
 
 RESET_DONE = "Fresh start: I won't use anything we said before. What's on your mind?"
@@ -77,3 +81,55 @@ BUSY = "I'm very busy right now. Please try again in a minute."
 
 def still_working(seconds: float) -> str:
     return f"Still working on your reply… ({seconds:.0f} s so far). It's coming."
+
+
+REFUSED_SHORT = "This bot is private."
+
+
+def refused(user_id: int) -> str:
+    return (
+        "Sorry, this bot is private: access is restricted to the people its operator has added. "
+        f"Your user id is {user_id}. Send it to the operator if you should have access."
+    )
+
+
+def slow_down(seconds: int) -> str:
+    return f"Slow down a little: you've sent a lot of messages. Try again in {seconds} s."
+
+
+ADMIN_ONLY = "That command is for the bot's admins."
+ALLOW_USAGE = "Usage: /allow ID — a user id, an @username, or a group chat id (negative)."
+DENY_USAGE = "Usage: /deny ID — a user id, an @username, or a group chat id (negative)."
+
+
+def access_changed(subject: str, allowed: bool) -> str:
+    return f"Done: {subject} is now {'allowed' if allowed else 'denied'}. No restart needed."
+
+
+EXPORT_CAPTION = "Everything I have stored about you, as JSON."
+
+ADMIN_COMMANDS: list[tuple[str, str]] = [
+    ("allow", "Allow a user id, @username or group"),
+    ("deny", "Deny a user id, @username or group"),
+    ("users", "Who is allowed, last seen, usage"),
+]
+
+
+def users_report(allowed, admins: frozenset[int], overrides: dict[str, bool], people: list) -> str:
+    """/users: who may use the bot (environment, then admins' changes) and who has, with usage."""
+    base = "everyone (*)" if allowed.everyone else (", ".join(sorted(allowed.subjects)) or "nobody but admins")
+    allowed_now = sorted(k for k, v in overrides.items() if v)
+    denied_now = sorted(k for k, v in overrides.items() if not v)
+    lines = [
+        f"Admins: {', '.join(str(a) for a in sorted(admins)) or 'none'}",
+        f"Allowed by PARLEY_ALLOWED: {base}",
+        f"Allowed with /allow: {', '.join(allowed_now) or 'none'}",
+        f"Denied with /deny: {', '.join(denied_now) or 'none'}",
+        "",
+        "Seen:" if people else "Nobody has talked to me yet.",
+    ]
+    for person in people:
+        name = f"@{person.username}" if person.username else (person.first_name or "?")
+        seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(person.last_seen_at)) if person.last_seen_at else "never"
+        lines.append(f"{person.user_id} {name}: last seen {seen} UTC, {person.turns} turns, {person.tokens} tokens")
+    return "\n".join(lines)

@@ -11,8 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dotenv import dotenv_values
+
+from parley.access import AccessList, Rate
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_MODEL = "gpt-audio"
@@ -28,6 +31,26 @@ DEFAULT_SYSTEM_PROMPT = (
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{10,}$")
 _VOICE_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+NOBODY = AccessList()
+DEFAULT_USER_RATE = Rate(10, 60)
+DEFAULT_CHAT_RATE = Rate(30, 60)
+
+
+class Address(NamedTuple):
+    """A host and port to listen on, written `host:port` (`[::]:8080` for IPv6)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+DEFAULT_LISTEN = Address("0.0.0.0", 8080)
+DEFAULT_METRICS_LISTEN = Address("127.0.0.1", 9090)
+_ADDRESS_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
+_WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+_LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(Exception):
@@ -58,7 +81,24 @@ class Settings:
     max_queue: int = 500
     shutdown_seconds: float = 20.0
     slow_notice_seconds: float = 15.0
+    allowed: AccessList = NOBODY
+    admins: frozenset[int] = frozenset()
+    user_rate: Rate = DEFAULT_USER_RATE
+    chat_rate: Rate = DEFAULT_CHAT_RATE
+    keep_audio: bool = False
+    audio_retention_days: float = 7.0
+    retention_days: float = 30.0
     log_level: str = "INFO"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    listen: Address = DEFAULT_LISTEN
+    metrics_listen: Address | None = DEFAULT_METRICS_LISTEN
+    log_format: str = "text"
+
+    @property
+    def webhook(self) -> bool:
+        """Updates arrive by webhook (PARLEY_WEBHOOK_URL set, or `parley run --webhook`) rather than polling."""
+        return self.webhook_url is not None
 
     @property
     def telegram_base_url(self) -> str:
@@ -71,7 +111,7 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a chat message."""
-        return tuple(s for s in (self.telegram_token, self.openai_api_key) if s)
+        return tuple(s for s in (self.telegram_token, self.openai_api_key, self.webhook_secret) if s)
 
     def __repr__(self) -> str:  # keep secrets out of any accidental repr in logs
         return f"Settings(model={self.model!r}, db_path={str(self.db_path)!r}, voice={self.voice!r})"
@@ -107,6 +147,47 @@ class _Reader:
             return default
         return value.rstrip("/")
 
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {value!r}")
+        return default
+
+    def rate(self, name: str, default: Rate) -> Rate:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return Rate.parse(value)
+        except ValueError:
+            self.problems.append(
+                f"{name} must look like 10/minute (a count per second, minute, hour or day), got {value!r}"
+            )
+            return default
+
+    def access_list(self, name: str) -> AccessList:
+        try:
+            return AccessList.parse(self.raw(name))
+        except ValueError as exc:
+            self.problems.append(f"{name} has {str(exc)!r}, which is not a user id, an @username, a group chat id or *")
+            return AccessList()
+
+    def user_ids(self, name: str) -> frozenset[int]:
+        value = self.raw(name)
+        if value is None:
+            return frozenset()
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        bad = [e for e in entries if not re.fullmatch(r"\d+", e)]
+        if bad:
+            self.problems.append(f"{name} must list numeric user ids (ask @userinfobot for yours), got {bad[0]!r}")
+            return frozenset()
+        return frozenset(int(e) for e in entries)
+
     def number(self, name: str, default: float, *, minimum: float, integer: bool = False) -> float:
         value = self.raw(name)
         if value is None:
@@ -132,8 +213,54 @@ def read_environment(env_file: str | Path | None = ".env") -> dict[str, str]:
     return merged
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Build validated settings from a mapping of variables; raise ConfigError listing every problem."""
+def _address(r: _Reader, name: str, default: Address | None, *, allow_off: bool = False) -> Address | None:
+    value = r.raw(name)
+    if value is None:
+        return default
+    if allow_off and value.lower() == "off":
+        return None
+    match = _ADDRESS_RE.match(value)
+    if not match or not 1 <= int(match["port"]) <= 65535:
+        off = ", or off" if allow_off else ""
+        r.problems.append(f"{name} must be host:port (e.g. 127.0.0.1:9090 or [::]:9090{off}), got {value!r}")
+        return default
+    return Address(match["v6"] or match["host"], int(match["port"]))
+
+
+def _operations(r: _Reader, webhook: bool) -> dict[str, object]:
+    """Settings of how Parley is run: webhook or polling, the health/metrics listener, the log format."""
+    url = r.raw("PARLEY_WEBHOOK_URL")
+    if url is not None and not re.match(r"^https://[^\s/]+", url):
+        r.problems.append(f"PARLEY_WEBHOOK_URL must be an https:// URL (Telegram only posts to HTTPS), got {url!r}")
+    elif url is None and webhook:
+        r.problems.append("PARLEY_WEBHOOK_URL is not set: --webhook needs the public https:// URL Telegram posts to")
+    secret = r.raw("PARLEY_WEBHOOK_SECRET")
+    if (url is not None or webhook) and secret is None:
+        r.problems.append(
+            "PARLEY_WEBHOOK_SECRET is not set: webhook mode needs one (16-256 letters, digits, _ or -; "
+            "e.g. the output of `openssl rand -hex 32`)"
+        )
+    elif secret is not None and not _WEBHOOK_SECRET_RE.match(secret):
+        r.problems.append(
+            "PARLEY_WEBHOOK_SECRET must be 16-256 letters, digits, _ or - (e.g. the output of `openssl rand -hex 32`)"
+        )
+    log_format = (r.raw("PARLEY_LOG_FORMAT") or "text").lower()
+    if log_format not in _LOG_FORMATS:
+        r.problems.append(f"PARLEY_LOG_FORMAT must be text or json, got {log_format!r}")
+    return {
+        "webhook_url": url,
+        "webhook_secret": secret,
+        "listen": _address(r, "PARLEY_LISTEN", DEFAULT_LISTEN),
+        "metrics_listen": _address(r, "PARLEY_METRICS_LISTEN", DEFAULT_METRICS_LISTEN, allow_off=True),
+        "log_format": log_format,
+    }
+
+
+def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
+    """Build validated settings from a mapping of variables; raise ConfigError listing every problem.
+
+    `webhook` is `parley run --webhook`: it makes PARLEY_WEBHOOK_URL required.
+    """
     r = _Reader(env)
     hint = "copy .env.example to .env and fill it in"
     token = r.required("TELEGRAM_BOT_TOKEN", f"{hint} (BotFather gives you the token)")
@@ -180,7 +307,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_queue=int(r.number("PARLEY_MAX_QUEUE", 500, minimum=1, integer=True)),
         shutdown_seconds=r.number("PARLEY_SHUTDOWN_SECONDS", 20.0, minimum=0),
         slow_notice_seconds=r.number("PARLEY_SLOW_NOTICE_SECONDS", 15.0, minimum=1),
+        allowed=r.access_list("PARLEY_ALLOWED"),
+        admins=r.user_ids("PARLEY_ADMINS"),
+        user_rate=r.rate("PARLEY_USER_RATE", DEFAULT_USER_RATE),
+        chat_rate=r.rate("PARLEY_CHAT_RATE", DEFAULT_CHAT_RATE),
+        keep_audio=r.flag("PARLEY_KEEP_AUDIO", False),
+        audio_retention_days=r.number("PARLEY_AUDIO_RETENTION_DAYS", 7.0, minimum=0.01),
+        retention_days=r.number("PARLEY_RETENTION_DAYS", 30.0, minimum=0.01),
         log_level=level,
+        **_operations(r, webhook),  # type: ignore[arg-type]
     )
     if r.problems:
         raise ConfigError(r.problems)

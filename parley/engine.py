@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.audio import AudioConverter, WavAudio
-from parley.errors import AudioError, ParleyError
+from parley.errors import AudioError, EmptyMessage, ParleyError
+from parley.metrics import Metrics
 from parley.model import ModelClient, ModelReply
 from storage import ForgetReport, NewTurn, Storage, StoredTurn, Usage
 
@@ -47,6 +48,14 @@ Deliver = Callable[[Reply], Awaitable[None]]
 """Hands a finished reply to whoever shows it to the user (the Telegram layer, in Parley)."""
 
 
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
+def visible_text(text: str | None) -> str:
+    """The text without zero-width characters or surrounding space: what a person would actually see."""
+    return (text or "").translate(_INVISIBLE).strip()
+
+
 def voice_placeholder(seconds: float) -> str:
     return f"[voice message, {max(1, math.ceil(seconds))} s]"
 
@@ -74,6 +83,8 @@ class ConversationEngine:
         default_voice: str,
         voices: tuple[str, ...],
         history_turns: int,
+        metrics: Metrics | None = None,
+        keep_audio: bool = False,
     ) -> None:
         self.storage = storage
         self.model = model
@@ -82,6 +93,8 @@ class ConversationEngine:
         self.default_voice = default_voice
         self.voices = voices
         self.history_turns = history_turns
+        self.metrics = metrics or Metrics()
+        self.keep_audio = keep_audio
 
     async def voice_of(self, user_id: int) -> str:
         chosen = await self.storage.get_voice(user_id)
@@ -113,8 +126,9 @@ class ConversationEngine:
             started = time.perf_counter()
             wav = await self.audio.to_model_wav(request.audio)
             clock.lap("convert", started)
-        elif not (request.text or "").strip():
-            raise ParleyError("empty turn", user_message="Send me a voice message or some text.")
+            self.metrics.audio_conversion("to_model", clock.timings["convert"])
+        elif not visible_text(request.text):
+            raise EmptyMessage("empty turn")
 
         voice = await self.voice_of(request.user_id)
         history = await self.storage.recent_turns(request.chat_id, request.user_id, self.history_turns)
@@ -142,6 +156,8 @@ class ConversationEngine:
             user_text, user_usage = voice_placeholder(wav.duration), None
             late_transcript = transcription
         user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
+        if self.keep_audio and request.audio is not None:
+            await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
 
         voice_ogg: bytes | None = None
         if reply.audio is not None:
@@ -151,6 +167,7 @@ class ConversationEngine:
             except AudioError as exc:
                 log.warning("could not encode the reply as a voice note, sending text: %s", exc)
             clock.lap("encode", started)
+            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
         result = Reply(
             text=reply.text,
             voice_ogg=voice_ogg,

@@ -15,6 +15,10 @@ class ParleyError(Exception):
             self.user_message = user_message
 
 
+class EmptyMessage(ParleyError):
+    user_message = "Send me a voice message or some text."
+
+
 class AudioError(ParleyError):
     user_message = "I couldn't read that audio. Please record the voice message again, or send it as text."
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from openai import AsyncOpenAI
 
 from parley.audio import WavAudio, normalise_wav
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
+from parley.metrics import Metrics
 from storage import Usage
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ class ModelReply:
 def _usage(model: str, usage: Any) -> Usage:
     if usage is None:
         return Usage(model=model)
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    # Chat completions call it prompt_tokens_details; transcriptions input_token_details.
+    prompt_details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_token_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     return Usage(
         model=model,
@@ -57,16 +60,20 @@ def _translate(exc: openai.OpenAIError, purpose: str) -> ModelError:
 
 
 class ModelClient:
-    def __init__(self, client: AsyncOpenAI, *, model: str, transcribe_model: str) -> None:
+    def __init__(
+        self, client: AsyncOpenAI, *, model: str, transcribe_model: str, metrics: Metrics | None = None
+    ) -> None:
         self._client = client
         self.model = model
         self.transcribe_model = transcribe_model
+        self.metrics = metrics or Metrics()
 
     async def close(self) -> None:
         await self._client.close()
 
     async def reply(self, messages: list[dict[str, Any]], *, voice: str) -> ModelReply:
         """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio)."""
+        started = time.perf_counter()
         try:
             completion = await self._client.chat.completions.create(
                 model=self.model,
@@ -75,11 +82,15 @@ class ModelClient:
                 messages=messages,  # type: ignore[arg-type]
             )
         except openai.OpenAIError as exc:
-            raise _translate(exc, "reply") from exc
+            error = _translate(exc, "reply")
+            self.metrics.model_call("reply", type(error).__name__, time.perf_counter() - started)
+            raise error from exc
+        self.metrics.model_call("reply", "ok", time.perf_counter() - started)
         if not completion.choices:
             raise ModelError("reply: the completion has no choices")
         message = completion.choices[0].message
         usage = _usage(completion.model or self.model, completion.usage)
+        self.metrics.usage(usage)
         audio: WavAudio | None = None
         text = ""
         if message.audio is not None:
@@ -95,10 +106,16 @@ class ModelClient:
         return ModelReply(text=text.strip(), audio=audio, usage=usage)
 
     async def transcribe(self, wav: WavAudio) -> tuple[str, Usage]:
+        started = time.perf_counter()
         try:
             result = await self._client.audio.transcriptions.create(
                 model=self.transcribe_model, file=("voice.wav", wav.data, "audio/wav")
             )
         except openai.OpenAIError as exc:
-            raise _translate(exc, "transcription") from exc
-        return (result.text or "").strip(), _usage(self.transcribe_model, getattr(result, "usage", None))
+            error = _translate(exc, "transcription")
+            self.metrics.model_call("transcription", type(error).__name__, time.perf_counter() - started)
+            raise error from exc
+        self.metrics.model_call("transcription", "ok", time.perf_counter() - started)
+        usage = _usage(self.transcribe_model, getattr(result, "usage", None))
+        self.metrics.usage(usage)
+        return (result.text or "").strip(), usage

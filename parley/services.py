@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openai import AsyncOpenAI
 
+from parley.access import AccessPolicy
 from parley.audio import AudioConverter, find_ffmpeg
 from parley.config import Settings
 from parley.engine import ConversationEngine
 from parley.jobs import ChatScheduler
+from parley.metrics import Metrics
 from parley.model import ModelClient
 from storage import Storage
 
@@ -22,10 +24,13 @@ class Services:
     model: ModelClient
     engine: ConversationEngine
     scheduler: ChatScheduler
+    access: AccessPolicy
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
     def build(cls, settings: Settings, storage: Storage) -> Services:
         """Everything else around an opened database (opening it is where start-up usually fails)."""
+        metrics = Metrics()
         audio = AudioConverter(find_ffmpeg(), timeout=settings.ffmpeg_timeout_seconds)
         client = AsyncOpenAI(
             api_key=settings.openai_api_key,
@@ -33,7 +38,7 @@ class Services:
             timeout=settings.model_timeout_seconds,
             max_retries=settings.model_retries,
         )
-        model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model)
+        model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model, metrics=metrics)
         engine = ConversationEngine(
             storage=storage,
             model=model,
@@ -42,8 +47,13 @@ class Services:
             default_voice=settings.voice,
             voices=settings.voices,
             history_turns=settings.history_turns,
+            metrics=metrics,
+            keep_audio=settings.keep_audio,
         )
-        return cls(settings, storage, audio, model, engine, ChatScheduler(max_concurrent=settings.workers))
+        access = AccessPolicy(allowed=settings.allowed, admins=settings.admins, storage=storage)
+        scheduler = ChatScheduler(max_concurrent=settings.workers)
+        metrics.watch_jobs(queued=lambda: scheduler.pending - scheduler.running, in_flight=lambda: scheduler.running)
+        return cls(settings, storage, audio, model, engine, scheduler, access, metrics=metrics)
 
     async def close(self) -> None:
         await self.model.close()

@@ -18,6 +18,7 @@ import aiosqlite
 
 from storage.jobs import JobStore
 from storage.migrations import migrate
+from storage.privacy import PrivacyStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Storage:
         self.path = path
         self._write_lock = asyncio.Lock()
         self.jobs = JobStore(self)
+        self.privacy = PrivacyStore(self)
 
     @classmethod
     async def open(cls, path: Path | str) -> Storage:
@@ -250,11 +252,15 @@ class Storage:
             turns = await db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
             conversations = await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
             users = await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
             # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
             await db.execute(
                 "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)
             )
             report = ForgetReport(turns.rowcount, conversations.rowcount, users.rowcount)
-        # Push the change out of the write-ahead log, so the old content survives in no file.
-        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self.checkpoint()
         return report
+
+    async def checkpoint(self) -> None:
+        """Push deletions out of the write-ahead log, so removed content survives in no file."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

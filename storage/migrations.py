@@ -97,7 +97,41 @@ async def m002_jobs(db: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_jobs]
+async def m003_access_and_retention(db: aiosqlite.Connection) -> None:
+    """Admins' allow/deny on top of the environment's lists, refusal notices, optional raw audio, retention."""
+    await _script(
+        db,
+        """
+        CREATE TABLE access_overrides (
+            subject    TEXT PRIMARY KEY,  -- a user id, an @username (lower case) or a group chat id
+            allowed    INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+            changed_by INTEGER,
+            changed_at REAL NOT NULL
+        );
+
+        -- Only who was refused and when (never what they sent), so a stranger is told once an hour at most.
+        CREATE TABLE refusals (
+            user_id        INTEGER PRIMARY KEY,
+            last_notice_at REAL NOT NULL,
+            refused        INTEGER NOT NULL DEFAULT 1
+        );
+
+        -- Raw voice notes, only with PARLEY_KEEP_AUDIO=true (for debugging), with their own retention.
+        CREATE TABLE kept_audio (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            turn_id    INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+            user_id    INTEGER NOT NULL,
+            data       BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX kept_audio_by_time ON kept_audio (created_at);
+        CREATE INDEX turns_by_time ON turns (created_at);
+        CREATE INDEX jobs_by_time ON jobs (updated_at)
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_jobs, m003_access_and_retention]
 
 
 async def applied(db: aiosqlite.Connection) -> list[str]:

@@ -6,11 +6,13 @@ audio made once per session. Application fixtures go below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from parley.logs import quiet_noisy_loggers
 from tests.harness import RunningBot, lab_env, running_bot
 from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 
@@ -59,3 +61,35 @@ async def parley(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path)
     """The real Parley, running in this event loop against the lab, with a fresh database."""
     async with running_bot(lab_env(telegram, openai_api, tmp_path / "parley.db")) as bot:
         yield bot
+
+
+LAB_SECRETS = (
+    FakeTelegram().token,
+    FakeTelegram().token.split(":", 1)[1],
+    FakeOpenAI().api_key,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """Every log record of the whole run, at DEBUG and before any redaction, is searched for the lab's
+    secrets: the app must not log them at all (the redacting formatter is only the second wall)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    collector = Collect(logging.DEBUG)
+    collector.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(collector)
+    quiet_noisy_loggers()  # as the app does at start-up
+    yield
+    root.removeHandler(collector)
+    root.setLevel(level)
+    assert lines, "no log record was collected: the check would prove nothing"
+    leaks = [line for line in lines if any(secret in line for secret in LAB_SECRETS)]
+    assert not leaks, "secrets in the logs:\n" + "\n".join(leaks[:5])

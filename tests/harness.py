@@ -32,6 +32,9 @@ def lab_env(telegram: FakeTelegram, openai_api: FakeOpenAI, db_path: Path, **ove
         "PARLEY_MODEL_RETRIES": "0",
         "PARLEY_MODEL_TIMEOUT_SECONDS": "20",
         "PARLEY_LOG_LEVEL": "DEBUG",
+        "PARLEY_METRICS_LISTEN": "off",  # tests of the ops endpoint pick a free port of their own
+        "PARLEY_ALLOWED": "*",  # tests of access control narrow this down
+        "PARLEY_USER_RATE": "1000/minute",  # … and tests of rate limits this
     }
     env.update(overrides)
     return env
@@ -44,11 +47,11 @@ class RunningBot:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(env: dict[str, str]) -> AsyncIterator[RunningBot]:
+async def running_bot(env: dict[str, str], **run_options: float) -> AsyncIterator[RunningBot]:
     settings = load_settings(env)
     services = Services.build(settings, await Storage.open(settings.db_path))
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_bot(services, stop, poll_timeout=1, ready=ready))
+    task = asyncio.create_task(run_bot(services, stop, poll_timeout=1, ready=ready, **run_options))  # type: ignore[arg-type]
     try:
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import math
 import secrets
@@ -106,6 +107,12 @@ _SERVER_ERROR = (
     "The server had an error while processing your request. Sorry about that! You can retry your request, or "
     "contact us through our help center at help.openai.com if the error persists."
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _reply_tone(seconds: float) -> bytes:
+    """The reply's audio, made once per length: the stand-in's own CPU time stays out of what is measured."""
+    return make_wav(seconds, REPLY_RATE, 330.0)
 
 
 def _supported(values: tuple[str, ...] | list[str]) -> str:
@@ -728,7 +735,7 @@ class FakeOpenAI(LabServer):
             message["audio"] = None
         elif plan["wants_audio"]:
             seconds = min(max(len(text) * self.seconds_per_char, 0.5), 30.0)
-            wav = await asyncio.to_thread(make_wav, seconds, REPLY_RATE, 330.0)
+            wav = await asyncio.to_thread(_reply_tone, seconds)
             data = await self._encode_reply_audio(wav, plan["format"])
             audio_id = f"audio_{secrets.token_hex(16)}"
             self._audio_ids[audio_id] = {"expires_at": now + 3600, "transcript": text}

@@ -20,7 +20,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from ._server import LabServer
@@ -613,6 +615,34 @@ class FakeTelegram(LabServer):
     def webhook_url(self) -> str:
         return str(self._webhook.get("url", ""))
 
+    @property
+    def webhook(self) -> dict[str, Any]:
+        """The webhook as set with setWebhook (url, secret_token, allowed_updates …); url is "" when none."""
+        return dict(self._webhook)
+
+    async def deliver_to_webhook(self, address: str) -> list[int]:
+        """POST every pending update to the webhook, as Telegram does: JSON, one update per request, with
+        setWebhook's secret_token in X-Telegram-Bot-Api-Secret-Token. `address` (e.g. http://127.0.0.1:8080)
+        stands in for the HTTPS front end the webhook URL names; the URL's path is kept. An update answered
+        2xx is confirmed (Telegram would retry the others later). Returns the HTTP statuses, in order."""
+        url = self.webhook_url
+        if not url:
+            raise AssertionError("deliver_to_webhook: no webhook is set (setWebhook was not called)")
+        headers = {"Content-Type": "application/json"}
+        if self._webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(self._webhook["secret_token"])
+        statuses: list[int] = []
+        async with aiohttp.ClientSession() as session:
+            for update in list(self._updates):
+                target = address.rstrip("/") + (urlsplit(url).path or "/")
+                async with session.post(target, data=json.dumps(update), headers=headers) as response:
+                    statuses.append(response.status)
+                if 200 <= response.status < 300:
+                    self._updates.remove(update)
+                    self._confirmed += 1
+        self._notify()
+        return statuses
+
     def fail_next(
         self,
         method: str,
@@ -748,6 +778,10 @@ class FakeTelegram(LabServer):
         except TelegramAPIError as err:
             call.ok, call.error, call.status = False, err.description, err.code
             return self._error(err)
+        except ConnectionResetError:
+            # The client hung up while its request was being read: not a lab failure (marked abandoned below).
+            call.ok, call.error = False, "client disconnected"
+            raise
         except Exception as exc:  # a bug in the lab itself: make it loud
             self.internal_errors.append(f"{method}: {''.join(traceback.format_exception(exc))}")
             call.ok, call.error, call.status = False, f"lab crashed: {exc!r}", 500

@@ -1,0 +1,145 @@
+"""`python -m bench [--smoke] [--out FILE]`: run every measurement, print the table, write the JSON.
+
+Two runs of the real bot: one on a new database (overhead, makespan, prompt tokens, start-up time), one
+on a large seeded database (memory under load, start-up time). A full run takes a few minutes on 2 cores;
+--smoke runs every measurement at a token size in seconds (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.process import BotProcess
+from bench.report import machine, table, write_json
+from bench.scenarios import REPLY, Lab
+from bench.seed import FIRST_USER, seed
+from tests.harness import lab_env
+from tests.lab import FakeOpenAI, FakeTelegram
+
+FULL = {
+    "overhead": [(5.0, 20), (30.0, 20), (120.0, 10)],
+    "makespan": [1, 10, 100],
+    "model_seconds": 2.0,
+    "conversation_turns": 100,
+    "rss_users": 10_000,
+    "rss_turns_per_user": 20,
+    "rss_concurrent": 100,
+}
+SMOKE = {
+    "overhead": [(5.0, 2), (30.0, 1)],
+    "makespan": [1, 3],
+    "model_seconds": 0.3,
+    "conversation_turns": 3,
+    "rss_users": 200,
+    "rss_turns_per_user": 10,
+    "rss_concurrent": 3,
+}
+
+
+@contextlib.asynccontextmanager
+async def lab_with_bot(workdir: Path, db: Path, name: str) -> AsyncIterator[tuple[Lab, float]]:
+    """Fresh stand-ins and `parley run` against them; yields the lab and the seconds to first getUpdates."""
+    telegram, openai_api = FakeTelegram(), FakeOpenAI()
+    await telegram.start()
+    await openai_api.start()
+    openai_api.reply_text = lambda body: REPLY
+    env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60")
+    bot = BotProcess(env, workdir, name)
+    try:
+        await bot.start()
+        # The first getUpdates is a long poll: its arrival, not its answer 30 s later, marks "running".
+        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=120, what="getUpdates")
+        first_poll = telegram.calls_of("getUpdates")[0]
+        yield Lab(telegram, openai_api, bot), first_poll.at - bot.started_at
+        code = await bot.stop()
+        if code != 0:
+            raise RuntimeError(f"the bot exited with {code} on SIGTERM; see {bot.log_path}")
+    finally:
+        if bot.proc is not None and bot.proc.returncode is None:
+            bot.proc.kill()
+            await bot.proc.wait()
+        await telegram.stop()
+        await openai_api.stop()
+    for fake in (telegram, openai_api):
+        if fake.internal_errors:
+            raise RuntimeError(f"{type(fake).__name__} crashed:\n" + "\n".join(fake.internal_errors))
+
+
+_T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {"smoke": smoke, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    async with lab_with_bot(workdir, workdir / "new.db", "bot-new-db") as (lab, first_poll):
+        results["startup"] = {"empty_db_seconds": round(first_poll, 2)}
+        results["overhead"] = []
+        for index, (seconds, turns) in enumerate(plan["overhead"]):
+            say(f"bench: overhead, {turns} turns with {seconds:g} s notes")
+            results["overhead"].append(await scenarios.overhead(lab, seconds, turns, chat_id=100 + index))
+        results["makespan"] = []
+        for users in plan["makespan"]:
+            say(f"bench: makespan, {users} users at once")
+            results["makespan"].append(
+                await scenarios.makespan(lab, users, first_chat=10_000 * users, model_latency=plan["model_seconds"])
+            )
+        say(f"bench: prompt tokens over {plan['conversation_turns']} turns")
+        results["prompt_tokens"] = await scenarios.prompt_tokens(lab, plan["conversation_turns"], chat_id=200)
+
+    big = workdir / "large.db"
+    say(f"bench: seeding {plan['rss_users']:,} users × {plan['rss_turns_per_user']} turns")
+    seeded = await seed(big, users=plan["rss_users"], turns_per_user=plan["rss_turns_per_user"])
+    async with lab_with_bot(workdir, big, "bot-large-db") as (lab, first_poll):
+        results["startup"]["large_db_seconds"] = round(first_poll, 2)
+        idle = lab.bot.rss
+        say(f"bench: memory, {plan['rss_concurrent']} seeded users at once")
+        await scenarios.makespan(
+            lab, plan["rss_concurrent"], first_chat=FIRST_USER, model_latency=plan["model_seconds"]
+        )
+        results["rss"] = {
+            "users": seeded["users"],
+            "turns": seeded["turns"],
+            "db_mb": seeded["mb"],
+            "seed_seconds": seeded["seconds"],
+            "concurrent_turns": plan["rss_concurrent"],
+            "idle_mb": round(idle / 2**20, 1),
+            "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="every measurement at a token size (seconds)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"), help="where to write the JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory (databases, bot logs)")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    try:
+        results = asyncio.run(run(SMOKE if args.smoke else FULL, workdir, args.smoke))
+    finally:
+        if args.keep:
+            say(f"bench: working directory kept at {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(table(results))
+    write_json(results, args.out)
+    say(f"bench: results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

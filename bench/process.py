@@ -1,0 +1,81 @@
+"""The real `parley run` as a child process, its log written to a file, its memory read from /proc."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+class BotProcess:
+    """One run of the bot. The log goes to a file: a pipe nobody reads would fill up and stall the bot."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), **env}
+        self.workdir = workdir
+        self.log_path = workdir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        """Spawn `python -m bot run`; `started_at` is the monotonic time just before the spawn."""
+        with self.log_path.open("wb") as log:
+            self.started_at = time.monotonic()
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=self.workdir,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+    def _status(self, field: str) -> int:
+        """A VmRSS/VmHWM-style field of /proc/PID/status, in bytes."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{field} not in /proc/{self.proc.pid}/status")
+
+    @property
+    def rss(self) -> int:
+        return self._status("VmRSS")
+
+    @property
+    def peak_rss(self) -> int:
+        """The high-water mark of resident memory since the process started (the kernel keeps it)."""
+        return self._status("VmHWM")
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def count_in_log(self, needle: str) -> int:
+        return sum(1 for line in self.log_lines() if needle in line)
+
+    async def wait_log(self, needle: str, count: int, timeout: float = 300.0) -> None:  # noqa: ASYNC109
+        """Wait until `needle` appears on `count` log lines (stderr is line-buffered, even into a file)."""
+        deadline = time.monotonic() + timeout
+        while self.count_in_log(needle) < count:
+            if self.proc is not None and self.proc.returncode is not None:
+                raise RuntimeError(f"the bot exited with {self.proc.returncode}; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} log lines with {needle!r} did not appear within {timeout:g} s")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> int:
+        """SIGTERM, as `docker stop` does; the bot finishes its jobs and exits."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout=60)
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()

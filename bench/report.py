@@ -1,0 +1,90 @@
+"""The machine description, the printed table, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from parley.audio import find_ffmpeg
+
+TARGETS = {"overhead_30s_median_ms": 150.0, "makespan_ratio_100": 1.3, "peak_rss_mb": 150.0}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ffmpeg = find_ffmpeg()
+    version = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True).stdout.split()
+    return {
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "ffmpeg": version[2] if len(version) > 2 else "?",
+    }
+
+
+def _mark(value: float, target: float) -> str:
+    return "✓" if value <= target else "✗ missed"
+
+
+def table(results: dict[str, Any]) -> str:
+    """A Markdown table (it goes into the README as printed)."""
+    m = results["machine"]
+    rows = [
+        f"Machine: {m['cores']} cores, {m['cpu']}, Python {m['python']}, ffmpeg {m['ffmpeg']}"
+        f"{' (smoke run: reduced sizes)' if results['smoke'] else ''}",
+        "",
+        "| measure | result | target |",
+        "| --- | --- | --- |",
+    ]
+    for item in results["overhead"]:
+        o = item["overhead_ms"]
+        target = ""
+        if item["note_seconds"] == 30:
+            limit = TARGETS["overhead_30s_median_ms"]
+            target = f"median ≤ {limit:g} ms {_mark(o['median'], limit)}"
+        steps = ", ".join(f"{k} {v:.0f}" for k, v in item["bot_steps_median_ms"].items() if k not in ("model", "total"))
+        rows.append(
+            f"| bot overhead, {item['note_seconds']:g} s note (n={o['n']}) | median {o['median']:.0f} ms, "
+            f"p95 {o['p95']:.0f} ms (steps, median ms: {steps}) | {target} |"
+        )
+    for item in results["makespan"]:
+        target = ""
+        if item["users"] == 100:
+            target = f"ratio ≤ {TARGETS['makespan_ratio_100']:g} {_mark(item['ratio'], TARGETS['makespan_ratio_100'])}"
+        rows.append(
+            f"| makespan, {item['users']} users at once, {item['model_seconds']:g} s model | "
+            f"{item['seconds']:.2f} s (ratio {item['ratio']:.2f}) | {target} |"
+        )
+    t = results["prompt_tokens"]
+    rows.append(
+        f"| prompt tokens per turn over {t['turns']} turns | first {t['first']}, median {t['median']:.0f}, "
+        f"max {t['max']}, last {t['last']} | |"
+    )
+    r = results["rss"]
+    rows.append(
+        f"| peak RSS, {r['users']:,} users and {r['turns']:,} stored turns, {r['concurrent_turns']} turns at once | "
+        f"{r['peak_mb']:.0f} MB (idle after start {r['idle_mb']:.0f} MB) | ≤ {TARGETS['peak_rss_mb']:g} MB "
+        f"{_mark(r['peak_mb'], TARGETS['peak_rss_mb'])} |"
+    )
+    s = results["startup"]
+    rows.append(
+        f"| start → first getUpdates | {s['empty_db_seconds']:.2f} s (new database), "
+        f"{s['large_db_seconds']:.2f} s ({r['turns']:,} turns) | |"
+    )
+    return "\n".join(rows)
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

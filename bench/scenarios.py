@@ -1,0 +1,137 @@
+"""The measurements. Each drives the running bot through the lab and reads the lab's own records.
+
+Clocks: the lab runs in this process, so push times, the lab's request records (time.monotonic) and the
+bot's spawn time are on one clock. "Model time" is how long the OpenAI stand-in held the chat request.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.process import BotProcess
+from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+
+REPLY = (
+    "Sure. The early train leaves at seven, so set an alarm for six and pack the night before. Bring a warm "
+    "layer, because it gets cold up there in the evening, and check the weather on Friday in case the pass "
+    "is closed. If it rains, the museum in town is a good plan B, and the café next to it does great soup."
+)
+"""A typical spoken answer: about 300 characters, which the stand-in voices as 15 s of audio."""
+
+_STEP = re.compile(r"\b(download|convert|model|encode|send|total)=(\d+)ms")
+TURN_LINE = "kind=voice"
+
+
+@dataclass
+class Lab:
+    telegram: FakeTelegram
+    openai: FakeOpenAI
+    bot: BotProcess
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, round(q / 100 * len(ordered) + 0.499999))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 1),
+        "p95": round(percentile(values, 95), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+        "n": len(values),
+    }
+
+
+def _finished_voices(telegram: FakeTelegram, chat_ids: set[int]) -> list[Any]:
+    return [c for c in telegram.calls_of("sendVoice") if c.finished and c.ok and int(c.params["chat_id"]) in chat_ids]
+
+
+async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int) -> dict[str, Any]:
+    """Bot overhead per voice turn: from the note being available to the reply delivered, minus model time.
+
+    One person, notes one after another (each waits for the previous turn to be fully done). The bot's
+    own per-step timings (its log line) show where the rest of the time goes.
+    """
+    telegram, openai_api = lab.telegram, lab.openai
+    openai_api.latency = 0.0
+    openai_api.transcription_latency = 0.0
+    note = make_voice_ogg(seconds)
+    user = telegram.user(chat_id, "Bench")
+    overheads: list[float] = []
+    steps: dict[str, list[float]] = {}
+    for _ in range(turns):
+        done_before = lab.bot.count_in_log(TURN_LINE)
+        chats_before = len(openai_api.chat_requests())
+        voices_before = len(_finished_voices(telegram, {chat_id}))
+        pushed = time.monotonic()
+        telegram.push_voice(chat_id, user, note)
+        await lab.bot.wait_log(TURN_LINE, done_before + 1)
+        sent = _finished_voices(telegram, {chat_id})[voices_before]
+        chat = openai_api.chat_requests()[chats_before]
+        assert sent.finished is not None and chat.finished is not None
+        overheads.append((sent.finished - pushed - (chat.finished - chat.started)) * 1000)
+        line = [entry for entry in lab.bot.log_lines() if TURN_LINE in entry][-1]
+        for name, ms in _STEP.findall(line):
+            steps.setdefault(name, []).append(float(ms))
+    return {
+        "note_seconds": seconds,
+        "overhead_ms": _summary(overheads),
+        "bot_steps_median_ms": {name: statistics.median(values) for name, values in steps.items()},
+    }
+
+
+async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) -> dict[str, Any]:
+    """`users` people each send a 5 s note at the same moment; the model takes `model_latency` seconds.
+    Makespan: from the first note to the last reply delivered."""
+    telegram, openai_api = lab.telegram, lab.openai
+    openai_api.latency = model_latency
+    openai_api.transcription_latency = model_latency / 2
+    note = make_voice_ogg(5.0)
+    chats = set(range(first_chat, first_chat + users))
+    for chat_id in chats:
+        telegram.user(chat_id, f"User {chat_id}")
+    done_before = lab.bot.count_in_log(TURN_LINE)
+    started = time.monotonic()
+    for chat_id in sorted(chats):
+        telegram.push_voice(chat_id, chat_id, note)
+    await lab.bot.wait_log(TURN_LINE, done_before + users)
+    finished = [c.finished for c in _finished_voices(telegram, chats) if c.finished is not None]
+    assert len(finished) == users, f"{len(finished)} replies for {users} users"
+    seconds = max(finished) - started
+    openai_api.latency = openai_api.transcription_latency = 0.0
+    return {
+        "users": users,
+        "model_seconds": model_latency,
+        "seconds": round(seconds, 2),
+        "ratio": round(seconds / model_latency, 2),
+    }
+
+
+async def prompt_tokens(lab: Lab, turns: int, chat_id: int) -> dict[str, Any]:
+    """One person talks for `turns` voice turns: the prompt tokens of each model call (as the stand-in
+    counts them: ~4 characters a text token, 10 tokens a second of audio, as OpenAI's audio models do)."""
+    telegram, openai_api = lab.telegram, lab.openai
+    note = make_voice_ogg(3.0)
+    user = telegram.user(chat_id, "Talker")
+    first = len(openai_api.chat_requests())
+    done_before = lab.bot.count_in_log(TURN_LINE)
+    for turn in range(turns):
+        telegram.push_voice(chat_id, user, note)
+        await lab.bot.wait_log(TURN_LINE, done_before + turn + 1)
+    counts = [int(r.response["usage"]["prompt_tokens"]) for r in openai_api.chat_requests()[first:]]
+    return {
+        "turns": turns,
+        "per_turn": counts,
+        "first": counts[0],
+        "median": statistics.median(counts),
+        "max": max(counts),
+        "last": counts[-1],
+    }

@@ -1,0 +1,321 @@
+"""`parley doctor`: checks a deployment end to end and says, one line each, what is wrong and how to fix it.
+
+It changes nothing: the database is opened without migrating it, Telegram is asked getMe and
+getWebhookInfo only, OpenAI is asked whether the models exist (one tiny real request only with --live).
+Every line passes through the same redaction as the logs, so no secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import shutil
+import sqlite3
+import struct
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import openai
+from openai import AsyncOpenAI
+from telegram import Bot
+from telegram.error import InvalidToken, NetworkError, TelegramError
+
+from parley.audio import AudioConverter, PcmFormat, WavAudio, find_ffmpeg, pcm_to_wav
+from parley.config import ConfigError, Settings, load_settings
+from parley.errors import ParleyError
+from parley.logs import redact
+from parley.model import ModelClient
+from storage.migrations import MIGRATIONS
+
+OK, FAIL = "✓", "✗"
+NETWORK_SECONDS = 15.0
+REQUIRED_ENCODERS = ("libopus", "libmp3lame")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    ok: bool
+    what: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = OK if self.ok else FAIL
+        fix = f" → {self.fix}" if self.fix and not self.ok else ""
+        return f"{mark} {self.what}: {self.detail}{fix}"
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+def check_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Finding]]:
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        return None, [Finding(False, "configuration", problem) for problem in exc.problems]
+    mode = f"webhook {settings.webhook_url} on {settings.listen}" if settings.webhook else "long polling"
+    ops = f"health and metrics on {settings.metrics_listen}" if settings.metrics_listen else "metrics off"
+    return settings, [Finding(True, "configuration", f"valid ({mode}; {ops})")]
+
+
+# --- ffmpeg ----------------------------------------------------------------------------------------
+
+
+async def _run(*command: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=NETWORK_SECONDS)
+    return proc.returncode or 0, out.decode("utf-8", "replace")
+
+
+def _tone(seconds: float = 0.5, rate: int = 16_000) -> WavAudio:
+    samples = [int(8000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(int(rate * seconds))]
+    return pcm_to_wav(struct.pack(f"<{len(samples)}h", *samples), PcmFormat(rate=rate, channels=1, bits=16))
+
+
+async def check_ffmpeg() -> Finding:
+    fix = "install an ffmpeg built with libopus and libmp3lame (Debian: apt install ffmpeg)"
+    try:
+        path = find_ffmpeg()
+    except RuntimeError as exc:
+        return Finding(False, "ffmpeg", str(exc), fix)
+    origin = "on PATH" if shutil.which("ffmpeg") == path else "bundled with imageio-ffmpeg"
+    try:
+        code, version = await _run(path, "-hide_banner", "-version")
+        _, encoders = await _run(path, "-hide_banner", "-encoders")
+    except (OSError, TimeoutError) as exc:
+        return Finding(False, "ffmpeg", f"{path} ({origin}) does not run: {exc}", fix)
+    name = " ".join(version.splitlines()[0].split()[:3]) if version.strip() else "ffmpeg"
+    if code != 0:
+        return Finding(False, "ffmpeg", f"{path} ({origin}) -version exited with {code}", fix)
+    listed = {line.split()[1] for line in encoders.splitlines() if len(line.split()) > 1}
+    missing = [encoder for encoder in REQUIRED_ENCODERS if encoder not in listed]
+    if missing:
+        return Finding(False, "ffmpeg", f"{path} ({origin}, {name}) lacks {', '.join(missing)}", fix)
+    converter = AudioConverter(path, timeout=NETWORK_SECONDS)
+    try:  # the two conversions Parley makes, on half a second of tone
+        ogg = await converter.to_voice_ogg(_tone())
+        await converter.to_model_wav(ogg)
+    except ParleyError as exc:
+        return Finding(False, "ffmpeg", f"{path} ({origin}) cannot convert audio: {exc}", fix)
+    return Finding(True, "ffmpeg", f"{path} ({origin}, {name}) with {' and '.join(REQUIRED_ENCODERS)}")
+
+
+# --- database --------------------------------------------------------------------------------------
+
+
+def _writable_directory(directory: Path) -> str | None:
+    """None when a file can be created in `directory` (or in the nearest existing parent, to be made)."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    probe = existing / f".parley-doctor-{os.getpid()}"
+    try:
+        probe.write_bytes(b"ok")
+    except OSError as exc:
+        return f"cannot create files in {existing} ({exc.strerror or exc})"
+    with contextlib.suppress(OSError):
+        probe.unlink()
+    return None
+
+
+def _inspect_database(path: Path) -> Finding:
+    fix_path = "check PARLEY_DB and the permissions of the file and its directory"
+    problem = _writable_directory(path.parent)
+    if problem:
+        return Finding(False, "database", f"{path}: {problem}", fix_path)
+    if not path.exists():
+        return Finding(True, "database", f"{path} does not exist yet: `parley run` creates it (directory writable)")
+    known = [migration.__name__ for migration in MIGRATIONS]
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5, isolation_level=None)
+    except sqlite3.Error as exc:
+        return Finding(False, "database", f"{path} cannot be opened for writing ({exc})", fix_path)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # takes the write lock, writes nothing
+        db.execute("ROLLBACK")
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        applied = (
+            [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+            if ("_migrations" in tables)
+            else []
+        )
+    except sqlite3.Error as exc:
+        return Finding(False, "database", f"{path} is not writable ({exc})", fix_path)
+    finally:
+        db.close()
+    unknown = [name for name in applied if name not in known]
+    if unknown:
+        return Finding(
+            False,
+            "database",
+            f"{path} has migrations this version does not know ({', '.join(unknown)})",
+            "run the Parley version that made this database, or restore a backup",
+        )
+    if applied != known[: len(applied)] or len(applied) < len(known):
+        return Finding(
+            False,
+            "database",
+            f"{path} is at migration {len(applied)} of {len(known)}",
+            "take a `parley backup`, then start `parley run` once: it migrates the database at start-up",
+        )
+    return Finding(True, "database", f"{path} writable, at the latest migration ({known[-1]})")
+
+
+async def check_database(path: Path) -> Finding:
+    return await asyncio.to_thread(_inspect_database, path)
+
+
+# --- Telegram --------------------------------------------------------------------------------------
+
+
+async def check_telegram(settings: Settings) -> list[Finding]:
+    bot = Bot(
+        settings.telegram_token, base_url=settings.telegram_base_url, base_file_url=settings.telegram_base_file_url
+    )
+    try:
+        async with asyncio.timeout(NETWORK_SECONDS):
+            async with bot:  # initialize(): getMe
+                me = bot.bot
+                webhook = await bot.get_webhook_info()
+    except InvalidToken:
+        return [
+            Finding(False, "Telegram", "the bot token was rejected", "copy TELEGRAM_BOT_TOKEN again from BotFather")
+        ]
+    except (NetworkError, TimeoutError) as exc:
+        return [
+            Finding(
+                False,
+                "Telegram",
+                f"cannot reach {settings.telegram_api_url} ({exc or 'timed out'})",
+                "check the network, a proxy, or TELEGRAM_API_URL",
+            )
+        ]
+    except TelegramError as exc:
+        return [Finding(False, "Telegram", f"getMe failed: {exc}", "check TELEGRAM_BOT_TOKEN and TELEGRAM_API_URL")]
+    found = [Finding(True, "Telegram", f"reachable, token valid: @{me.username} (id {me.id})")]
+    if me.can_read_all_group_messages:
+        privacy = "privacy mode off: in groups it reads every message"
+    else:
+        privacy = "privacy mode on: in groups it sees only commands and replies to it (BotFather /setprivacy)"
+    found.append(Finding(True, "Telegram groups", privacy))
+    found.append(_webhook_finding(settings, webhook.url, webhook.pending_update_count, webhook.last_error_message))
+    return found
+
+
+def _webhook_finding(settings: Settings, url: str, pending: int, last_error: str | None) -> Finding:
+    if not settings.webhook:
+        detail = "none (long polling)" if not url else f"set to {url}: `parley run` removes it and polls"
+        return Finding(True, "Telegram webhook", f"{detail}; {pending} updates waiting")
+    if url != settings.webhook_url:
+        shown = url or "not set"
+        return Finding(True, "Telegram webhook", f"{shown}: `parley run` sets {settings.webhook_url}")
+    if last_error:
+        return Finding(
+            False,
+            "Telegram webhook",
+            f"{url}: Telegram's last delivery failed: {last_error}",
+            "check that the URL reaches PARLEY_LISTEN through your HTTPS proxy, and PARLEY_WEBHOOK_SECRET",
+        )
+    return Finding(True, "Telegram webhook", f"{url}, {pending} updates waiting, no delivery errors")
+
+
+# --- OpenAI ----------------------------------------------------------------------------------------
+
+
+def _openai_problem(exc: openai.OpenAIError, settings: Settings, name: str, model: str) -> Finding:
+    base = settings.openai_base_url or "https://api.openai.com/v1"
+    if isinstance(exc, openai.AuthenticationError):
+        return Finding(False, "OpenAI", "the API key was rejected", "check OPENAI_API_KEY (create a new key if needed)")
+    if isinstance(exc, openai.NotFoundError):
+        return Finding(
+            False,
+            "OpenAI",
+            f"{name} {model!r} is not available to this API key",
+            f"choose a model the key can use for {name} (see the README's model table)",
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return Finding(False, "OpenAI", f"cannot reach {base} ({exc})", "check the network or OPENAI_BASE_URL")
+    return Finding(False, "OpenAI", f"{name} {model!r}: {type(exc).__name__}: {exc}", "see the OpenAI status page")
+
+
+async def check_openai(settings: Settings, *, live: bool) -> list[Finding]:
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=0, timeout=NETWORK_SECONDS
+    )
+    try:
+        for name, model in (("PARLEY_MODEL", settings.model), ("PARLEY_TRANSCRIBE_MODEL", settings.transcribe_model)):
+            try:
+                await client.models.retrieve(model)
+            except openai.OpenAIError as exc:
+                return [_openai_problem(exc, settings, name, model)]
+        found = [
+            Finding(True, "OpenAI", f"reachable, key valid, {settings.model} and {settings.transcribe_model} available")
+        ]
+        if live:
+            found.append(await _live_reply(client, settings))
+        return found
+    finally:
+        await client.close()
+
+
+async def _live_reply(client: AsyncOpenAI, settings: Settings) -> Finding:
+    """One real, tiny request through Parley's own model client: text in, speech and text out."""
+    model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model)
+    started = time.perf_counter()
+    try:
+        reply = await model.reply([{"role": "user", "content": "Say just: OK."}], voice=settings.voice)
+    except ParleyError as exc:
+        return Finding(False, "OpenAI live", f"the model did not answer: {exc}", "check the model name and your quota")
+    seconds = time.perf_counter() - started
+    audio = f"{reply.audio.duration:.1f} s of audio" if reply.audio else "no audio"
+    return Finding(
+        True, "OpenAI live", f"{reply.usage.model} answered in {seconds:.1f} s ({audio}, {reply.text[:40]!r})"
+    )
+
+
+# --- all of it -------------------------------------------------------------------------------------
+
+
+async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets: tuple[str, ...]) -> bool:
+    def show(findings: list[Finding]) -> bool:
+        for finding in findings:
+            print(redact(finding.line(), secrets), file=out, flush=True)
+        return all(finding.ok for finding in findings)
+
+    settings, findings = check_settings(env)
+    ok = show(findings)
+    ok = show([await check_ffmpeg()]) and ok
+    db_path = settings.db_path if settings else Path((env.get("PARLEY_DB") or "").strip() or "parley.db")
+    ok = show([await check_database(db_path)]) and ok
+    if settings is None:
+        skipped = "not checked: fix the configuration first"
+        return show([Finding(False, "Telegram", skipped), Finding(False, "OpenAI", skipped)]) and False
+    ok = show(await check_telegram(settings)) and ok
+    return show(await check_openai(settings, live=live)) and ok
+
+
+def doctor(env: Mapping[str, str], *, live: bool = False, out: TextIO | None = None) -> int:
+    """Print one line per check; 0 when every check passed, 1 otherwise."""
+    secrets = tuple(
+        value.strip()
+        for name in ("TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "PARLEY_WEBHOOK_SECRET")
+        if (value := env.get(name)) and value.strip()
+    )
+    stream = out or sys.stdout
+    try:
+        healthy = asyncio.run(_diagnose(env, live=live, out=stream, secrets=secrets))
+    except Exception as exc:  # a bug in a check: still one plain, redacted line
+        print(redact(f"{FAIL} doctor: unexpected {type(exc).__name__}: {exc}", secrets), file=stream)
+        return 1
+    print("all checks passed" if healthy else "some checks failed", file=stream)
+    return 0 if healthy else 1

@@ -1,0 +1,144 @@
+"""Who may talk to the bot, and how often. A bot with someone's API key behind it must not answer strangers.
+
+The environment's lists (PARLEY_ALLOWED, PARLEY_ADMINS) are the base; admins' /allow and /deny, kept in
+SQLite, sit on top and take effect at once. A deny beats an allow; admins are always allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from storage import Storage
+
+_USERNAME_RE = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$", re.IGNORECASE)
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def subject_key(raw: str) -> str:
+    """The canonical form of an entry: a numeric id as digits (negative for groups), a username as @lowercase."""
+    raw = raw.strip()
+    if re.fullmatch(r"-?\d+", raw):
+        return str(int(raw))
+    match = _USERNAME_RE.match(raw)
+    if not match:
+        raise ValueError(raw)
+    return "@" + match.group(1).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessList:
+    everyone: bool = False
+    subjects: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, raw: str | None) -> AccessList:
+        """'*', or comma-separated user ids, @usernames and (negative) group chat ids."""
+        if raw is None or not raw.strip():
+            return cls()
+        entries = [e.strip() for e in raw.split(",") if e.strip()]
+        if "*" in entries:
+            return cls(everyone=True)
+        return cls(subjects=frozenset(subject_key(e) for e in entries))
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    limit: int
+    period: float
+
+    @classmethod
+    def parse(cls, raw: str) -> Rate:
+        """'10/minute', '3/second', '100/hour', '500/day'."""
+        match = _RATE_RE.match(raw)
+        if not match or int(match.group(1)) < 1:
+            raise ValueError(raw)
+        return cls(int(match.group(1)), _PERIODS[match.group(2).lower()])
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _PERIODS.items()}[int(self.period)]
+        return f"{self.limit}/{unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: int
+    username: str | None
+    chat_id: int
+    in_group: bool
+
+    def keys(self) -> list[str]:
+        keys = [str(self.user_id)]
+        if self.username:
+            keys.append("@" + self.username.lower())
+        return keys
+
+
+class AccessPolicy:
+    def __init__(self, *, allowed: AccessList, admins: frozenset[int], storage: Storage) -> None:
+        self.allowed = allowed
+        self.admins = admins
+        self.storage = storage
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admins
+
+    async def allows(self, who: Requester) -> bool:
+        if self.is_admin(who.user_id):
+            return True
+        overrides = await self.storage.privacy.access_overrides()
+        user_keys = who.keys()
+        if any(overrides.get(k) is False for k in user_keys):
+            return False
+        if who.in_group:
+            chat = str(who.chat_id)
+            if overrides.get(chat) is False:
+                return False
+            return self.allowed.everyone or chat in self.allowed.subjects or overrides.get(chat) is True
+        return (
+            self.allowed.everyone
+            or any(k in self.allowed.subjects for k in user_keys)
+            or any(overrides.get(k) is True for k in user_keys)
+        )
+
+
+@dataclass(slots=True)
+class _Window:
+    hits: deque[float] = field(default_factory=deque)
+    warned: bool = False
+
+
+class RateLimiter:
+    """A sliding window per key. Updates are handled one at a time, so no lock is needed; the window is
+    in memory on purpose (a restart forgiving a burst is fine; a database write per message is not)."""
+
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self._windows: dict[object, _Window] = {}
+
+    def hit(self, key: object, now: float) -> int | None:
+        """Count one message; None if it may go ahead, else whole seconds until it could."""
+        window = self._windows.setdefault(key, _Window())
+        while window.hits and window.hits[0] <= now - self.rate.period:
+            window.hits.popleft()
+        if len(window.hits) < self.rate.limit:
+            window.hits.append(now)
+            window.warned = False
+            return None
+        return max(1, math.ceil(window.hits[0] + self.rate.period - now))
+
+    def first_warning(self, key: object) -> bool:
+        """True once per burst over the limit, so a flood gets one "slow down", not one per message."""
+        window = self._windows.setdefault(key, _Window())
+        if window.warned:
+            return False
+        window.warned = True
+        return True
+
+    def forget_idle(self, now: float) -> None:
+        """Drop windows with no recent hits, so memory follows active users, not all users ever seen."""
+        for key in [k for k, w in self._windows.items() if not w.hits or w.hits[-1] <= now - self.rate.period]:
+            del self._windows[key]

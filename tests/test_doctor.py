@@ -1,0 +1,95 @@
+"""`parley doctor` as a real process against the lab: one ✓/✗ line per check, exit 0 only when all pass."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from storage import Storage
+from storage.migrations import MIGRATIONS
+from tests.harness import ParleyProcess, lab_env
+from tests.lab import FakeOpenAI, FakeTelegram
+
+
+async def run_doctor(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, list[str]]:
+    process = ParleyProcess(env, cwd)
+    await process.start_command("doctor", *args)
+    code = await process.wait(deadline=60)
+    return code, process.text.strip().splitlines()
+
+
+def no_secrets(lines: list[str], telegram: FakeTelegram, openai_api: FakeOpenAI) -> bool:
+    text = "\n".join(lines)
+    return all(s not in text for s in (telegram.token, telegram.token.split(":")[1], openai_api.api_key))
+
+
+async def test_a_healthy_deployment_passes_every_check(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db = tmp_path / "parley.db"
+    await (await Storage.open(db)).close()  # a database made by `parley run`
+    code, lines = await run_doctor(lab_env(telegram, openai_api, db), tmp_path)
+    assert code == 0, lines
+    assert lines[0] == "✓ configuration: valid (long polling; metrics off)"
+    assert lines[1].startswith("✓ ffmpeg: /") and lines[1].endswith("with libopus and libmp3lame")
+    assert lines[2] == f"✓ database: {db} writable, at the latest migration ({MIGRATIONS[-1].__name__})"
+    assert lines[3] == f"✓ Telegram: reachable, token valid: @{telegram.bot_username} (id {telegram.bot_id})"
+    assert lines[4].startswith("✓ Telegram groups: privacy mode on")
+    assert lines[5] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
+    assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio and gpt-4o-mini-transcribe available"
+    assert lines[7:] == ["all checks passed"]
+    assert no_secrets(lines, telegram, openai_api)
+    # It changed nothing and spent nothing: getMe and getWebhookInfo, the two model look-ups, no chat.
+    assert {call.method for call in telegram.calls} == {"getMe", "getWebhookInfo"}
+    assert [(r.method, r.path) for r in openai_api.requests] == [
+        ("GET", "/v1/models/gpt-audio"),
+        ("GET", "/v1/models/gpt-4o-mini-transcribe"),
+    ]
+
+
+async def test_live_makes_exactly_one_tiny_model_request(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    code, lines = await run_doctor(lab_env(telegram, openai_api, tmp_path / "new" / "parley.db"), tmp_path, "--live")
+    assert code == 0, lines
+    assert f"✓ database: {tmp_path / 'new' / 'parley.db'} does not exist yet" in lines[2]
+    assert not (tmp_path / "new").exists()  # the doctor creates nothing
+    [live] = [line for line in lines if line.startswith("✓ OpenAI live:")]
+    assert "gpt-audio-2025-08-28 answered in" in live and "s of audio" in live
+    [chat] = openai_api.chat_requests()
+    assert chat.json["modalities"] == ["text", "audio"]
+    assert openai_api.transcription_requests() == []
+
+
+async def test_each_broken_part_gets_a_cross_and_a_fix(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as old:  # a database from an older version: only the first migration applied
+        old.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        old.execute("INSERT INTO _migrations VALUES (?, 0)", (MIGRATIONS[0].__name__,))
+    env = lab_env(telegram, openai_api, db, TELEGRAM_BOT_TOKEN="999999:WRONG-token-abcdefghijklmnopqrstu")
+    env["PARLEY_MODEL"] = "gpt-audio-nonexistent"
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 1
+    crosses = [line for line in lines if line.startswith("✗")]
+    assert crosses == [
+        f"✗ database: {db} is at migration 1 of {len(MIGRATIONS)} → take a `parley backup`, then start "
+        "`parley run` once: it migrates the database at start-up",
+        "✗ Telegram: the bot token was rejected → copy TELEGRAM_BOT_TOKEN again from BotFather",
+        "✗ OpenAI: PARLEY_MODEL 'gpt-audio-nonexistent' is not available to this API key → choose a model the "
+        "key can use for PARLEY_MODEL (see the README's model table)",
+    ]
+    assert lines[-1] == "some checks failed"
+    assert "999999:WRONG-token" not in "\n".join(lines)
+    assert no_secrets(lines, telegram, openai_api)
+
+
+async def test_invalid_configuration_is_reported_and_the_network_left_alone(tmp_path: Path) -> None:
+    code, lines = await run_doctor({"TELEGRAM_BOT_TOKEN": "123:abcdefghijklmnop"}, tmp_path)
+    assert code == 1
+    assert lines[0] == "✗ configuration: OPENAI_API_KEY is not set: copy .env.example to .env and fill it in"
+    assert lines[1].startswith("✓ ffmpeg: ")
+    assert "✗ Telegram: not checked: fix the configuration first" in lines
+    assert "✗ OpenAI: not checked: fix the configuration first" in lines
+    assert "abcdefghijklmnop" not in "\n".join(lines)
