@@ -19,6 +19,11 @@ VOLUME ["/data"]
 ENV PARLEY_DB=/data/parley.db \
     PYTHONUNBUFFERED=1
 
+# 8080: the webhook server (webhook mode only); 9090: /healthz, /readyz, /metrics (PARLEY_METRICS_LISTEN).
+EXPOSE 8080 9090
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=4)"
+
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["parley"]
 CMD ["run"]

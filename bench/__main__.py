@@ -34,6 +34,7 @@ FULL = {
     "rss_users": 10_000,
     "rss_turns_per_user": 20,
     "rss_concurrent": 100,
+    "wide_workers": 100,
 }
 SMOKE = {
     "overhead": [(5.0, 2), (30.0, 1)],
@@ -43,22 +44,27 @@ SMOKE = {
     "rss_users": 200,
     "rss_turns_per_user": 10,
     "rss_concurrent": 3,
+    "wide_workers": 3,
 }
 
 
 @contextlib.asynccontextmanager
-async def lab_with_bot(workdir: Path, db: Path, name: str) -> AsyncIterator[tuple[Lab, float]]:
+async def lab_with_bot(workdir: Path, db: Path, name: str, **settings: str) -> AsyncIterator[tuple[Lab, float]]:
     """Fresh stand-ins and `parley run` against them; yields the lab and the seconds to first getUpdates."""
     telegram, openai_api = FakeTelegram(), FakeOpenAI()
     await telegram.start()
     await openai_api.start()
     openai_api.reply_text = lambda body: REPLY
-    env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60")
+    env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60", **settings)
     bot = BotProcess(env, workdir, name)
     try:
         await bot.start()
         # The first getUpdates is a long poll: its arrival, not its answer 30 s later, marks "running".
-        await telegram.wait_for(lambda: bool(telegram.calls_of("getUpdates")), timeout=120, what="getUpdates")
+        await telegram.wait_for(
+            lambda: bool(telegram.calls_of("getUpdates")) or bot.exited, timeout=120, what="the first getUpdates"
+        )
+        if bot.exited:
+            raise RuntimeError(f"the bot did not start:\n{bot.log_path.read_text(errors='replace')[-3000:]}")
         first_poll = telegram.calls_of("getUpdates")[0]
         yield Lab(telegram, openai_api, bot), first_poll.at - bot.started_at
         code = await bot.stop()
@@ -118,6 +124,13 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "idle_mb": round(idle / 2**20, 1),
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
         }
+
+    # The same burst with as many workers as users: what the PARLEY_WORKERS cap costs, and what lifting it costs.
+    wide = plan["wide_workers"]
+    async with lab_with_bot(workdir, workdir / "wide.db", "bot-wide", PARLEY_WORKERS=str(wide)) as (lab, _):
+        say(f"bench: makespan, {wide} users at once with PARLEY_WORKERS={wide}")
+        burst = await scenarios.makespan(lab, wide, first_chat=900_000, model_latency=plan["model_seconds"])
+        results["makespan_wide"] = {**burst, "workers": wide, "peak_mb": round(lab.bot.peak_rss / 2**20, 1)}
     return results
 
 

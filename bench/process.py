@@ -36,6 +36,10 @@ class BotProcess:
                 stderr=log,
             )
 
+    @property
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.returncode is not None
+
     def _status(self, field: str) -> int:
         """A VmRSS/VmHWM-style field of /proc/PID/status, in bytes."""
         assert self.proc is not None
@@ -43,6 +47,14 @@ class BotProcess:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"{field} not in /proc/{self.proc.pid}/status")
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time (user + system) of the bot itself, and of its finished children (its ffmpeg runs)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        utime, stime, cutime, cstime = (int(value) / ticks for value in fields[11:15])
+        return utime + stime, cutime + cstime
 
     @property
     def rss(self) -> int:

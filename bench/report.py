@@ -66,6 +66,16 @@ def table(results: dict[str, Any]) -> str:
             f"| makespan, {item['users']} users at once, {item['model_seconds']:g} s model | "
             f"{item['seconds']:.2f} s (ratio {item['ratio']:.2f}) | {target} |"
         )
+    w = results["makespan_wide"]
+    rows.append(
+        f"| makespan, {w['users']} users at once, PARLEY_WORKERS={w['workers']} | {w['seconds']:.2f} s "
+        f"(ratio {w['ratio']:.2f}), peak RSS {w['peak_mb']:.0f} MB | |"
+    )
+    cpu = results["makespan"][-1]["bot_cpu_ms_per_turn"]
+    rows.append(
+        f"| bot CPU per voice turn (5 s note, 15 s reply) | {cpu['ffmpeg']:.0f} ms in ffmpeg, "
+        f"{cpu['python']:.0f} ms in Python | |"
+    )
     t = results["prompt_tokens"]
     rows.append(
         f"| prompt tokens per turn over {t['turns']} turns | first {t['first']}, median {t['median']:.0f}, "

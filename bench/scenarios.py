@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.process import BotProcess
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg, ogg_opus_duration
 
 REPLY = (
     "Sure. The early train leaves at seven, so set an alarm for six and pack the night before. Bring a warm "
@@ -50,6 +50,23 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class Note:
+    """A voice note made once, its duration known, so pushing it costs the lab nothing measurable
+    (without `duration`, the stand-in decodes the note to find it: tens of milliseconds)."""
+
+    ogg: bytes
+    duration: int
+
+    @classmethod
+    def make(cls, seconds: float) -> Note:
+        ogg = make_voice_ogg(seconds)
+        return cls(ogg, max(1, round(ogg_opus_duration(ogg))))
+
+    def push(self, telegram: FakeTelegram, chat_id: int, user: dict[str, Any] | int) -> int:
+        return telegram.push_voice(chat_id, user, self.ogg, duration=self.duration)
+
+
 def _finished_voices(telegram: FakeTelegram, chat_ids: set[int]) -> list[Any]:
     return [c for c in telegram.calls_of("sendVoice") if c.finished and c.ok and int(c.params["chat_id"]) in chat_ids]
 
@@ -63,20 +80,22 @@ async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int) -> dict[s
     telegram, openai_api = lab.telegram, lab.openai
     openai_api.latency = 0.0
     openai_api.transcription_latency = 0.0
-    note = make_voice_ogg(seconds)
+    note = Note.make(seconds)
     user = telegram.user(chat_id, "Bench")
     overheads: list[float] = []
     steps: dict[str, list[float]] = {}
-    for _ in range(turns):
+    for turn in range(turns + 1):  # the first turn warms up (lazy imports, connection pools) and is not counted
         done_before = lab.bot.count_in_log(TURN_LINE)
         chats_before = len(openai_api.chat_requests())
         voices_before = len(_finished_voices(telegram, {chat_id}))
         pushed = time.monotonic()
-        telegram.push_voice(chat_id, user, note)
+        note.push(telegram, chat_id, user)
         await lab.bot.wait_log(TURN_LINE, done_before + 1)
         sent = _finished_voices(telegram, {chat_id})[voices_before]
         chat = openai_api.chat_requests()[chats_before]
         assert sent.finished is not None and chat.finished is not None
+        if turn == 0:
+            continue
         overheads.append((sent.finished - pushed - (chat.finished - chat.started)) * 1000)
         line = [entry for entry in lab.bot.log_lines() if TURN_LINE in entry][-1]
         for name, ms in _STEP.findall(line):
@@ -94,24 +113,30 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     telegram, openai_api = lab.telegram, lab.openai
     openai_api.latency = model_latency
     openai_api.transcription_latency = model_latency / 2
-    note = make_voice_ogg(5.0)
+    note = Note.make(5.0)
     chats = set(range(first_chat, first_chat + users))
     for chat_id in chats:
         telegram.user(chat_id, f"User {chat_id}")
     done_before = lab.bot.count_in_log(TURN_LINE)
+    python_before, ffmpeg_before = lab.bot.cpu_seconds()
     started = time.monotonic()
     for chat_id in sorted(chats):
-        telegram.push_voice(chat_id, chat_id, note)
+        note.push(telegram, chat_id, chat_id)
     await lab.bot.wait_log(TURN_LINE, done_before + users)
     finished = [c.finished for c in _finished_voices(telegram, chats) if c.finished is not None]
     assert len(finished) == users, f"{len(finished)} replies for {users} users"
     seconds = max(finished) - started
+    python_after, ffmpeg_after = lab.bot.cpu_seconds()
     openai_api.latency = openai_api.transcription_latency = 0.0
     return {
         "users": users,
         "model_seconds": model_latency,
         "seconds": round(seconds, 2),
         "ratio": round(seconds / model_latency, 2),
+        "bot_cpu_ms_per_turn": {
+            "python": round((python_after - python_before) * 1000 / users, 1),
+            "ffmpeg": round((ffmpeg_after - ffmpeg_before) * 1000 / users, 1),
+        },
     }
 
 
@@ -119,12 +144,12 @@ async def prompt_tokens(lab: Lab, turns: int, chat_id: int) -> dict[str, Any]:
     """One person talks for `turns` voice turns: the prompt tokens of each model call (as the stand-in
     counts them: ~4 characters a text token, 10 tokens a second of audio, as OpenAI's audio models do)."""
     telegram, openai_api = lab.telegram, lab.openai
-    note = make_voice_ogg(3.0)
+    note = Note.make(3.0)
     user = telegram.user(chat_id, "Talker")
     first = len(openai_api.chat_requests())
     done_before = lab.bot.count_in_log(TURN_LINE)
     for turn in range(turns):
-        telegram.push_voice(chat_id, user, note)
+        note.push(telegram, chat_id, user)
         await lab.bot.wait_log(TURN_LINE, done_before + turn + 1)
     counts = [int(r.response["usage"]["prompt_tokens"]) for r in openai_api.chat_requests()[first:]]
     return {

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from telegram import Bot, BotCommand, BotCommandScopeChat, Update
 from telegram.error import BadRequest
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, CallbackContext
 
 from bot.dispatch import Dispatcher
 from bot.gate import Gate
+from bot.groups import DigestScheduler, GroupJobs
 from bot.handlers import Handlers
 from bot.jobs import ChatJobs
 from bot.observe import ObservedRateLimiter, observe
@@ -18,10 +21,11 @@ from bot.texts import ADMIN_COMMANDS, COMMANDS
 from bot.webhook import receive_updates
 from parley.ops_server import serve_ops
 from parley.services import Services
+from parley.summaries import GroupSummarizer
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 
 
 RETENTION_EVERY = 24 * 3600.0
@@ -45,6 +49,10 @@ async def apply_retention(services: Services) -> None:
     report = await services.storage.privacy.apply_retention(
         days=settings.retention_days, audio_days=settings.audio_retention_days
     )
+    group_days = min(settings.group_retention_days or settings.retention_days, settings.retention_days)
+    group_messages = await services.storage.groups.prune(time.time() - group_days * 86400)
+    if group_messages:
+        log.info("retention (%g days): deleted %d group log entries", group_days, group_messages)
     log.info(
         "retention (%g days): deleted %d turns, %d conversations, %d jobs, %d audio files",
         settings.retention_days,
@@ -53,6 +61,29 @@ async def apply_retention(services: Services) -> None:
         report.jobs,
         report.audio,
     )
+
+
+async def restore_digests(services: Services, groups: GroupJobs) -> None:
+    """Daily digests live in SQLite; the JobQueue is rebuilt from there at every start."""
+    if groups.digests is None:
+        return
+    for digest in await services.storage.groups.digests():
+        groups.digests.schedule(digest.chat_id, digest.time, digest.timezone)
+
+
+def _digest_firer(dispatcher: Dispatcher) -> Callable[[CallbackContext], Awaitable[None]]:
+    """A daily digest is a durable summary job like any other, keyed by its day so it runs once."""
+
+    async def fire(context: CallbackContext) -> None:
+        job = context.job
+        if job is None or job.chat_id is None:
+            return
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        await dispatcher.accept(
+            chat_id=job.chat_id, source=f"digest:{day}", kind="summary", payload={"span": "", "digest": True}
+        )
+
+    return fire
 
 
 def build_application(services: Services) -> tuple[Application, Dispatcher]:
@@ -69,18 +100,30 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         .media_write_timeout(120)
         .build()
     )
+    summarizer = GroupSummarizer(
+        model=services.model,
+        audio=services.audio,
+        summary_model=settings.summary_model,
+        chunk_tokens=settings.summary_chunk_tokens,
+    )
+    groups = GroupJobs(services, app.bot, summarizer)
     dispatcher = Dispatcher(
         storage=services.storage,
         scheduler=services.scheduler,
         jobs=ChatJobs(services, app.bot),
+        groups=groups,
         max_queue=services.settings.max_queue,
     )
+    if app.job_queue is not None:
+        groups.digests = DigestScheduler(app.job_queue, _digest_firer(dispatcher))
     Handlers(
         dispatcher,
+        storage=services.storage,
         gate=Gate(services.access, services.storage),
         policy=services.access,
         user_rate=settings.user_rate,
         chat_rate=settings.chat_rate,
+        summary_rate=settings.summary_rate,
     ).register(app)
     observe(app, services.metrics)
     return app, dispatcher
@@ -92,6 +135,7 @@ async def run_bot(
     *,
     poll_timeout: int = 30,
     retention_every: float = RETENTION_EVERY,
+    on_started: Callable[[Application], None] | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Take updates (polling, or the webhook server) until `stop` is set, then finish jobs and shut down.
@@ -115,6 +159,9 @@ async def run_bot(
                     name="retention",
                 )  # fmt: skip
             await dispatcher.resume()
+            await restore_digests(services, dispatcher.groups)
+            if on_started is not None:
+                on_started(app)
             await receive_updates(
                 updater, services.settings, poll_timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
             )

@@ -15,8 +15,10 @@ from typing import Any
 from telegram.error import TelegramError
 
 from bot import texts
+from bot.groups import GroupJobs
 from bot.jobs import ChatJobs
 from bot.sender import send_text
+from bot.spending import SpendCommands
 from parley.jobs import ChatScheduler, Job
 from storage import JobRow, Storage
 
@@ -26,13 +28,17 @@ MAX_ATTEMPTS = 3
 """A job that was started this often without finishing (the process died each time) is given up on."""
 
 JobHandler = Callable[[JobRow], Awaitable[bool]]
+BACKGROUND_KINDS = frozenset({"transcribe_log"})
 
 
 class Dispatcher:
-    def __init__(self, *, storage: Storage, scheduler: ChatScheduler, jobs: ChatJobs, max_queue: int) -> None:
+    def __init__(
+        self, *, storage: Storage, scheduler: ChatScheduler, jobs: ChatJobs, groups: GroupJobs, max_queue: int
+    ) -> None:
         self.storage = storage
         self.scheduler = scheduler
         self.jobs = jobs
+        self.groups = groups
         self.max_queue = max_queue
         self._handlers: dict[str, JobHandler] = {
             "converse": jobs.converse,
@@ -43,6 +49,10 @@ class Dispatcher:
             "export": jobs.export,
             "access": jobs.change_access,
             "users": jobs.users,
+            **SpendCommands(jobs.services, jobs.bot).handlers(),  # usage, model, stats
+            "summary": groups.summary,
+            "digest": groups.digest,
+            "transcribe_log": groups.transcribe_log,
             "button": jobs.button,
             "retry": self._retry,
         }
@@ -54,6 +64,9 @@ class Dispatcher:
         if kind not in self._handlers:
             raise ValueError(f"unknown job kind {kind!r}")
         if self.scheduler.pending >= self.max_queue:
+            if kind in BACKGROUND_KINDS:  # nobody is waiting for it: drop quietly rather than spam a group
+                log.warning("chat=%s %s dropped: %d jobs queued", chat_id, kind, self.scheduler.pending)
+                return False
             log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, self.scheduler.pending)
             await self._tell_busy(chat_id, message_id)
             return False
@@ -85,7 +98,9 @@ class Dispatcher:
         return resumed
 
     def _schedule(self, job_id: int, chat_id: int, kind: str) -> None:
-        if not self.scheduler.submit(Job(chat_id=chat_id, label=f"{kind}#{job_id}", run=lambda: self.run(job_id))):
+        lane = "background" if kind in BACKGROUND_KINDS else ""
+        job = Job(chat_id=chat_id, label=f"{kind}#{job_id}", run=lambda: self.run(job_id), lane=lane)
+        if not self.scheduler.submit(job):
             log.info("chat=%s job=%s left queued: shutting down", chat_id, job_id)
 
     async def run(self, job_id: int) -> None:

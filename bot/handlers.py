@@ -25,19 +25,33 @@ from telegram.ext import (
 from bot import texts
 from bot.dispatch import Dispatcher
 from bot.gate import Gate
+from bot.groups import AUDIO_KINDS, addressed_to, log_entry, without_mention
 from bot.sender import send_text
 from parley.access import AccessPolicy, Rate, RateLimiter
+from storage import Storage
 
 log = logging.getLogger(__name__)
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+GROUP = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+ANYWHERE = filters.UpdateType.MESSAGE
 
 
 class Handlers:
     def __init__(
-        self, dispatcher: Dispatcher, *, gate: Gate, policy: AccessPolicy, user_rate: Rate, chat_rate: Rate
+        self,
+        dispatcher: Dispatcher,
+        *,
+        storage: Storage,
+        gate: Gate,
+        policy: AccessPolicy,
+        user_rate: Rate,
+        chat_rate: Rate,
+        summary_rate: Rate,
     ) -> None:
         self.dispatcher = dispatcher
+        self.storage = storage
+        self.summary_limits = RateLimiter(summary_rate)
         self.gate = gate
         self.policy = policy
         self.user_limits = RateLimiter(user_rate)
@@ -46,14 +60,22 @@ class Handlers:
     def register(self, app: Application) -> None:
         """The bot's whole command surface, in one screen."""
         app.add_handler(TypeHandler(Update, self.gate), group=-1)  # access first, for every update
-        app.add_handler(CommandHandler("start", self.canned("start"), filters=PRIVATE))
-        app.add_handler(CommandHandler("help", self.canned("help"), filters=PRIVATE))
-        app.add_handler(CommandHandler("reset", self.reset, filters=PRIVATE))
-        app.add_handler(CommandHandler("voice", self.voice, filters=PRIVATE))
+        app.add_handler(CommandHandler("start", self.canned("start"), filters=ANYWHERE))
+        app.add_handler(CommandHandler("help", self.canned("help"), filters=ANYWHERE))
+        app.add_handler(CommandHandler("reset", self.reset, filters=ANYWHERE))
+        app.add_handler(CommandHandler("voice", self.voice, filters=ANYWHERE))
+        app.add_handler(CommandHandler("summary", self.summary, filters=GROUP))
+        app.add_handler(CommandHandler("digest", self.digest, filters=GROUP))
+        private_only = ["forget", "export", "allow", "deny", "users"]
+        app.add_handler(CommandHandler(private_only, self.canned("private_only"), filters=GROUP))
+        app.add_handler(MessageHandler(GROUP & filters.COMMAND, self.ignore))  # maybe another bot's
+        app.add_handler(MessageHandler(GROUP, self.group_message))
+        app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE, self.group_edit))
         app.add_handler(CommandHandler("forget", self.forget, filters=PRIVATE))
         app.add_handler(CommandHandler("export", self.export, filters=PRIVATE))
         app.add_handler(CommandHandler(["allow", "deny"], self.change_access, filters=PRIVATE))
         app.add_handler(CommandHandler("users", self.users, filters=PRIVATE))
+        app.add_handler(CommandHandler(["usage", "model", "stats"], self.spend_command, filters=PRIVATE))
         app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.canned("unknown_command")))
         app.add_handler(MessageHandler(PRIVATE & (filters.VOICE | filters.TEXT), self.converse))
         app.add_handler(MessageHandler(PRIVATE, self.canned("unsupported")))
@@ -93,6 +115,12 @@ class Handlers:
         limiter.forget_idle(now)
         return False
 
+    async def spend_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/usage, /model [NAME] and /stats (the job checks that /stats comes from an admin)."""
+        command = (update.effective_message.text or "").split()[0].lstrip("/").split("@")[0].lower()  # type: ignore[union-attr]
+        name = " ".join(context.args or []).strip() or None
+        await self._accept(update, command, {"user_id": update.effective_user.id, "name": name})  # type: ignore[union-attr]
+
     def canned(self, what: str):
         """A handler that answers with one of the fixed texts (in the chat's turn, like everything else)."""
 
@@ -102,7 +130,9 @@ class Handlers:
         return handle
 
     async def reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._accept(update, "reset", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
+        message = update.effective_message
+        thread = message.message_thread_id if message and message.is_topic_message else 0
+        await self._accept(update, "reset", {"user_id": update.effective_user.id, "thread_id": thread})  # type: ignore[union-attr]
 
     async def voice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         name = " ".join(context.args or []).strip() or None
@@ -125,6 +155,64 @@ class Handlers:
 
     async def users(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._accept(update, "users", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
+
+    async def group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Record what the group says; answer only when addressed; transcribe audio in the background."""
+        message = update.effective_message
+        if message is None:
+            return
+        entry = log_entry(message)
+        if await self.storage.groups.record(entry) and entry.kind in AUDIO_KINDS:
+            await self.dispatcher.accept(
+                chat_id=message.chat_id,
+                source=f"log:{message.message_id}",
+                kind="transcribe_log",
+                payload={"message": message.to_dict()},
+                message_id=message.message_id,
+            )
+        if message.from_user and (message.text or message.voice) and addressed_to(message, context.bot):
+            text = without_mention(message.text, context.bot)
+            await self._accept(update, "converse", {"message": message.to_dict(), "text": text})
+
+    async def group_edit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.edited_message
+        if message is not None and (message.text or message.caption):
+            await self.storage.groups.edit(message.chat_id, message.message_id, message.text or message.caption or "")
+
+    async def summary(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or update.effective_user is None:
+            return
+        wait = self.summary_limits.hit(chat.id, time.monotonic())
+        if wait is not None:
+            if self.summary_limits.first_warning(chat.id):
+                await self._notify(update, texts.summary_limited(wait))
+            return
+        payload = {
+            "span": " ".join(context.args or []),
+            "user_id": update.effective_user.id,
+            "message_id": message.message_id,
+            "thread_id": message.message_thread_id if message.is_topic_message else None,
+        }
+        await self._accept(update, "summary", payload)
+
+    async def digest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        payload = {
+            "user_id": update.effective_user.id,
+            "args": list(context.args or []),
+            "message_id": message.message_id,
+        }  # type: ignore[union-attr]
+        await self._accept(update, "digest", payload)
+
+    async def ignore(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        return None
+
+    async def _notify(self, update: Update, text: str) -> None:
+        try:
+            await send_text(update.get_bot(), update.effective_chat.id, text)  # type: ignore[union-attr]
+        except TelegramError as exc:
+            log.info("could not send a notice: %s", exc)
 
     async def converse(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

@@ -17,13 +17,14 @@ from bot import texts
 from bot.sender import ReplyProgress, send_reply, send_text
 from parley.access import subject_key
 from parley.engine import Reply, TurnRequest
-from parley.errors import AudioTooLarge, ModelError, ParleyError
+from parley.errors import AudioTooLarge, ModelError, ParleyError, VoiceTooLong
 from parley.services import Services
+from parley.spend import BudgetExceeded
 from storage import JobRow
 
 log = logging.getLogger(__name__)
 
-_STEP_ORDER = ["download", "convert", "model", "encode", "send", "transcript_after"]
+_STEP_ORDER = ["download", "convert", "model", "encode", "send", "transcript_after", "fold_after"]
 DOWNLOAD_LIMIT_BYTES = texts.TELEGRAM_DOWNLOAD_LIMIT_MB * 1024 * 1024
 
 
@@ -59,6 +60,7 @@ class ChatJobs:
         if user is None:  # handlers only queue messages with a sender
             return True
         kind = "voice" if message.voice else "text"
+        thread = message.message_thread_id if message.is_topic_message else None
         timings: dict[str, float] = {}
         outcome = "ok"
         started = time.perf_counter()
@@ -75,7 +77,7 @@ class ChatJobs:
                 async def deliver(reply: Reply) -> None:
                     await progress.stop()
                     sending = time.perf_counter()
-                    await send_reply(self.bot, chat_id, message.message_id, reply)
+                    await send_reply(self.bot, chat_id, message.message_id, reply, thread_id=thread)
                     await self.services.storage.jobs.mark_replied(job.id)
                     timings["send"] = time.perf_counter() - sending
 
@@ -84,8 +86,9 @@ class ChatJobs:
                         chat_id=chat_id,
                         user_id=user.id,
                         message_id=message.message_id,
-                        text=message.text,
+                        text=job.payload.get("text", message.text),
                         audio=audio,
+                        thread_id=thread or 0,
                     ),
                     deliver,
                 )
@@ -96,6 +99,15 @@ class ChatJobs:
             outcome = type(exc).__name__
             log.warning("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
             await self._tell(chat_id, exc.user_message, reply_to=message.message_id, keyboard=retry_keyboard(job.id))
+        except (BudgetExceeded, VoiceTooLong) as exc:  # refused before any model call: say why, plainly
+            outcome = type(exc).__name__
+            log.info("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
+            refusal = (
+                texts.over_budget(exc.allowance, exc.estimate)
+                if isinstance(exc, BudgetExceeded)
+                else texts.voice_too_long(exc.limit)
+            )
+            await self._tell(chat_id, refusal, reply_to=message.message_id)
         except ParleyError as exc:
             outcome = type(exc).__name__
             log.warning("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
@@ -130,6 +142,9 @@ class ChatJobs:
             raise ParleyError("no voice in the message")
         if voice.file_size is not None and voice.file_size > DOWNLOAD_LIMIT_BYTES:
             raise AudioTooLarge(f"voice note of {voice.file_size} bytes", user_message=texts.TOO_LARGE)
+        limit = self.services.settings.max_voice_seconds
+        if voice.duration and voice.duration > limit:  # refused before the download (checked again after it)
+            raise VoiceTooLong(voice.duration, limit)
         started = time.perf_counter()
         try:
             telegram_file = await self.bot.get_file(voice.file_id)
@@ -173,7 +188,9 @@ class ChatJobs:
         return await self._tell(job.chat_id, texts.CANNED[job.payload["what"]])
 
     async def reset(self, job: JobRow) -> bool:
-        had_context = await self.services.engine.reset(job.chat_id, job.payload["user_id"])
+        had_context = await self.services.engine.reset(
+            job.chat_id, job.payload["user_id"], job.payload.get("thread_id") or 0
+        )
         return await self._tell(job.chat_id, texts.RESET_DONE if had_context else texts.RESET_NOTHING)
 
     async def voice(self, job: JobRow) -> bool:
@@ -236,6 +253,9 @@ class ChatJobs:
         if action == "voice":
             chosen = await engine.choose_voice(user_id, value)
             result = texts.voice_set(chosen) if chosen else texts.voice_unknown(value, engine.voices)
+        elif action == "model":
+            chosen = await engine.choose_model(user_id, value)
+            result = texts.model_set(chosen) if chosen else texts.model_unknown(value, engine.models)
         elif action == "forget" and value == "yes":
             report = await engine.forget(user_id)
             result = texts.forget_done(report.turns)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 
@@ -69,6 +70,7 @@ async def send_text(
     *,
     reply_to: int | None = None,
     reply_markup: InlineKeyboardMarkup | None = None,
+    thread_id: int | None = None,
 ) -> Message:
     """Send plain text (no parse mode, so nothing the model says can break parsing), split if long."""
     parts = split_message(text) or ["…"]
@@ -80,16 +82,21 @@ async def send_text(
             part,
             reply_parameters=_reply_to(reply_to) if index == 0 else None,
             reply_markup=reply_markup if last else None,
+            message_thread_id=thread_id or None,
         )
         first = first or sent
     assert first is not None
     return first
 
 
-async def send_reply(bot: Bot, chat_id: int, reply_to: int | None, reply: Reply) -> None:
+async def send_reply(
+    bot: Bot, chat_id: int, reply_to: int | None, reply: Reply, *, thread_id: int | None = None
+) -> None:
     """A voice bubble with the transcript as caption; a long transcript follows as text; no audio: text."""
+    if reply.new_conversation:  # an idle reset is said where the user looks: in the reply's caption
+        reply = dataclasses.replace(reply, text=f"{texts.NEW_CONVERSATION}\n\n{reply.text}", new_conversation=False)
     if reply.voice_ogg is None:
-        await send_text(bot, chat_id, reply.text, reply_to=reply_to)
+        await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
         return
     caption = reply.text if telegram_length(reply.text) <= CAPTION_LIMIT else None
     try:
@@ -99,15 +106,16 @@ async def send_reply(bot: Bot, chat_id: int, reply_to: int | None, reply: Reply)
             duration=max(1, math.ceil(reply.voice_seconds)),
             caption=caption or None,
             reply_parameters=_reply_to(reply_to),
+            message_thread_id=thread_id or None,
         )
     except BadRequest as exc:
         if "voice_messages_forbidden" not in exc.message.lower():
             raise
         # The user's privacy settings refuse voice messages from bots: the words still get through.
-        await send_text(bot, chat_id, reply.text, reply_to=reply_to)
+        await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
         return
     if caption is None and reply.text:
-        await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id)
+        await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id, thread_id=thread_id)
 
 
 class ReplyProgress:

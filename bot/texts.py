@@ -17,6 +17,8 @@ HELP = (
     "/reset – start a fresh conversation (I stop using what we said before)\n"
     "/forget – delete everything I have stored about you\n"
     "/export – get everything I have stored about you, as a file\n"
+    "/model – choose the voice model (the mini one is cheaper)\n"
+    "/usage – what our conversations have cost\n"
     "/help – this message"
 )
 
@@ -27,6 +29,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("reset", "Start a fresh conversation"),
     ("forget", "Delete everything stored about you"),
     ("export", "Get everything stored about you as a file"),
+    ("summary", "In a group: a spoken summary of what was said"),
+    ("digest", "In a group: a daily spoken digest (admins)"),
 ]
 
 RESET_DONE = "Fresh start: I won't use anything we said before. What's on your mind?"
@@ -70,7 +74,13 @@ TOO_LARGE = (
 )
 DOWNLOAD_FAILED = "I couldn't download that voice message from Telegram. Please send it again."
 
-CANNED: dict[str, str] = {"start": START, "help": HELP, "unknown_command": UNKNOWN_COMMAND, "unsupported": UNSUPPORTED}
+CANNED: dict[str, str] = {
+    "start": START,
+    "help": HELP,
+    "unknown_command": UNKNOWN_COMMAND,
+    "unsupported": UNSUPPORTED,
+    "private_only": "Let's do that in our private chat: open a chat with me and send the command there.",
+}
 
 RETRY = "Try again"
 RETRYING = "Trying again…"
@@ -133,3 +143,132 @@ def users_report(allowed, admins: frozenset[int], overrides: dict[str, bool], pe
         seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(person.last_seen_at)) if person.last_seen_at else "never"
         lines.append(f"{person.user_id} {name}: last seen {seen} UTC, {person.turns} turns, {person.tokens} tokens")
     return "\n".join(lines)
+
+
+# --- groups ------------------------------------------------------------------------------------------
+
+PRIVACY_MODE = (
+    "Note: I can only see commands, mentions of me and replies to my messages here, so a summary covers "
+    "just those. To let me read the whole group, turn privacy mode off (BotFather → /mybots → your bot → "
+    "Bot Settings → Group Privacy → Turn off, then remove and re-add me), or make me a group admin."
+)
+SUMMARY_USAGE = (
+    "Usage: /summary (since my last summary, or the last 24 h), /summary 3h, /summary 90m, /summary 2d, "
+    "/summary 200 (the last 200 messages) or /summary today."
+)
+NOTHING_TO_SUMMARIZE = "There's nothing new to summarize in that span."
+
+
+def reading(count: int, progress: tuple[int, int] | None) -> str:
+    noun = "message" if count == 1 else "messages"
+    return f"Reading {count:,} {noun}…" + (f" {progress[0]}/{progress[1]}" if progress else "")
+
+
+def summary_limited(seconds: int) -> str:
+    return f"That's enough summaries for now in this chat. Try again in {seconds} s."
+
+
+DIGEST_ADMINS_ONLY = "Only the group's admins can schedule a daily digest."
+DIGEST_USAGE = "Usage: /digest HH:MM [timezone], e.g. /digest 18:00 or /digest 08:30 Europe/Berlin; /digest off."
+DIGEST_OFF = "Daily digest turned off."
+
+
+def digest_set(at: str, timezone: str) -> str:
+    return f"Done: every day at {at} ({timezone}) I'll post a spoken digest of the day's talk."
+
+
+# --- spend control: /usage, /stats, /model, budgets -------------------------------------------------
+
+# Appended here rather than in the lists above, so the spend feature's commands read as one block.
+COMMANDS += [("model", "Choose the voice model"), ("usage", "Your tokens and cost")]
+ADMIN_COMMANDS += [("stats", "Spend: totals, top users, last 30 days")]
+
+NEW_CONVERSATION = "(It's been a while, so this is a fresh conversation.)"
+STATS_CHART_CAPTION = "Cost per day, last 30 days."
+
+
+def money(usd: float) -> str:
+    """Cents matter at the top, fractions of a cent at the bottom: $12.34, $0.0123."""
+    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+
+
+def _when(moment) -> str:
+    return f"{moment:%d %b %H:%M} {moment.tzname()}"
+
+
+def voice_too_long(limit: float) -> str:
+    minutes, seconds = divmod(int(limit), 60)
+    span = f"{minutes} min {seconds} s" if minutes and seconds else (f"{minutes} min" if minutes else f"{seconds} s")
+    return f"That voice message is too long: I take voice messages of up to {span}. Please send a shorter one."
+
+
+def over_budget(allowance, estimate: float) -> str:
+    """A plain refusal: which budget, what is left, when it starts over. Nothing was sent to the model."""
+    left, resets = money(allowance.left), _when(allowance.resets_at)
+    if allowance.scope == "global":
+        return (
+            f"Sorry, this bot has used up its monthly budget ({money(allowance.limit)}; {left} left, less than "
+            f"this message would cost, about {money(estimate)}). It starts over on {resets}."
+        )
+    return (
+        f"Sorry, you've reached your {allowance.scope} budget of {money(allowance.limit)}: {left} left, less "
+        f"than this message would cost (about {money(estimate)}). It starts over on {resets}."
+    )
+
+
+def _totals_line(label: str, totals) -> str:
+    calls = sum(t.calls for t in totals)
+    if not calls:
+        return f"{label}: nothing yet"
+    tokens, audio = sum(t.tokens for t in totals), sum(t.audio_tokens for t in totals)
+    cost = sum(t.cost_usd for t in totals)
+    noun = "call" if calls == 1 else "calls"
+    return f"{label}: {tokens:,} tokens ({audio:,} audio), {money(cost)} in {calls:,} {noun}"
+
+
+def usage_report(periods: list[tuple[str, list]], by_model: list, allowances: list, zone: str) -> str:
+    """/usage: the user's tokens and cost today, this month, all time, per model, and budgets left."""
+    lines = [f"Your usage (days and months in {zone}):"]
+    lines += [_totals_line(label, totals) for label, totals in periods]
+    if by_model:
+        lines += ["", "By model, all time:"]
+        lines += [_totals_line(f"• {t.model}", [t]) for t in by_model]
+    if allowances:
+        lines += ["", "Your budgets:"]
+        for a in allowances:
+            name = "the bot's monthly budget (everyone)" if a.scope == "global" else f"{a.scope} budget"
+            lines.append(f"• {name}: {money(a.limit)}, {money(a.left)} left, starts over {_when(a.resets_at)}")
+    return "\n".join(lines)
+
+
+def stats_report(periods: list[tuple[str, list]], top: list, days: list, prices_taken: str, zone: str) -> str:
+    """/stats: totals, top users this month, cost per day for the last 30 days."""
+    lines = [f"Spend (days and months in {zone}):"]
+    lines += [_totals_line(label, totals) for label, totals in periods]
+    lines += ["", "Top users this month:" if top else "Nobody has spent anything this month."]
+    for rank, person in enumerate(top, 1):
+        who = "a forgotten user" if person.user_id is None or person.user_id < 0 else f"{person.user_id}"
+        if person.name and who != "a forgotten user":
+            who = f"{person.name} ({person.user_id})"
+        noun = "call" if person.calls == 1 else "calls"
+        lines.append(f"{rank}. {who}: {money(person.cost_usd)}, {person.calls:,} {noun}")
+    spent_days = [(day, cost) for day, cost in days if cost > 0]
+    lines += ["", f"Last 30 days: {money(sum(c for _, c in days))}" + (", by day:" if spent_days else "")]
+    lines += [f"{day:%a %d %b}: {money(cost)}" for day, cost in spent_days]
+    lines += ["", f"Prices as of {prices_taken}."]
+    return "\n".join(lines)
+
+
+def model_list(current: str, models: tuple[str, ...]) -> str:
+    return (
+        f"I'm answering with {current}. Models you can choose: {', '.join(models)}.\n"
+        "Send /model NAME or tap one below. The mini model is cheaper; the full one sounds and reasons better."
+    )
+
+
+def model_unknown(name: str, models: tuple[str, ...]) -> str:
+    return f"I can't use a model called “{name[:60]}” here. Choose one of: {', '.join(models)}."
+
+
+def model_set(name: str) -> str:
+    return f"Done: from now on I'll answer with {name}."

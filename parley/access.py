@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from storage import Storage
 
 _USERNAME_RE = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$", re.IGNORECASE)
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -52,15 +52,18 @@ class Rate:
 
     @classmethod
     def parse(cls, raw: str) -> Rate:
-        """'10/minute', '3/second', '100/hour', '500/day'."""
+        """'10/minute', '3/second', '100/hour', '500/day', '5/10minutes'."""
         match = _RATE_RE.match(raw)
-        if not match or int(match.group(1)) < 1:
+        if not match or int(match.group(1)) < 1 or match.group(2) == "0":
             raise ValueError(raw)
-        return cls(int(match.group(1)), _PERIODS[match.group(2).lower()])
+        return cls(int(match.group(1)), int(match.group(2) or 1) * _PERIODS[match.group(3).lower()])
 
     def __str__(self) -> str:
-        unit = {v: k for k, v in _PERIODS.items()}[int(self.period)]
-        return f"{self.limit}/{unit}"
+        for unit, seconds in reversed(_PERIODS.items()):
+            if self.period % seconds == 0:
+                count = int(self.period // seconds)
+                return f"{self.limit}/{unit}" if count == 1 else f"{self.limit}/{count}{unit}s"
+        return f"{self.limit}/{self.period:g}second"
 
 
 @dataclass(frozen=True, slots=True)

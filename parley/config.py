@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
 from parley.access import AccessList, Rate
+from parley.prices import PriceError, PriceTable
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_MODEL = "gpt-audio"
@@ -34,6 +36,9 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 NOBODY = AccessList()
 DEFAULT_USER_RATE = Rate(10, 60)
 DEFAULT_CHAT_RATE = Rate(30, 60)
+DEFAULT_SUMMARY_RATE = Rate(5, 600)
+DEFAULT_MODELS = ("gpt-audio", "gpt-audio-mini")
+DEFAULT_OPENAI_API_VERSION = "2025-01-01-preview"
 
 
 class Address(NamedTuple):
@@ -70,6 +75,7 @@ class Settings:
     db_path: Path = Path("parley.db")
     model: str = DEFAULT_MODEL
     transcribe_model: str = DEFAULT_TRANSCRIBE_MODEL
+    summary_model: str = "gpt-4o-mini"
     voice: str = "alloy"
     voices: tuple[str, ...] = DEFAULT_VOICES
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -88,12 +94,29 @@ class Settings:
     keep_audio: bool = False
     audio_retention_days: float = 7.0
     retention_days: float = 30.0
+    group_retention_days: float | None = None
+    timezone: str = "UTC"
+    summary_rate: Rate = DEFAULT_SUMMARY_RATE
+    summary_chunk_tokens: int = 6000
     log_level: str = "INFO"
     webhook_url: str | None = None
     webhook_secret: str | None = None
     listen: Address = DEFAULT_LISTEN
     metrics_listen: Address | None = DEFAULT_METRICS_LISTEN
     log_format: str = "text"
+    # spend control (issue 2)
+    context_tokens: int = 6000
+    idle_reset_hours: float | None = None
+    prices_path: Path | None = None
+    user_daily_budget_usd: float | None = None
+    user_monthly_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+    budget_admins: bool = False
+    max_voice_seconds: float = 300.0
+    models: tuple[str, ...] = DEFAULT_MODELS
+    azure_endpoint: str | None = None
+    azure_api_key: str | None = None
+    openai_api_version: str = DEFAULT_OPENAI_API_VERSION
 
     @property
     def webhook(self) -> bool:
@@ -111,7 +134,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line or a chat message."""
-        return tuple(s for s in (self.telegram_token, self.openai_api_key, self.webhook_secret) if s)
+        values = (self.telegram_token, self.openai_api_key, self.webhook_secret, self.azure_api_key)
+        return tuple(s for s in values if s)
 
     def __repr__(self) -> str:  # keep secrets out of any accidental repr in logs
         return f"Settings(model={self.model!r}, db_path={str(self.db_path)!r}, voice={self.voice!r})"
@@ -188,6 +212,18 @@ class _Reader:
             return frozenset()
         return frozenset(int(e) for e in entries)
 
+    def optional_number(self, name: str, *, minimum: float) -> float | None:
+        return None if self.raw(name) is None else self.number(name, minimum, minimum=minimum)
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.raw(name) or default
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problems.append(f"{name} must be a timezone name like Europe/Berlin or UTC, got {value!r}")
+            return default
+        return value
+
     def number(self, name: str, default: float, *, minimum: float, integer: bool = False) -> float:
         value = self.raw(name)
         if value is None:
@@ -256,6 +292,38 @@ def _operations(r: _Reader, webhook: bool) -> dict[str, object]:
     }
 
 
+def _spend(r: _Reader) -> dict[str, object]:
+    """Settings of what Parley may spend: context size, prices, budgets, model choice, Azure."""
+    prices = r.raw("PARLEY_PRICES")
+    if prices is not None:
+        try:
+            PriceTable.load(Path(prices))
+        except PriceError as exc:
+            r.problems.append(f"PARLEY_PRICES: {exc}")
+    model = r.raw("PARLEY_MODEL") or DEFAULT_MODEL
+    listed = [m.strip() for m in (r.raw("PARLEY_MODELS") or ",".join(DEFAULT_MODELS)).split(",") if m.strip()]
+    if not listed:
+        r.problems.append("PARLEY_MODELS must be a comma-separated list of model (or Azure deployment) names")
+    endpoint, azure_key = r.url("AZURE_OPENAI_ENDPOINT", None), r.raw("AZURE_OPENAI_API_KEY")
+    if (endpoint is None) != (azure_key is None):
+        r.problems.append("AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY must be set together (or neither)")
+    idle = r.number("PARLEY_IDLE_RESET_HOURS", 0.0, minimum=0)
+    return {
+        "context_tokens": int(r.number("PARLEY_CONTEXT_TOKENS", 6000, minimum=500, integer=True)),
+        "idle_reset_hours": idle or None,
+        "prices_path": Path(prices) if prices else None,
+        "user_daily_budget_usd": r.optional_number("PARLEY_USER_DAILY_BUDGET_USD", minimum=0),
+        "user_monthly_budget_usd": r.optional_number("PARLEY_USER_MONTHLY_BUDGET_USD", minimum=0),
+        "monthly_budget_usd": r.optional_number("PARLEY_MONTHLY_BUDGET_USD", minimum=0),
+        "budget_admins": r.flag("PARLEY_BUDGET_ADMINS", False),
+        "max_voice_seconds": r.number("PARLEY_MAX_VOICE_SECONDS", 300.0, minimum=1),
+        "models": tuple(dict.fromkeys([model, *listed])),
+        "azure_endpoint": endpoint if azure_key else None,
+        "azure_api_key": azure_key if endpoint else None,
+        "openai_api_version": r.raw("OPENAI_API_VERSION") or DEFAULT_OPENAI_API_VERSION,
+    }
+
+
 def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
     """Build validated settings from a mapping of variables; raise ConfigError listing every problem.
 
@@ -269,7 +337,8 @@ def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
             "TELEGRAM_BOT_TOKEN does not look like a bot token (digits, a colon, then letters): "
             "copy it again from BotFather"
         )
-    api_key = r.required("OPENAI_API_KEY", hint)
+    spend = _spend(r)
+    api_key = (r.raw("OPENAI_API_KEY") or "") if spend["azure_endpoint"] else r.required("OPENAI_API_KEY", hint)
 
     voices_raw = r.raw("PARLEY_VOICES")
     voices = DEFAULT_VOICES
@@ -296,6 +365,7 @@ def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
         db_path=Path(r.raw("PARLEY_DB") or "parley.db"),
         model=r.raw("PARLEY_MODEL") or DEFAULT_MODEL,
         transcribe_model=r.raw("PARLEY_TRANSCRIBE_MODEL") or DEFAULT_TRANSCRIBE_MODEL,
+        summary_model=r.raw("PARLEY_SUMMARY_MODEL") or "gpt-4o-mini",
         voice=voice,
         voices=voices,
         system_prompt=r.raw("PARLEY_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
@@ -314,8 +384,13 @@ def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
         keep_audio=r.flag("PARLEY_KEEP_AUDIO", False),
         audio_retention_days=r.number("PARLEY_AUDIO_RETENTION_DAYS", 7.0, minimum=0.01),
         retention_days=r.number("PARLEY_RETENTION_DAYS", 30.0, minimum=0.01),
+        group_retention_days=r.optional_number("PARLEY_GROUP_RETENTION_DAYS", minimum=0.01),
+        timezone=r.timezone("PARLEY_TIMEZONE", "UTC"),
+        summary_rate=r.rate("PARLEY_SUMMARY_RATE", DEFAULT_SUMMARY_RATE),
+        summary_chunk_tokens=int(r.number("PARLEY_SUMMARY_CHUNK_TOKENS", 6000, minimum=200, integer=True)),
         log_level=level,
         **_operations(r, webhook),  # type: ignore[arg-type]
+        **spend,  # type: ignore[arg-type]
     )
     if r.problems:
         raise ConfigError(r.problems)

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.audio import AudioConverter, WavAudio
-from parley.errors import AudioError, EmptyMessage, ParleyError
+from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
+from parley.errors import AudioError, EmptyMessage, ParleyError, VoiceTooLong
 from parley.metrics import Metrics
 from parley.model import ModelClient, ModelReply
+from parley.prices import PriceTable
+from parley.spend import Spend
 from storage import ForgetReport, NewTurn, Storage, StoredTurn, Usage
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ class TurnRequest:
     message_id: int | None = None
     text: str | None = None
     audio: bytes | None = None
+    thread_id: int = 0
 
 
 @dataclass(slots=True)
@@ -42,7 +46,12 @@ class Reply:
     voice_ogg: bytes | None
     voice_seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    new_conversation: bool = False
+    """The previous conversation had been idle past PARLEY_IDLE_RESET_HOURS: this reply starts a new one."""
 
+
+VOICE_GRACE_SECONDS = 1.0
+"""Telegram rounds a note's declared duration to whole seconds: the decoded length may be that much longer."""
 
 Deliver = Callable[[Reply], Awaitable[None]]
 """Hands a finished reply to whoever shows it to the user (the Telegram layer, in Parley)."""
@@ -85,6 +94,11 @@ class ConversationEngine:
         history_turns: int,
         metrics: Metrics | None = None,
         keep_audio: bool = False,
+        spend: Spend | None = None,
+        context: ContextBuilder | None = None,
+        models: tuple[str, ...] = (),
+        summary_model: str = "gpt-4o-mini",
+        max_voice_seconds: float | None = None,
     ) -> None:
         self.storage = storage
         self.model = model
@@ -95,6 +109,25 @@ class ConversationEngine:
         self.history_turns = history_turns
         self.metrics = metrics or Metrics()
         self.keep_audio = keep_audio
+        self.spend = spend or Spend(storage.usage, PriceTable.shipped())
+        self.context = context or ContextBuilder(
+            storage, system_prompt=system_prompt, max_tokens=6000, history_turns=history_turns
+        )
+        self.models = models or (model.model,)
+        self.summary_model = summary_model
+        self.max_voice_seconds = max_voice_seconds
+
+    async def model_of(self, user_id: int) -> str:
+        """The user's /model choice while it is still offered, else the default (PARLEY_MODEL)."""
+        chosen = await self.storage.context.get_model(user_id)
+        return chosen if chosen in self.models else self.model.model
+
+    async def choose_model(self, user_id: int, name: str) -> str | None:
+        """Persist the user's model; None (and nothing stored) when it is not one of PARLEY_MODELS."""
+        found = next((m for m in self.models if m.lower() == name.strip().lower()), None)
+        if found is not None:
+            await self.storage.context.set_model(user_id, found)
+        return found
 
     async def voice_of(self, user_id: int) -> str:
         chosen = await self.storage.get_voice(user_id)
@@ -108,8 +141,8 @@ class ConversationEngine:
         await self.storage.set_voice(user_id, name)
         return name
 
-    async def reset(self, chat_id: int, user_id: int) -> bool:
-        return await self.storage.reset_conversation(chat_id, user_id)
+    async def reset(self, chat_id: int, user_id: int, thread_id: int = 0) -> bool:
+        return await self.storage.reset_conversation(chat_id, user_id, thread_id)
 
     async def forget(self, user_id: int) -> ForgetReport:
         return await self.storage.forget_user(user_id)
@@ -130,15 +163,37 @@ class ConversationEngine:
         elif not visible_text(request.text):
             raise EmptyMessage("empty turn")
 
-        voice = await self.voice_of(request.user_id)
-        history = await self.storage.recent_turns(request.chat_id, request.user_id, self.history_turns)
-        messages = [{"role": "system", "content": self.system_prompt}, *history_messages(history)]
-        messages.append({"role": "user", "content": self._user_content(request, wav)})
+        if wav is not None and self.max_voice_seconds and wav.duration > self.max_voice_seconds + VOICE_GRACE_SECONDS:
+            raise VoiceTooLong(wav.duration, self.max_voice_seconds)  # the declared duration lied
 
-        started = time.perf_counter()
-        transcription = asyncio.create_task(self._transcribe(wav)) if wav is not None else None
+        voice = await self.voice_of(request.user_id)
+        model = await self.model_of(request.user_id)
+        current = {"role": "user", "content": self._user_content(request, wav)}
+        context = await self.context.build(request.chat_id, request.user_id, current, thread_id=request.thread_id)
+        seconds = wav.duration if wav is not None else 0.0
+        estimate = self.spend.prices.estimate_reply(model, text_tokens=context.text_tokens, audio_seconds=seconds)
+        if wav is not None:
+            estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
+        reservation = await self.spend.reserve(request.user_id, estimate)  # raises BudgetExceeded: no call made
         try:
-            reply = await self.model.reply(messages, voice=voice)
+            return await self._answer(request, wav, voice, model, context, deliver, clock)
+        finally:
+            self.spend.release(reservation)
+
+    async def _answer(
+        self,
+        request: TurnRequest,
+        wav: WavAudio | None,
+        voice: str,
+        model: str,
+        context: Context,
+        deliver: Deliver,
+        clock: _Stopwatch,
+    ) -> Reply:
+        started = time.perf_counter()
+        transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
+        try:
+            reply = await self.model.reply(context.messages, voice=voice, model=model)
         except BaseException:
             if transcription is not None:
                 transcription.cancel()
@@ -146,6 +201,7 @@ class ConversationEngine:
                     await transcription
             raise
         clock.lap("model", started)
+        await self._record(request, "reply", reply.usage)
 
         late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
         if wav is None or transcription is None:
@@ -173,6 +229,7 @@ class ConversationEngine:
             voice_ogg=voice_ogg,
             voice_seconds=reply.audio.duration if reply.audio and voice_ogg else 0.0,
             timings=clock.timings,
+            new_conversation=context.new_conversation,
         )
         await deliver(result)
 
@@ -184,7 +241,35 @@ class ConversationEngine:
             except Exception:  # the reply is out; a lost transcript only leaves the placeholder
                 log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
             clock.lap("transcript_after", started)
+        if context.fold_due:  # after delivery: folding older turns into the summary never delays a reply
+            started = time.perf_counter()
+            await self._fold(request)
+            clock.lap("fold_after", started)
         return result
+
+    async def _fold(self, request: TurnRequest) -> None:
+        async def summarise(messages: list[dict[str, Any]]) -> tuple[str, Usage]:
+            return await self.model.text(messages, model=self.summary_model, max_tokens=SUMMARY_MAX_TOKENS)
+
+        async def record(usage: Usage) -> None:
+            await self._record(request, "summary", usage)
+
+        try:
+            await self.context.fold(request.chat_id, request.user_id, summarise, record, thread_id=request.thread_id)
+        except Exception:  # the reply is out; the next turn simply carries fewer verbatim turns
+            log.exception("chat=%s could not fold the conversation into its summary", request.chat_id)
+
+    async def _record(
+        self, request: TurnRequest, purpose: str, usage: Usage, audio_seconds: float | None = None
+    ) -> None:
+        """Ledger the call; a failure to write it is logged loudly but never costs the user their reply."""
+        try:
+            await self.spend.record(
+                user_id=request.user_id, chat_id=request.chat_id, purpose=purpose, usage=usage,
+                audio_seconds=audio_seconds,
+            )  # fmt: skip
+        except Exception:
+            log.exception("chat=%s could not record the %s call in the usage ledger", request.chat_id, purpose)
 
     @staticmethod
     def _user_content(request: TurnRequest, wav: WavAudio | None) -> str | list[dict[str, Any]]:
@@ -197,13 +282,14 @@ class ConversationEngine:
             }
         ]
 
-    async def _transcribe(self, wav: WavAudio) -> tuple[str, Usage | None]:
+    async def _transcribe(self, request: TurnRequest, wav: WavAudio) -> tuple[str, Usage | None]:
         """The note's words for future context; a placeholder when transcription fails (never fatal)."""
         try:
             text, usage = await self.model.transcribe(wav)
         except ParleyError as exc:
             log.warning("transcription failed, storing a placeholder: %s", exc)
             return voice_placeholder(wav.duration), None
+        await self._record(request, "transcription", usage, audio_seconds=wav.duration)
         return (text or voice_placeholder(wav.duration)), usage
 
     async def _remember(
@@ -227,6 +313,7 @@ class ConversationEngine:
                     message_id=request.message_id,
                     audio_seconds=wav.duration if wav else None,
                     usage=transcription_usage,
+                    thread_id=request.thread_id,
                 ),
                 NewTurn(
                     chat_id=request.chat_id,
@@ -236,6 +323,7 @@ class ConversationEngine:
                     text=reply.text,
                     audio_seconds=reply.audio.duration if reply.audio else None,
                     usage=reply.usage,
+                    thread_id=request.thread_id,
                 ),
             ]
         )

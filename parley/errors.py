@@ -45,3 +45,14 @@ class ModelBusy(ModelError):
 
 class ModelRejected(ModelError):
     user_message = "The voice model couldn't handle that message. Please try saying it differently."
+
+
+class VoiceTooLong(ParleyError):
+    """A voice note longer than PARLEY_MAX_VOICE_SECONDS: refused before any model call (the chat says so)."""
+
+    user_message = "That voice message is too long. Please send a shorter one."
+
+    def __init__(self, seconds: float, limit: float) -> None:
+        super().__init__(f"voice note of {seconds:.0f} s, over the {limit:.0f} s limit")
+        self.seconds = seconds
+        self.limit = limit

@@ -23,12 +23,17 @@ class Job:
     chat_id: int
     label: str
     run: JobRunner
+    lane: str = ""  # a chat's background work (e.g. transcribing its log) runs beside its replies, not behind
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.chat_id, self.lane)
 
 
 class ChatScheduler:
     def __init__(self, *, max_concurrent: int = 16) -> None:
-        self._queues: dict[int, deque[Job]] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._queues: dict[tuple[int, str], deque[Job]] = {}
+        self._workers: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
         self._idle = asyncio.Event()
         self._idle.set()
@@ -48,14 +53,15 @@ class ChatScheduler:
         """Queue a job behind the chat's earlier ones. False once shutdown has begun."""
         if not self._accepting:
             return False
-        self._queues.setdefault(job.chat_id, deque()).append(job)
-        if job.chat_id not in self._workers:
+        self._queues.setdefault(job.key, deque()).append(job)
+        if job.key not in self._workers:
             self._idle.clear()
-            self._workers[job.chat_id] = asyncio.create_task(self._drain(job.chat_id), name=f"chat-{job.chat_id}")
+            self._workers[job.key] = asyncio.create_task(self._drain(job.key), name=f"chat-{job.chat_id}{job.lane}")
         return True
 
-    async def _drain(self, chat_id: int) -> None:
-        queue = self._queues[chat_id]
+    async def _drain(self, key: tuple[int, str]) -> None:
+        queue = self._queues[key]
+        chat_id = key[0]
         try:
             while queue and self._accepting:
                 job = queue[0]
@@ -73,8 +79,8 @@ class ChatScheduler:
                 queue.popleft()
         finally:
             if not queue or not self._accepting:
-                self._queues.pop(chat_id, None)
-            self._workers.pop(chat_id, None)
+                self._queues.pop(key, None)
+            self._workers.pop(key, None)
             if not self._workers:
                 self._idle.set()
 

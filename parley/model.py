@@ -71,12 +71,15 @@ class ModelClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def reply(self, messages: list[dict[str, Any]], *, voice: str) -> ModelReply:
-        """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio)."""
+    async def reply(self, messages: list[dict[str, Any]], *, voice: str, model: str | None = None) -> ModelReply:
+        """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio).
+
+        `model` is the user's choice (/model), else PARLEY_MODEL; on Azure, a deployment name."""
+        model = model or self.model
         started = time.perf_counter()
         try:
             completion = await self._client.chat.completions.create(
-                model=self.model,
+                model=model,
                 modalities=["text", "audio"],
                 audio={"voice": voice, "format": "wav"},
                 messages=messages,  # type: ignore[arg-type]
@@ -89,7 +92,7 @@ class ModelClient:
         if not completion.choices:
             raise ModelError("reply: the completion has no choices")
         message = completion.choices[0].message
-        usage = _usage(completion.model or self.model, completion.usage)
+        usage = _usage(completion.model or model, completion.usage)
         self.metrics.usage(usage)
         audio: WavAudio | None = None
         text = ""
@@ -104,6 +107,19 @@ class ModelClient:
         if not text.strip() and audio is None:
             raise ModelError("reply: the model returned neither audio nor text")
         return ModelReply(text=text.strip(), audio=audio, usage=usage)
+
+    async def text(
+        self, messages: list[dict[str, Any]], *, model: str, max_tokens: int | None = None
+    ) -> tuple[str, Usage]:
+        """A plain text completion with a cheap model (summaries): no audio in or out."""
+        limit: dict[str, Any] = {"max_completion_tokens": max_tokens} if max_tokens else {}
+        try:
+            completion = await self._client.chat.completions.create(model=model, messages=messages, **limit)  # type: ignore[arg-type]
+        except openai.OpenAIError as exc:
+            raise _translate(exc, "summary") from exc
+        if not completion.choices or not (completion.choices[0].message.content or "").strip():
+            raise ModelError("summary: the model returned no text")
+        return completion.choices[0].message.content.strip(), _usage(completion.model or model, completion.usage)
 
     async def transcribe(self, wav: WavAudio) -> tuple[str, Usage]:
         started = time.perf_counter()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from openai import AsyncOpenAI
-
 from parley.access import AccessPolicy
 from parley.audio import AudioConverter, find_ffmpeg
 from parley.config import Settings
@@ -13,6 +11,7 @@ from parley.engine import ConversationEngine
 from parley.jobs import ChatScheduler
 from parley.metrics import Metrics
 from parley.model import ModelClient
+from parley.providers import build_context, build_spend, openai_client
 from storage import Storage
 
 
@@ -32,12 +31,7 @@ class Services:
         """Everything else around an opened database (opening it is where start-up usually fails)."""
         metrics = Metrics()
         audio = AudioConverter(find_ffmpeg(), timeout=settings.ffmpeg_timeout_seconds)
-        client = AsyncOpenAI(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.model_timeout_seconds,
-            max_retries=settings.model_retries,
-        )
+        client = openai_client(settings)  # OpenAI, or Azure OpenAI when configured
         model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model, metrics=metrics)
         engine = ConversationEngine(
             storage=storage,
@@ -49,6 +43,11 @@ class Services:
             history_turns=settings.history_turns,
             metrics=metrics,
             keep_audio=settings.keep_audio,
+            spend=build_spend(settings, storage, is_admin=lambda user_id: user_id in settings.admins),
+            context=build_context(settings, storage),
+            models=settings.models,
+            summary_model=settings.summary_model,
+            max_voice_seconds=settings.max_voice_seconds,
         )
         access = AccessPolicy(allowed=settings.allowed, admins=settings.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.workers)

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.context import ContextStore
+from storage.groups import GroupStore
 from storage.jobs import JobStore
 from storage.migrations import migrate
 from storage.privacy import PrivacyStore
+from storage.usage import UsageStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class NewTurn:
     message_id: int | None = None
     audio_seconds: float | None = None
     usage: Usage | None = None
+    thread_id: int = 0  # a forum topic has its own conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class Storage:
         self._write_lock = asyncio.Lock()
         self.jobs = JobStore(self)
         self.privacy = PrivacyStore(self)
+        self.groups = GroupStore(self)
+        self.usage, self.context = UsageStore(self), ContextStore(self)
 
     @classmethod
     async def open(cls, path: Path | str) -> Storage:
@@ -153,27 +159,30 @@ class Storage:
 
     # --- conversations and turns -------------------------------------------------------------------
 
-    async def _open_conversation(self, db: aiosqlite.Connection, chat_id: int, user_id: int) -> int:
+    async def _open_conversation(
+        self, db: aiosqlite.Connection, chat_id: int, user_id: int, thread_id: int = 0
+    ) -> int:
         async with db.execute(
-            """SELECT id FROM conversations WHERE chat_id = ? AND user_id = ? AND ended_at IS NULL
+            """SELECT id FROM conversations WHERE chat_id = ? AND user_id = ? AND thread_id = ? AND ended_at IS NULL
                ORDER BY id DESC LIMIT 1""",
-            (chat_id, user_id),
+            (chat_id, user_id, thread_id),
         ) as cursor:
             row = await cursor.fetchone()
         if row:
             return int(row[0])
         cursor = await db.execute(
-            "INSERT INTO conversations (chat_id, user_id, started_at) VALUES (?, ?, ?)",
-            (chat_id, user_id, time.time()),
+            "INSERT INTO conversations (chat_id, user_id, thread_id, started_at) VALUES (?, ?, ?, ?)",
+            (chat_id, user_id, thread_id, time.time()),
         )
         return int(cursor.lastrowid or 0)
 
-    async def reset_conversation(self, chat_id: int, user_id: int) -> bool:
+    async def reset_conversation(self, chat_id: int, user_id: int, thread_id: int = 0) -> bool:
         """End the open conversation; the next turn starts a new one. True if there was one."""
         async with self.transaction() as db:
             cursor = await db.execute(
-                "UPDATE conversations SET ended_at = ? WHERE chat_id = ? AND user_id = ? AND ended_at IS NULL",
-                (time.time(), chat_id, user_id),
+                """UPDATE conversations SET ended_at = ?
+                   WHERE chat_id = ? AND user_id = ? AND thread_id = ? AND ended_at IS NULL""",
+                (time.time(), chat_id, user_id, thread_id),
             )
             return cursor.rowcount > 0
 
@@ -182,7 +191,7 @@ class Storage:
         ids: list[int] = []
         async with self.transaction() as db:
             for turn in turns:
-                conversation_id = await self._open_conversation(db, turn.chat_id, turn.user_id)
+                conversation_id = await self._open_conversation(db, turn.chat_id, turn.user_id, turn.thread_id)
                 usage = turn.usage
                 cursor = await db.execute(
                     """INSERT INTO turns (conversation_id, chat_id, user_id, message_id, role, kind, text,
@@ -210,16 +219,16 @@ class Storage:
                 ids.append(int(cursor.lastrowid or 0))
         return ids
 
-    async def recent_turns(self, chat_id: int, user_id: int, limit: int) -> list[StoredTurn]:
+    async def recent_turns(self, chat_id: int, user_id: int, limit: int, thread_id: int = 0) -> list[StoredTurn]:
         """The last `limit` turns of the open conversation, oldest first."""
         if limit <= 0:
             return []
         async with self._db.execute(
             """SELECT t.id, t.conversation_id, t.role, t.kind, t.text, t.message_id, t.created_at
                FROM turns t JOIN conversations c ON c.id = t.conversation_id
-               WHERE c.chat_id = ? AND c.user_id = ? AND c.ended_at IS NULL
+               WHERE c.chat_id = ? AND c.user_id = ? AND c.thread_id = ? AND c.ended_at IS NULL
                ORDER BY t.id DESC LIMIT ?""",
-            (chat_id, user_id, limit),
+            (chat_id, user_id, thread_id, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [StoredTurn(*row) for row in reversed(rows)]
@@ -253,6 +262,8 @@ class Storage:
             conversations = await db.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
             users = await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             await db.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
+            await UsageStore.pseudonymise(db, user_id)  # spend totals stay, the person does not
+            await db.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
             # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
             await db.execute(
                 "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)

@@ -131,7 +131,82 @@ async def m003_access_and_retention(db: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_jobs, m003_access_and_retention]
+async def m004_group_log(db: aiosqlite.Connection) -> None:
+    """What the bot sees in groups (bots cannot fetch history, so it records as messages arrive), and
+    per-topic conversations in forum groups."""
+    await _script(
+        db,
+        """
+        CREATE TABLE group_messages (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id          INTEGER NOT NULL,
+            message_id       INTEGER NOT NULL,
+            thread_id        INTEGER,
+            user_id          INTEGER,
+            author           TEXT NOT NULL,
+            kind             TEXT NOT NULL,
+            text             TEXT,
+            transcript_state TEXT CHECK (transcript_state IN ('pending', 'done', 'failed')),
+            forwarded_from   TEXT,
+            reply_to         INTEGER,
+            sent_at          REAL NOT NULL,
+            edited_at        REAL,
+            UNIQUE (chat_id, message_id)
+        );
+        CREATE INDEX group_messages_by_time ON group_messages (chat_id, sent_at);
+
+        CREATE TABLE group_settings (
+            chat_id         INTEGER PRIMARY KEY,
+            last_summarized  INTEGER,  -- message id: "since the last summary" starts after it
+            digest_time     TEXT,
+            timezone        TEXT
+        );
+
+        ALTER TABLE conversations ADD COLUMN thread_id INTEGER NOT NULL DEFAULT 0
+        """,
+    )
+
+
+async def m005_spend(db: aiosqlite.Connection) -> None:
+    """Spend control: a ledger of every API call's usage and cost, running summaries of long conversations,
+    and each user's chosen model."""
+    await _script(
+        db,
+        """
+        -- One row per API call. user_id and chat_id become a random negative pseudonym on /forget, so totals
+        -- stay right without anything pointing back at the person.
+        CREATE TABLE usage_ledger (
+            id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id                 INTEGER,
+            chat_id                 INTEGER,
+            model                   TEXT NOT NULL,
+            purpose                 TEXT NOT NULL CHECK (purpose IN ('reply', 'transcription', 'summary')),
+            prompt_text_tokens      INTEGER NOT NULL DEFAULT 0,
+            prompt_audio_tokens     INTEGER NOT NULL DEFAULT 0,
+            cached_tokens           INTEGER NOT NULL DEFAULT 0,
+            completion_text_tokens  INTEGER NOT NULL DEFAULT 0,
+            completion_audio_tokens INTEGER NOT NULL DEFAULT 0,
+            audio_seconds           REAL,
+            cost_usd                REAL NOT NULL,
+            created_at              REAL NOT NULL
+        );
+        CREATE INDEX usage_by_time ON usage_ledger (created_at);
+        CREATE INDEX usage_by_user ON usage_ledger (user_id, created_at);
+
+        -- The older turns of a conversation, folded into a few sentences: what is sent instead of them.
+        CREATE TABLE conversation_summaries (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+            summary         TEXT NOT NULL,
+            through_turn_id INTEGER NOT NULL,
+            updated_at      REAL NOT NULL
+        );
+
+        ALTER TABLE users ADD COLUMN model TEXT
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_initial, m002_jobs, m003_access_and_retention, m004_group_log, m005_spend]
 
 
 async def applied(db: aiosqlite.Connection) -> list[str]:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from telegram.ext import Application
+
 from bot.application import run_bot
 from parley.config import Settings, load_settings
 from parley.services import Services
@@ -44,6 +46,7 @@ def lab_env(telegram: FakeTelegram, openai_api: FakeOpenAI, db_path: Path, **ove
 class RunningBot:
     settings: Settings
     services: Services
+    app: Application | None = None
 
 
 @contextlib.asynccontextmanager
@@ -51,7 +54,14 @@ async def running_bot(env: dict[str, str], **run_options: float) -> AsyncIterato
     settings = load_settings(env)
     services = Services.build(settings, await Storage.open(settings.db_path))
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_bot(services, stop, poll_timeout=1, ready=ready, **run_options))  # type: ignore[arg-type]
+    running = RunningBot(settings, services)
+
+    def started(app: Application) -> None:
+        running.app = app
+
+    task = asyncio.create_task(
+        run_bot(services, stop, poll_timeout=1, ready=ready, on_started=started, **run_options)  # type: ignore[arg-type]
+    )
     try:
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({task, waiter}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
@@ -60,7 +70,7 @@ async def running_bot(env: dict[str, str], **run_options: float) -> AsyncIterato
             task.result()  # re-raise the start-up failure
         if waiter not in done:
             raise AssertionError("the bot did not start within 15 s")
-        yield RunningBot(settings, services)
+        yield running
     finally:
         stop.set()
         try:

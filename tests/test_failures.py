@@ -178,20 +178,6 @@ async def test_unsupported_message_types_are_answered_with_what_is_accepted(
     assert openai_api.requests == []
 
 
-async def test_group_messages_are_ignored_for_now(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
-    """Groups are a later feature: even what the bot does receive there (its commands) gets no answer."""
-    group = -100555
-    ann = telegram.user(CHAT, "Ann")
-    telegram.push_text(group, ann, "/help@parley_test_bot", chat_type="supergroup")
-    telegram.push_text(group, ann, "/start@parley_test_bot", chat_type="supergroup")
-    telegram.push_text(CHAT, ann, "hello bot")
-    await telegram.wait_sent(CHAT)
-    await telegram.wait_consumed()
-    assert not telegram.dropped_updates  # the bot really received the group messages …
-    assert telegram.sent_to(group) == []  # … and said nothing
-    assert len(openai_api.chat_requests()) == 1
-
-
 async def test_user_who_refuses_voice_messages_gets_the_words(
     parley, telegram: FakeTelegram, openai_api: FakeOpenAI
 ) -> None:

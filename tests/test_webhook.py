@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.application import ALLOWED_UPDATES
 from parley.config import ConfigError, load_settings
 from tests.harness import ParleyProcess, lab_env, running_bot
 from tests.lab import FakeOpenAI, FakeTelegram
@@ -74,7 +75,7 @@ async def test_requests_without_the_secret_get_403_and_are_never_processed(
         [call] = telegram.calls_of("setWebhook")
         assert call.params["url"] == URL
         assert call.params["secret_token"] == SECRET
-        assert call.params["allowed_updates"] == ["message", "callback_query"]
+        assert call.params["allowed_updates"] == [str(kind) for kind in ALLOWED_UPDATES]
         assert telegram.calls_of("getUpdates") == []  # no polling alongside the webhook
 
         endpoint = f"http://127.0.0.1:{port}/telegram/hook"

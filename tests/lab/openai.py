@@ -15,6 +15,7 @@ import binascii
 import functools
 import json
 import math
+import re
 import secrets
 import string
 import time
@@ -92,6 +93,10 @@ CHAT_PARAMS = frozenset(
         "prompt_cache_retention",
     }
 )  # fmt: skip
+_AZURE_PATH = re.compile(
+    r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<endpoint>chat/completions|audio/transcriptions)$"
+)
+_AZURE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 TRANSCRIBE_EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 TRANSCRIBE_LIMIT = 26_214_400
 REPLY_RATE = 24_000
@@ -179,6 +184,8 @@ class RecordedRequest:
     audio_inputs: list[WavInfo | bytes] = field(default_factory=list)
     audio_input_seconds: list[float] = field(default_factory=list)
     abandoned: bool = False
+    query: dict[str, str] = field(default_factory=dict)
+    """The query string (Azure requests carry api-version there)."""
     """The client hung up before the answer (a cancelled request): it reached nobody."""
 
     @property
@@ -225,6 +232,10 @@ class FakeOpenAI(LabServer):
         self._omit_audio = 0
         self._hang = 0
         self._audio_ids: dict[str, dict[str, Any]] = {}
+        # Azure OpenAI: requests to /openai/deployments/{name}/... with an `api-key` header
+        self.azure_api_key = "azure-test-lab-key-0123456789abcdef"
+        self.azure_deployments: dict[str, str] = {}
+        """Deployment name -> the model it serves (empty: no deployment exists, every Azure call is 404)."""
 
     # =====================================================================================================
     # test-facing API
@@ -311,6 +322,41 @@ class FakeOpenAI(LabServer):
     def _headers() -> dict[str, str]:
         return {"x-request-id": f"req_{secrets.token_hex(16)}", "openai-processing-ms": "12"}
 
+    @property
+    def azure_endpoint(self) -> str:
+        """What AZURE_OPENAI_ENDPOINT is for the stand-in (the SDK appends /openai itself)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def azure_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.startswith("/openai/deployments/")]
+
+    def _check_azure(self, request: web.Request, record: RecordedRequest, deployment: str) -> str:
+        """Azure's own checks, in its order: key, api-version, deployment. Returns the deployed model."""
+        record.query = dict(request.query)
+        if request.headers.get("api-key") != self.azure_api_key:
+            raise OpenAIAPIError(
+                401,
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                "valid key for an active subscription and use a correct regional API endpoint for your resource.",
+                type=None,  # type: ignore[arg-type]
+                code="401",
+            )
+        version = request.query.get("api-version")
+        if not version:
+            raise OpenAIAPIError(404, "Resource not found", type=None, code="404")  # type: ignore[arg-type]
+        if not _AZURE_VERSION.match(version):
+            raise OpenAIAPIError(404, "Resource not found", type=None, code="404")  # type: ignore[arg-type]
+        model = self.azure_deployments.get(deployment)
+        if model is None:
+            raise OpenAIAPIError(
+                404,
+                "The API deployment for this resource does not exist. If you created the deployment within the "
+                "last 5 minutes, please wait a moment and try again.",
+                type=None,  # type: ignore[arg-type]
+                code="DeploymentNotFound",
+            )
+        return model
+
     def _error_response(self, err: OpenAIAPIError, record: RecordedRequest | None) -> web.Response:
         body = err.body()
         if record is not None:
@@ -338,6 +384,13 @@ class FakeOpenAI(LabServer):
         )
         self.requests.append(record)
         try:
+            azure = _AZURE_PATH.match(request.path.rstrip("/"))
+            if azure is not None:  # Azure OpenAI: deployment in the path, api-version in the query, api-key
+                model = self._check_azure(request, record, azure["deployment"])
+                if azure["endpoint"] == "chat/completions" and request.method == "POST":
+                    return await self._chat(request, record, model_override=model)
+                if azure["endpoint"] == "audio/transcriptions" and request.method == "POST":
+                    return await self._transcriptions(request, record, model_override=model)
             self._check_auth(request)
             route = (request.method, request.path.rstrip("/"))
             if route == ("POST", "/v1/chat/completions"):
@@ -427,7 +480,9 @@ class FakeOpenAI(LabServer):
     # =====================================================================================================
     # /v1/chat/completions
     # =====================================================================================================
-    async def _chat(self, request: web.Request, record: RecordedRequest) -> web.Response:
+    async def _chat(
+        self, request: web.Request, record: RecordedRequest, model_override: str | None = None
+    ) -> web.Response:
         if request.content_type != "application/json":
             raise _invalid(
                 f"Invalid Content-Type header ({request.content_type}), expected application/json.", code=None
@@ -451,6 +506,8 @@ class FakeOpenAI(LabServer):
         await self._maybe_fault("chat")
         if not isinstance(body, dict):
             raise _invalid("Invalid type for body: expected an object.", code="invalid_type")
+        if model_override is not None:  # Azure: the deployment decides the model, whatever the body says
+            body = {**body, "model": model_override}
         plan = await self._validate_chat(body, record)
         delay = self.latency_fn(body) if self.latency_fn else self.latency
         if delay > 0:
@@ -724,6 +781,10 @@ class FakeOpenAI(LabServer):
         self, body: dict[str, Any], plan: dict[str, Any], record: RecordedRequest
     ) -> dict[str, Any]:
         text = self._choose_reply(body, plan)
+        finish_reason = "stop"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and not plan["wants_audio"] and len(text) > 4 * limit:
+            text, finish_reason = text[: 4 * limit], "length"  # the real API stops at the limit, mid-sentence
         prompt_text, prompt_audio = self._prompt_usage(body, record)
         completion_text = max(1, math.ceil(len(text) / 4))
         completion_audio = 0
@@ -757,7 +818,7 @@ class FakeOpenAI(LabServer):
             "object": "chat.completion",
             "created": now,
             "model": _ALIASES.get(plan["model"], plan["model"]),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -783,7 +844,9 @@ class FakeOpenAI(LabServer):
     # =====================================================================================================
     # /v1/audio/transcriptions
     # =====================================================================================================
-    async def _transcriptions(self, request: web.Request, record: RecordedRequest) -> web.Response:
+    async def _transcriptions(
+        self, request: web.Request, record: RecordedRequest, model_override: str | None = None
+    ) -> web.Response:
         if request.content_type != "multipart/form-data":
             raise _invalid(
                 f"Invalid Content-Type header ({request.content_type}), expected multipart/form-data. "
@@ -799,7 +862,7 @@ class FakeOpenAI(LabServer):
             else:
                 record.form[part.name] = await part.text()
         await self._maybe_fault("transcriptions")
-        form = record.form
+        form = {**record.form, "model": model_override} if model_override else record.form
         model = form.get("model")
         if not model:
             raise _invalid("you must provide a model parameter", code=None)

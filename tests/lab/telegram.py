@@ -318,6 +318,7 @@ class FakeTelegram(LabServer):
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.reactions: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.internal_errors: list[str] = []
+        self._member_status: dict[tuple[int, int], str] = {}
         self.unauthorized: list[str] = []  # paths requested with a wrong token (never reach `calls`)
         self.unknown_methods: list[str] = []  # methods the fake does not implement (answered 404 as Telegram)
         # state
@@ -1680,4 +1681,18 @@ class FakeTelegram(LabServer):
         user = self._users.get(int(user_id))
         if user is None or (chat["type"] == "private" and chat["id"] != user["id"]):
             raise _bad("member not found")
-        return {"status": "member", "user": user}
+        status = self._member_status.get((chat["id"], int(user_id)), "member")
+        if status == "creator":
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        if status == "administrator":
+            rights = (
+                "can_be_edited is_anonymous can_manage_chat can_delete_messages can_manage_video_chats "
+                "can_restrict_members can_promote_members can_change_info can_invite_users can_post_stories "
+                "can_edit_stories can_delete_stories"
+            ).split()
+            return {"status": "administrator", "user": user, **dict.fromkeys(rights, False), "can_manage_chat": True}
+        return {"status": status, "user": user}
+
+    def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
+        """Make a user a group's 'creator', 'administrator' or plain 'member' (what getChatMember reports)."""
+        self._member_status[(chat_id, user_id)] = status

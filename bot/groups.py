@@ -1,0 +1,265 @@
+"""Groups: when the bot is addressed, what it records, and the jobs behind /summary and /digest.
+
+In a group the bot answers only when addressed (a mention, a reply to it, a command); everything else
+it can see is recorded for summaries. Bots cannot read a chat's history: the log is all there is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from telegram import Bot, Message, MessageEntity
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+from telegram.ext import CallbackContext, JobQueue
+
+from bot import texts
+from bot.sender import send_reply, send_text
+from parley.errors import ParleyError
+from parley.services import Services
+from parley.summaries import GroupSummarizer
+from storage import JobRow
+from storage.groups import GroupMessage
+
+log = logging.getLogger(__name__)
+
+AUDIO_KINDS = ("voice", "audio", "video_note")
+DEFAULT_SPAN_SECONDS = 24 * 3600.0
+_DURATION_RE = re.compile(r"^(\d+)\s*([mhd])$", re.IGNORECASE)
+_DIGEST_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def addressed_to(message: Message, bot: Bot) -> bool:
+    """A mention of the bot (in text or caption) or a reply to one of its messages."""
+    replied = message.reply_to_message
+    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+        return True
+    wanted = f"@{bot.username}".lower() if bot.username else None
+    kinds = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    found = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
+    for entity, text in found.items():
+        if entity.type == MessageEntity.MENTION and wanted and text.lower() == wanted:
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
+            return True
+    return False
+
+
+def without_mention(text: str | None, bot: Bot) -> str | None:
+    if text is None or not bot.username:
+        return text
+    return re.sub(rf"@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE).strip() or text
+
+
+def message_kind(message: Message) -> str:
+    for kind in ("voice", "audio", "video_note", "photo", "video", "document", "sticker", "poll", "location"):
+        if getattr(message, kind, None):
+            return kind
+    return "text"
+
+
+def log_entry(message: Message) -> GroupMessage:
+    user = message.from_user
+    author = user.full_name if user else (message.sender_chat.title if message.sender_chat else "someone")
+    origin = message.forward_origin
+    forwarded = None
+    if origin is not None:
+        sender = (
+            getattr(origin, "sender_user", None)
+            or getattr(origin, "sender_chat", None)
+            or getattr(origin, "chat", None)
+        )
+        forwarded = (
+            getattr(sender, "full_name", None)
+            or getattr(sender, "title", None)
+            or getattr(origin, "sender_user_name", None)
+        )
+    kind = message_kind(message)
+    return GroupMessage(
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        thread_id=message.message_thread_id if message.is_topic_message else None,
+        user_id=user.id if user else None,
+        author=author,
+        kind=kind,
+        text=message.text or message.caption,
+        transcript_state="pending" if kind in AUDIO_KINDS else None,
+        forwarded_from=forwarded or ("someone" if origin is not None else None),
+        reply_to=message.reply_to_message.message_id if message.reply_to_message else None,
+        sent_at=message.date.timestamp(),
+    )
+
+
+def parse_span(argument: str, *, now: float, zone: ZoneInfo, last_summarized: int | None) -> tuple[str, float | int]:
+    """'' → after the last summary's messages (or the last 24 h); '3h'/'90m'/'2d' → a duration;
+    '200' → the last N messages; 'today' → since midnight in the group's timezone."""
+    argument = argument.strip().lower()
+    if not argument:
+        if last_summarized is not None:
+            return "after", last_summarized
+        return "since", now - DEFAULT_SPAN_SECONDS
+    if argument == "today":
+        midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        return "since", midnight.timestamp()
+    if argument.isdigit() and int(argument) > 0:
+        return "last", min(int(argument), 10_000)
+    match = _DURATION_RE.match(argument)
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2).lower()]
+        return "since", now - timedelta(**{unit: int(match.group(1))}).total_seconds()
+    raise ValueError(argument)
+
+
+class GroupJobs:
+    def __init__(self, services: Services, bot: Bot, summarizer: GroupSummarizer) -> None:
+        self.services = services
+        self.bot = bot
+        self.summarizer = summarizer
+        self.digests: DigestScheduler | None = None  # set once the JobQueue exists
+
+    @property
+    def can_read_all(self) -> bool:
+        return bool(self.bot.can_read_all_group_messages)
+
+    async def summary(self, job: JobRow) -> bool:
+        chat_id, payload = job.chat_id, job.payload
+        thread = payload.get("thread_id")
+        reply_to = payload.get("message_id")
+        if not self.can_read_all:
+            await self._say(chat_id, texts.PRIVACY_MODE, reply_to, thread)
+        groups = self.services.storage.groups
+        zone = ZoneInfo(payload.get("timezone") or self.services.settings.timezone)
+        now = time.time()
+        try:
+            mode, value = parse_span(
+                payload.get("span", ""), now=now, zone=zone, last_summarized=await groups.last_summarized(chat_id)
+            )
+        except ValueError:
+            return await self._say(chat_id, texts.SUMMARY_USAGE, reply_to, thread)
+        if mode == "last":
+            messages = await groups.last(chat_id, int(value))
+        elif mode == "after":
+            messages = await groups.after(chat_id, int(value))
+        else:
+            messages = await groups.since(chat_id, float(value))
+        if not messages:
+            return await self._say(chat_id, texts.NOTHING_TO_SUMMARIZE, reply_to, thread)
+        status = await self._status(chat_id, texts.reading(len(messages), None), reply_to, thread)
+
+        async def progress(done: int, total: int) -> None:
+            if status is not None:
+                try:
+                    await status.edit_text(texts.reading(len(messages), (done, total)))
+                except TelegramError as exc:
+                    log.debug("progress edit failed: %s", exc)
+
+        try:
+            result = await self.summarizer.summarize(
+                messages,
+                voice=self.services.settings.voice,
+                timezone=zone.key,
+                progress=progress,
+            )
+            await send_reply(self.bot, chat_id, reply_to, result.reply, thread_id=thread)
+        except ParleyError as exc:
+            log.warning("chat=%s summary failed: %s", chat_id, exc)
+            await self._say(chat_id, exc.user_message, reply_to, thread)
+            return False
+        finally:
+            if status is not None:
+                try:
+                    await status.delete()
+                except TelegramError as exc:
+                    log.debug("could not delete the status message: %s", exc)
+        await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
+        log.info("chat=%s summary of %d messages in %d chunks", chat_id, len(messages), result.chunks)
+        return True
+
+    async def digest(self, job: JobRow) -> bool:
+        """/digest HH:MM [timezone] or /digest off — group admins only (asked of Telegram, not assumed)."""
+        chat_id, payload = job.chat_id, job.payload
+        reply_to = payload.get("message_id")
+        try:
+            member = await self.bot.get_chat_member(chat_id, payload["user_id"])
+        except TelegramError as exc:
+            log.warning("chat=%s getChatMember failed: %s", chat_id, exc)
+            return await self._say(chat_id, texts.DIGEST_ADMINS_ONLY, reply_to, None)
+        if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+            return await self._say(chat_id, texts.DIGEST_ADMINS_ONLY, reply_to, None)
+        words = payload.get("args", [])
+        groups = self.services.storage.groups
+        if words[:1] == ["off"]:
+            await groups.set_digest(chat_id, None, None)
+            if self.digests is not None:
+                self.digests.cancel(chat_id)
+            return await self._say(chat_id, texts.DIGEST_OFF, reply_to, None)
+        match = _DIGEST_RE.match(words[0]) if words else None
+        zone_name = words[1] if len(words) > 1 else self.services.settings.timezone
+        try:
+            ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            match = None
+        if match is None:
+            return await self._say(chat_id, texts.DIGEST_USAGE, reply_to, None)
+        at = f"{int(match.group(1)):02d}:{match.group(2)}"
+        await groups.set_digest(chat_id, at, zone_name)
+        if self.digests is not None:
+            self.digests.schedule(chat_id, at, zone_name)
+        return await self._say(chat_id, texts.digest_set(at, zone_name), reply_to, None)
+
+    async def transcribe_log(self, job: JobRow) -> bool:
+        """A voice note, audio file or video note in a group: its words go into the log, in the background."""
+        message = Message.de_json(job.payload["message"], self.bot)
+        groups = self.services.storage.groups
+        media = message.voice or message.audio or message.video_note
+        if media is None:
+            return True
+        try:
+            if media.file_size and media.file_size > 20 * 1024 * 1024:
+                raise ParleyError("too large to download")
+            data = bytes(await (await self.bot.get_file(media.file_id)).download_as_bytearray())
+            wav = await self.services.audio.to_model_wav(data)
+            text, _usage = await self.services.model.transcribe(wav)
+        except (ParleyError, TelegramError) as exc:
+            log.info("chat=%s message=%s not transcribed: %s", job.chat_id, message.message_id, exc)
+            await groups.set_transcript(job.chat_id, message.message_id, None, ok=False)
+            return True
+        await groups.set_transcript(job.chat_id, message.message_id, text, ok=True)
+        return True
+
+    async def _say(self, chat_id: int, text: str, reply_to: int | None, thread: int | None) -> bool:
+        try:
+            await send_text(self.bot, chat_id, text, reply_to=reply_to, thread_id=thread)
+        except TelegramError as exc:
+            log.warning("chat=%s could not send: %s", chat_id, exc)
+            return False
+        return True
+
+    async def _status(self, chat_id: int, text: str, reply_to: int | None, thread: int | None) -> Message | None:
+        try:
+            return await send_text(self.bot, chat_id, text, reply_to=reply_to, thread_id=thread)
+        except TelegramError:
+            return None
+
+
+class DigestScheduler:
+    """Daily digests on python-telegram-bot's JobQueue; the schedule itself lives in SQLite."""
+
+    def __init__(self, job_queue: JobQueue, fire: Callable[[CallbackContext], Awaitable[None]]) -> None:
+        self.job_queue = job_queue
+        self.fire = fire
+
+    def schedule(self, chat_id: int, at: str, timezone: str) -> None:
+        self.cancel(chat_id)
+        hour, minute = (int(x) for x in at.split(":"))
+        when = datetime.now(ZoneInfo(timezone)).replace(hour=hour, minute=minute, second=0, microsecond=0).timetz()
+        self.job_queue.run_daily(self.fire, time=when, name=f"digest:{chat_id}", chat_id=chat_id)
+
+    def cancel(self, chat_id: int) -> None:
+        for job in self.job_queue.get_jobs_by_name(f"digest:{chat_id}"):
+            job.schedule_removal()

@@ -1,0 +1,158 @@
+"""Bounded context: what is sent to the model stays under a token budget however long the conversation.
+
+A request is the system prompt (with a running summary of older turns), the most recent turns verbatim
+as text, and the current turn (the only audio). When the turns not yet summarised outgrow the verbatim
+window, the older ones are folded into the summary by a cheap text model, after the reply is delivered,
+so the fold never delays an answer. Stored turns are never touched: only what is sent is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from parley import tokens
+from parley.errors import ParleyError
+from storage import Storage, StoredTurn, Usage
+
+log = logging.getLogger(__name__)
+
+FOLD_SLACK = 4
+"""A fold leaves this many turns of room in the verbatim window, so it runs every other exchange, not
+after every one."""
+SUMMARY_MAX_TOKENS = 300
+SUMMARY_PROMPT = (
+    "You keep the running memory of a spoken conversation between a user and Parley, a voice assistant. "
+    "Merge the summary so far with the new turns into one updated summary, written in the conversation's "
+    "language: who the user is and what they told about themselves, what was discussed and decided, open "
+    "questions, and anything Parley promised. Keep names, numbers and dates exactly. At most 150 words, "
+    "plain prose, no preamble."
+)
+SUMMARY_HEADER = "Summary of the earlier conversation (older turns are not repeated below):"
+
+Summarise = Callable[[list[dict[str, Any]]], Awaitable[tuple[str, Usage]]]
+"""Sends the fold request to the summary model; returns its text and usage."""
+Record = Callable[[Usage], Awaitable[object]]
+"""Puts the summary call into the usage ledger."""
+
+
+@dataclass(slots=True)
+class Context:
+    messages: list[dict[str, Any]]
+    text_tokens: int
+    conversation_id: int | None
+    fold_due: bool
+    """Turns not yet summarised no longer all fit: fold them after the reply."""
+    new_conversation: bool
+    """The previous conversation was idle for longer than PARLEY_IDLE_RESET_HOURS and was ended."""
+
+
+def history_messages(turns: list[StoredTurn]) -> list[dict[str, Any]]:
+    return [{"role": turn.role, "content": turn.text} for turn in turns if turn.text]
+
+
+def transcript(turns: list[StoredTurn]) -> str:
+    return "\n".join(f"{'User' if t.role == 'user' else 'Parley'}: {t.text}" for t in turns if t.text)
+
+
+class ContextBuilder:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        system_prompt: str,
+        max_tokens: int,
+        history_turns: int,
+        idle_reset_hours: float | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.storage = storage
+        self.system_prompt = system_prompt
+        self.max_tokens = max_tokens
+        self.history_turns = history_turns
+        self.idle_reset_seconds = idle_reset_hours * 3600 if idle_reset_hours else None
+        self.now = now
+
+    def system_message(self, summary: str) -> dict[str, Any]:
+        content = f"{self.system_prompt}\n\n{SUMMARY_HEADER}\n{summary}" if summary else self.system_prompt
+        return {"role": "system", "content": content}
+
+    async def build(self, chat_id: int, user_id: int, current: dict[str, Any], *, thread_id: int = 0) -> Context:
+        """Summary, then as many recent turns as fit (newest first, at most PARLEY_HISTORY_TURNS), then now."""
+        state = await self.storage.context.state(chat_id, user_id, thread_id)
+        idle = (
+            self.idle_reset_seconds is not None
+            and state.last_turn_at is not None
+            and self.now() - state.last_turn_at >= self.idle_reset_seconds
+        )
+        if idle:
+            await self.storage.reset_conversation(chat_id, user_id, thread_id)
+            log.info("chat=%s user=%s idle: a new conversation starts", chat_id, user_id)
+        turns: list[StoredTurn] = []
+        summary = "" if idle else state.summary
+        if state.conversation_id is not None and not idle:
+            turns = await self.storage.context.turns_after(
+                state.conversation_id, state.through_turn_id, self.history_turns + 1
+            )
+        system = self.system_message(summary)
+        used = tokens.count_messages([system, current])
+        kept: list[dict[str, Any]] = []
+        window = turns[-self.history_turns :] if self.history_turns else []
+        for message in reversed(history_messages(window)):
+            cost = tokens.count_messages([message]) - tokens.REPLY_PRIMING
+            if used + cost > self.max_tokens:
+                break
+            kept.insert(0, message)
+            used += cost
+        fold_due = len(turns) > self.history_turns or len(kept) < len(history_messages(window))
+        return Context(
+            messages=[system, *kept, current],
+            text_tokens=used,
+            conversation_id=None if idle else state.conversation_id,
+            fold_due=fold_due,
+            new_conversation=idle,
+        )
+
+    async def fold(
+        self, chat_id: int, user_id: int, summarise: Summarise, record: Record, *, thread_id: int = 0
+    ) -> bool:
+        """Fold the older unsummarised turns into the summary, leaving room in the verbatim window.
+
+        Runs after delivery; a failure only means the next request carries fewer verbatim turns.
+        """
+        state = await self.storage.context.state(chat_id, user_id, thread_id)
+        if state.conversation_id is None:
+            return False
+        pending = await self.storage.context.turns_after(state.conversation_id, state.through_turn_id, 10_000)
+        keep = self._keep(state.summary, pending)
+        folding = pending[: len(pending) - keep]
+        if not folding:
+            return False
+        request = [
+            {"role": "system", "content": SUMMARY_PROMPT},
+            {
+                "role": "user",
+                "content": f"Summary so far:\n{state.summary or '(none yet)'}\n\nNew turns:\n{transcript(folding)}",
+            },
+        ]
+        try:
+            text, usage = await summarise(request)
+        except ParleyError as exc:
+            log.warning("chat=%s could not fold %d turns into the summary: %s", chat_id, len(folding), exc)
+            return False
+        await record(usage)
+        await self.storage.context.set_summary(state.conversation_id, text.strip(), folding[-1].id)
+        log.info("chat=%s folded %d turns into the summary", chat_id, len(folding))
+        return True
+
+    def _keep(self, summary: str, pending: list[StoredTurn]) -> int:
+        """How many of the newest pending turns stay verbatim: the window less some slack, and few enough
+        that they fit in half of what the token budget leaves after the system prompt and summary."""
+        keep = max(0, min(len(pending), self.history_turns - FOLD_SLACK))
+        room = (self.max_tokens - tokens.count_messages([self.system_message(summary)])) // 2
+        while keep and tokens.count_messages(history_messages(pending[len(pending) - keep :])) > room:
+            keep -= 1
+        return keep

@@ -1,0 +1,159 @@
+"""Spend control: every call's cost into the ledger, and budgets checked before a call is made.
+
+A budget check reserves the call's estimated cost under a lock (spent + reserved + estimate must stay
+within each limit), so two requests arriving together cannot both slip under a limit that has room for
+one. The reservation is released once the real cost is in the ledger. Reservations live in memory: a
+restart drops them with the calls they were for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from parley.errors import ParleyError
+from parley.prices import PriceTable
+from storage import Usage
+from storage.usage import LedgerEntry, UsageStore
+
+log = logging.getLogger(__name__)
+
+EPSILON = 1e-9
+"""Costs are floats: a spend equal to its limit, give or take rounding, is within it."""
+
+Clock = Callable[[], float]
+UTC = ZoneInfo("UTC")
+_SCOPES = ("daily", "monthly", "global")  # on a tie, the wider limit is the one to name
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """USD; None means no limit."""
+
+    user_daily: float | None = None
+    user_monthly: float | None = None
+    monthly: float | None = None  # everyone together
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.user_daily, self.user_monthly, self.monthly))
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """One limit as it stands: what it is, what is spent (and reserved), when it starts over."""
+
+    scope: str  # "daily" | "monthly" (the user's own) | "global" (the bot's monthly)
+    limit: float
+    used: float
+    resets_at: datetime
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.limit - self.used)
+
+
+class BudgetExceeded(ParleyError):
+    """A call would cross a budget: nothing was called. `allowance` is the limit that stops it longest."""
+
+    def __init__(self, allowance: Allowance, estimate: float) -> None:
+        super().__init__(f"{allowance.scope} budget: {allowance.left:.4f} left, call estimated at {estimate:.4f}")
+        self.allowance = allowance
+        self.estimate = estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: int
+    user_id: int
+    amount: float
+
+
+def period_starts(now: float, zone: ZoneInfo) -> tuple[datetime, datetime, datetime, datetime]:
+    """(start of today, start of tomorrow, start of this month, start of next month), local to `zone`."""
+    local = datetime.fromtimestamp(now, zone)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    next_day = day + timedelta(days=1)  # wall-clock arithmetic: midnight, whatever DST does
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return day, next_day, month, next_month
+
+
+class Spend:
+    """Prices, the ledger and the budgets: what the engine asks before and tells after each call."""
+
+    def __init__(
+        self,
+        store: UsageStore,
+        prices: PriceTable,
+        *,
+        limits: Limits = Limits(),
+        zone: ZoneInfo = UTC,
+        exempt: Callable[[int], bool] = lambda _user_id: False,
+        now: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.prices = prices
+        self.limits = limits
+        self.zone = zone
+        self.exempt = exempt
+        self.now = now
+        self._lock = asyncio.Lock()
+        self._held: dict[int, Reservation] = {}
+        self._ids = itertools.count(1)
+
+    # --- after a call ------------------------------------------------------------------------------
+
+    async def record(
+        self, *, user_id: int, chat_id: int, purpose: str, usage: Usage, audio_seconds: float | None = None
+    ) -> float:
+        """Put one call in the ledger at today's prices; returns its cost in USD."""
+        cost = self.prices.cost(usage, audio_seconds=audio_seconds)
+        await self.store.record(LedgerEntry(user_id, chat_id, purpose, usage, cost, audio_seconds), now=self.now())
+        return cost
+
+    # --- before a call -----------------------------------------------------------------------------
+
+    async def allowances(self, user_id: int) -> list[Allowance]:
+        """Every configured limit for this user, with what is spent and held against it."""
+        now = self.now()
+        day, next_day, month, next_month = period_starts(now, self.zone)
+        held_user = sum(r.amount for r in self._held.values() if r.user_id == user_id)
+        held_all = sum(r.amount for r in self._held.values())
+        result: list[Allowance] = []
+        if self.limits.user_daily is not None:
+            spent = await self.store.spent(day.timestamp(), user_id=user_id)
+            result.append(Allowance("daily", self.limits.user_daily, spent + held_user, next_day))
+        if self.limits.user_monthly is not None:
+            spent = await self.store.spent(month.timestamp(), user_id=user_id)
+            result.append(Allowance("monthly", self.limits.user_monthly, spent + held_user, next_month))
+        if self.limits.monthly is not None:
+            spent = await self.store.spent(month.timestamp())
+            result.append(Allowance("global", self.limits.monthly, spent + held_all, next_month))
+        return result
+
+    async def reserve(self, user_id: int, estimate: float) -> Reservation:
+        """Hold `estimate` against every budget, or raise BudgetExceeded (and hold nothing)."""
+        estimate = max(0.0, estimate)
+        async with self._lock:  # check and hold as one step: concurrent calls see each other's holds
+            if not self.exempt(user_id):
+                over = [a for a in await self.allowances(user_id) if a.used + estimate > a.limit + EPSILON]
+                if over:
+                    raise BudgetExceeded(max(over, key=lambda a: (a.resets_at, _SCOPES.index(a.scope))), estimate)
+            reservation = Reservation(next(self._ids), user_id, estimate)
+            self._held[reservation.id] = reservation
+            return reservation
+
+    def release(self, reservation: Reservation) -> None:
+        """The call's real cost is in the ledger (or it failed): stop holding its estimate."""
+        self._held.pop(reservation.id, None)
+
+    @property
+    def held(self) -> float:
+        return sum(r.amount for r in self._held.values())

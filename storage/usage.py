@@ -1,0 +1,148 @@
+"""The usage ledger: one row per API call, with its tokens by kind, its model, purpose and cost.
+
+Kept apart from the conversation tables: the ledger outlives turns (retention deletes what was said, not
+what it cost), and /forget pseudonymises it instead of deleting it, so totals and budgets stay true.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+if TYPE_CHECKING:
+    from storage.database import Storage, Usage
+
+PURPOSES = ("reply", "transcription", "summary")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    user_id: int
+    chat_id: int
+    purpose: str  # one of PURPOSES
+    usage: Usage
+    cost_usd: float
+    audio_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTotals:
+    """Tokens and cost of some calls of one model (as the API named it: snapshots stay apart)."""
+
+    model: str
+    calls: int = 0
+    text_in: int = 0
+    audio_in: int = 0
+    cached: int = 0
+    text_out: int = 0
+    audio_out: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.text_in + self.audio_in + self.cached + self.text_out + self.audio_out
+
+    @property
+    def audio_tokens(self) -> int:
+        return self.audio_in + self.audio_out
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpend:
+    user_id: int
+    name: str | None
+    calls: int
+    cost_usd: float
+
+
+_TOTALS = """COUNT(*), COALESCE(SUM(prompt_text_tokens), 0), COALESCE(SUM(prompt_audio_tokens), 0),
+             COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(completion_text_tokens), 0),
+             COALESCE(SUM(completion_audio_tokens), 0), COALESCE(SUM(cost_usd), 0.0)"""
+
+
+class UsageStore:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    async def record(self, entry: LedgerEntry, *, now: float | None = None) -> None:
+        u = entry.usage
+        cached = min(u.cached_tokens, max(0, u.prompt_tokens - u.prompt_audio_tokens))
+        async with self._storage.transaction() as db:
+            await db.execute(
+                """INSERT INTO usage_ledger (user_id, chat_id, model, purpose, prompt_text_tokens,
+                       prompt_audio_tokens, cached_tokens, completion_text_tokens, completion_audio_tokens,
+                       audio_seconds, cost_usd, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    entry.user_id,
+                    entry.chat_id,
+                    u.model,
+                    entry.purpose,
+                    max(0, u.prompt_tokens - u.prompt_audio_tokens - cached),
+                    u.prompt_audio_tokens,
+                    cached,
+                    max(0, u.completion_tokens - u.completion_audio_tokens),
+                    u.completion_audio_tokens,
+                    entry.audio_seconds,
+                    entry.cost_usd,
+                    time.time() if now is None else now,
+                ),
+            )
+
+    async def spent(self, since: float, *, user_id: int | None = None) -> float:
+        """USD recorded from `since` on, for one user or (None) for everyone."""
+        sql, params = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?", (since,)
+        if user_id is not None:
+            sql, params = sql + " AND user_id = ?", (since, user_id)
+        row = await self._storage.fetch_one(sql, params)
+        return float(row[0]) if row else 0.0
+
+    async def by_model(self, *, since: float = 0.0, user_id: int | None = None) -> list[ModelTotals]:
+        """Totals per model, most expensive first."""
+        where, params = "created_at >= ?", [since]
+        if user_id is not None:
+            where, params = where + " AND user_id = ?", [since, user_id]
+        rows = await self._storage.fetch_all(
+            f"SELECT model, {_TOTALS} FROM usage_ledger WHERE {where} GROUP BY model ORDER BY 8 DESC",
+            tuple(params),
+        )
+        return [ModelTotals(*row) for row in rows]
+
+    async def top_users(self, *, since: float, limit: int = 10) -> list[UserSpend]:
+        rows = await self._storage.fetch_all(
+            """SELECT l.user_id, COALESCE('@' || u.username, u.first_name), COUNT(*), SUM(l.cost_usd)
+               FROM usage_ledger l LEFT JOIN users u ON u.user_id = l.user_id
+               WHERE l.created_at >= ? GROUP BY l.user_id ORDER BY 4 DESC LIMIT ?""",
+            (since, limit),
+        )
+        return [UserSpend(*row) for row in rows]
+
+    async def cost_by_quarter_hour(self, *, since: float) -> list[tuple[float, float]]:
+        """(start of each 15-minute slot, USD) from `since`: fine enough to add up into days in any time
+        zone (every UTC offset is a multiple of 15 minutes), coarse enough to stay a few thousand rows."""
+        rows = await self._storage.fetch_all(
+            """SELECT CAST(created_at / 900 AS INTEGER) * 900, SUM(cost_usd) FROM usage_ledger
+               WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
+            (since,),
+        )
+        return [(float(slot), float(cost)) for slot, cost in rows]
+
+    async def rows_of(self, user_id: int) -> int:
+        row = await self._storage.fetch_one("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (user_id,))
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    async def pseudonymise(db: aiosqlite.Connection, user_id: int) -> int:
+        """/forget: the user's rows get one random negative id (their private chat too; a group's id is
+        dropped), so spend totals stay and nothing points back at the person. Returns the rows changed."""
+        pseudonym = -(secrets.randbelow(2**62) + 1)
+        cursor = await db.execute(
+            """UPDATE usage_ledger SET chat_id = CASE WHEN chat_id = user_id THEN ? ELSE NULL END, user_id = ?
+               WHERE user_id = ?""",
+            (pseudonym, pseudonym, user_id),
+        )
+        return cursor.rowcount

@@ -1,0 +1,45 @@
+"""One small run of the benchmark command: it must keep working (its figures are not judged here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "--smoke",
+        "--out",
+        str(out),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=110)
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+
+    table = stdout.decode()
+    assert table.startswith("Machine: ") and "cores" in table
+    assert "| measure | result | target |" in table
+    for row in ("bot overhead, 5 s note", "makespan, 1 users at once", "prompt tokens per turn", "peak RSS"):
+        assert f"| {row}" in table, row
+    assert "| start → first getUpdates |" in table
+
+    results = json.loads(out.read_text())
+    assert results["smoke"] is True
+    assert {"machine", "overhead", "makespan", "makespan_wide", "prompt_tokens", "rss", "startup"} <= results.keys()
+    assert [item["note_seconds"] for item in results["overhead"]] == [5.0, 30.0]
+    assert all(item["overhead_ms"]["median"] > 0 for item in results["overhead"])
+    assert [item["users"] for item in results["makespan"]] == [1, 3]
+    assert results["prompt_tokens"]["turns"] == 3 and len(results["prompt_tokens"]["per_turn"]) == 3
+    assert results["rss"]["turns"] == 2000 and results["rss"]["peak_mb"] > 0
+    assert results["startup"]["empty_db_seconds"] > 0 and results["startup"]["large_db_seconds"] > 0
