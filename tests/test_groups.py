@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -285,3 +286,30 @@ def test_summary_span_parsing() -> None:
     for bad in ("yesterday", "-3h", "0", "3x"):
         with pytest.raises(ValueError):
             parse_span(bad, now=now, zone=zone, last_summarized=None)
+
+
+async def test_forwarded_messages_are_credited_to_their_origin(
+    group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    ann = telegram.user(ANN, "Ann")
+    dan = telegram.user(44, "Dan", username="dan")
+    origin = {"type": "user", "sender_user": dan, "date": int(time.time()) - 600}
+    telegram.push_message(GROUP, ann, {"text": "the venue is booked", "forward_origin": origin}, chat_type="supergroup")
+    say(telegram, ann, "/summary 10")
+    await telegram.wait_sent(GROUP, count=2)
+    material = openai_api.chat_requests()[0].json["messages"][-1]["content"]
+    assert "Ann (forwarded from Dan): the venue is booked" in material
+
+
+async def test_group_log_has_its_own_retention(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path) -> None:
+    db = tmp_path / "parley.db"
+    env = lab_env(telegram, openai_api, db, PARLEY_GROUP_RETENTION_DAYS="7")
+    ann = telegram.user(ANN, "Ann")
+    async with running_bot(env):
+        say(telegram, ann, "said ten days ago")
+        await telegram.wait_for(lambda: len(log_rows(db)) == 1, 5)
+    age_messages(db, 10 * 24)
+    async with running_bot(env):
+        say(telegram, ann, "said today")
+        await telegram.wait_for(lambda: len(log_rows(db)) >= 1 and log_rows(db)[-1][2] == "said today", 5)
+    assert [row[2] for row in log_rows(db)] == ["said today"]
