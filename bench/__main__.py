@@ -21,10 +21,10 @@ from typing import Any
 from bench import scenarios
 from bench.process import BotProcess
 from bench.report import machine, table, write_json
-from bench.scenarios import REPLY, Lab
+from bench.scenarios import REPLY, Lab, spoken_reply
 from bench.seed import FIRST_USER, seed
 from tests.harness import lab_env
-from tests.lab import FakeOpenAI, FakeTelegram
+from tests.lab import FakeOpenAI, FakeTelegram, parse_wav
 
 FULL = {
     "overhead": [(5.0, 20), (30.0, 20), (120.0, 10)],
@@ -49,12 +49,16 @@ SMOKE = {
 
 
 @contextlib.asynccontextmanager
-async def lab_with_bot(workdir: Path, db: Path, name: str, **settings: str) -> AsyncIterator[tuple[Lab, float]]:
+async def lab_with_bot(
+    workdir: Path, db: Path, name: str, reply_wav: bytes | None = None, **settings: str
+) -> AsyncIterator[tuple[Lab, float]]:
     """Fresh stand-ins and `parley run` against them; yields the lab and the seconds to first getUpdates."""
     telegram, openai_api = FakeTelegram(), FakeOpenAI()
     await telegram.start()
     await openai_api.start()
     openai_api.reply_text = lambda body: REPLY
+    if reply_wav is not None:
+        openai_api.reply_audio = lambda text: reply_wav
     env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60", **settings)
     bot = BotProcess(env, workdir, name)
     try:
@@ -90,7 +94,11 @@ def say(text: str) -> None:
 
 async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"smoke": smoke, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    async with lab_with_bot(workdir, workdir / "new.db", "bot-new-db") as (lab, first_poll):
+    speech = spoken_reply()
+    results["reply_audio"] = (
+        f"speech (espeak-ng), {parse_wav(speech).duration:.1f} s" if speech else "a tone (espeak-ng not installed)"
+    )
+    async with lab_with_bot(workdir, workdir / "new.db", "bot-new-db", speech) as (lab, first_poll):
         results["startup"] = {"empty_db_seconds": round(first_poll, 2)}
         results["overhead"] = []
         for index, (seconds, turns) in enumerate(plan["overhead"]):
@@ -108,7 +116,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
     big = workdir / "large.db"
     say(f"bench: seeding {plan['rss_users']:,} users × {plan['rss_turns_per_user']} turns")
     seeded = await seed(big, users=plan["rss_users"], turns_per_user=plan["rss_turns_per_user"])
-    async with lab_with_bot(workdir, big, "bot-large-db") as (lab, first_poll):
+    async with lab_with_bot(workdir, big, "bot-large-db", speech) as (lab, first_poll):
         results["startup"]["large_db_seconds"] = round(first_poll, 2)
         idle = lab.bot.rss
         say(f"bench: memory, {plan['rss_concurrent']} seeded users at once")
@@ -127,7 +135,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
 
     # The same burst with as many workers as users: what the PARLEY_WORKERS cap costs, and what lifting it costs.
     wide = plan["wide_workers"]
-    async with lab_with_bot(workdir, workdir / "wide.db", "bot-wide", PARLEY_WORKERS=str(wide)) as (lab, _):
+    async with lab_with_bot(workdir, workdir / "wide.db", "bot-wide", speech, PARLEY_WORKERS=str(wide)) as (lab, _):
         say(f"bench: makespan, {wide} users at once with PARLEY_WORKERS={wide}")
         burst = await scenarios.makespan(lab, wide, first_chat=900_000, model_latency=plan["model_seconds"])
         results["makespan_wide"] = {**burst, "workers": wide, "peak_mb": round(lab.bot.peak_rss / 2**20, 1)}

@@ -15,6 +15,8 @@ class BotProcess:
 
     def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
         self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), **env}
+        if "PYTHONPATH" in os.environ:  # benchmark another checkout: PYTHONPATH=/path/to/it python -m bench
+            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None

@@ -42,7 +42,7 @@ def table(results: dict[str, Any]) -> str:
     m = results["machine"]
     rows = [
         f"Machine: {m['cores']} cores, {m['cpu']}, Python {m['python']}, ffmpeg {m['ffmpeg']}"
-        f"{' (smoke run: reduced sizes)' if results['smoke'] else ''}",
+        f"{' (smoke run: reduced sizes)' if results['smoke'] else ''}. Model replies: {results['reply_audio']}.",
         "",
         "| measure | result | target |",
         "| --- | --- | --- |",
@@ -73,7 +73,7 @@ def table(results: dict[str, Any]) -> str:
     )
     cpu = results["makespan"][-1]["bot_cpu_ms_per_turn"]
     rows.append(
-        f"| bot CPU per voice turn (5 s note, 15 s reply) | {cpu['ffmpeg']:.0f} ms in ffmpeg, "
+        f"| bot CPU per voice turn (5 s note and the reply) | {cpu['ffmpeg']:.0f} ms in ffmpeg, "
         f"{cpu['python']:.0f} ms in Python | |"
     )
     t = results["prompt_tokens"]

@@ -7,20 +7,41 @@ bot's spawn time are on one clock. "Model time" is how long the OpenAI stand-in 
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from bench.process import BotProcess
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg, ogg_opus_duration
+from parley.audio import PcmFormat, wav_from_pcm
+from tests.lab import FakeOpenAI, FakeTelegram, ffmpeg_exe, make_voice_ogg, ogg_opus_duration
 
 REPLY = (
     "Sure. The early train leaves at seven, so set an alarm for six and pack the night before. Bring a warm "
     "layer, because it gets cold up there in the evening, and check the weather on Friday in case the pass "
     "is closed. If it rains, the museum in town is a good plan B, and the café next to it does great soup."
 )
-"""A typical spoken answer: about 300 characters, which the stand-in voices as 15 s of audio."""
+"""A typical spoken answer: about 300 characters, 15-18 s of speech."""
+
+
+def spoken_reply() -> bytes | None:
+    """REPLY as real synthetic speech (espeak-ng), a 24 kHz mono WAV as the model sends; None without
+    espeak-ng (the stand-in then answers with a tone, which Opus encodes about twice as fast as speech)."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        return None
+    speech = subprocess.run([espeak, "--stdout", REPLY], capture_output=True, check=True).stdout
+    to_pcm = ["-i", "pipe:0", "-ac", "1", "-ar", "24000", "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
+    pcm = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *to_pcm],
+        input=speech,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return wav_from_pcm(pcm, PcmFormat(rate=24_000, channels=1, bits=16))
+
 
 _STEP = re.compile(r"\b(download|convert|model|encode|send|total)=(\d+)ms")
 TURN_LINE = "kind=voice"
@@ -67,6 +88,16 @@ class Note:
         return telegram.push_voice(chat_id, user, self.ogg, duration=self.duration)
 
 
+async def _turns_done(lab: Lab, count: int) -> None:
+    """Wait for the bot's log line of `count` voice turns; any turn that did not end well stops the bench."""
+    await lab.bot.wait_log(TURN_LINE, count)
+    failed = [line for line in lab.bot.log_lines() if TURN_LINE in line and "outcome=ok" not in line]
+    if failed:
+        raise RuntimeError(
+            f"a voice turn failed, so the figures would mean nothing: {failed[0]} (see {lab.bot.log_path})"
+        )
+
+
 def _finished_voices(telegram: FakeTelegram, chat_ids: set[int]) -> list[Any]:
     return [c for c in telegram.calls_of("sendVoice") if c.finished and c.ok and int(c.params["chat_id"]) in chat_ids]
 
@@ -90,7 +121,7 @@ async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int) -> dict[s
         voices_before = len(_finished_voices(telegram, {chat_id}))
         pushed = time.monotonic()
         note.push(telegram, chat_id, user)
-        await lab.bot.wait_log(TURN_LINE, done_before + 1)
+        await _turns_done(lab, done_before + 1)
         sent = _finished_voices(telegram, {chat_id})[voices_before]
         chat = openai_api.chat_requests()[chats_before]
         assert sent.finished is not None and chat.finished is not None
@@ -122,7 +153,7 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     started = time.monotonic()
     for chat_id in sorted(chats):
         note.push(telegram, chat_id, chat_id)
-    await lab.bot.wait_log(TURN_LINE, done_before + users)
+    await _turns_done(lab, done_before + users)
     finished = [c.finished for c in _finished_voices(telegram, chats) if c.finished is not None]
     assert len(finished) == users, f"{len(finished)} replies for {users} users"
     seconds = max(finished) - started
@@ -150,7 +181,7 @@ async def prompt_tokens(lab: Lab, turns: int, chat_id: int) -> dict[str, Any]:
     done_before = lab.bot.count_in_log(TURN_LINE)
     for turn in range(turns):
         note.push(telegram, chat_id, user)
-        await lab.bot.wait_log(TURN_LINE, done_before + turn + 1)
+        await _turns_done(lab, done_before + turn + 1)
     counts = [int(r.response["usage"]["prompt_tokens"]) for r in openai_api.chat_requests()[first:]]
     return {
         "turns": turns,

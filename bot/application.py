@@ -18,10 +18,13 @@ from bot.handlers import Handlers
 from bot.jobs import ChatJobs
 from bot.observe import ObservedRateLimiter, observe
 from bot.texts import ADMIN_COMMANDS, COMMANDS
+from bot.tools import ToolJobs
 from bot.webhook import receive_updates
 from parley.ops_server import serve_ops
 from parley.services import Services
 from parley.summaries import GroupSummarizer
+from parley.tokens import o200k_base
+from parley.tools import VoiceTools
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         .read_timeout(30)
         .write_timeout(60)
         .media_write_timeout(120)
+        .local_mode(settings.local_bot_api)
         .build()
     )
     summarizer = GroupSummarizer(
@@ -112,6 +116,16 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         scheduler=services.scheduler,
         jobs=ChatJobs(services, app.bot),
         groups=groups,
+        tools=ToolJobs(
+            services,
+            app.bot,
+            VoiceTools(
+                model=services.model,
+                audio=services.long_audio or services.audio,
+                summary_model=settings.summary_model,
+                segment_seconds=settings.tool_segment_seconds,
+            ),
+        ),
         max_queue=services.settings.max_queue,
     )
     if app.job_queue is not None:
@@ -151,6 +165,7 @@ async def run_bot(
         me = app.bot
         await publish_commands(me, services.settings.admins)
         await apply_retention(services)
+        await asyncio.to_thread(o200k_base)  # the tokenizer, loaded off the event loop before any turn
         await app.start()
         try:
             if app.job_queue is not None:

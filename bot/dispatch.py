@@ -19,6 +19,7 @@ from bot.groups import GroupJobs
 from bot.jobs import ChatJobs
 from bot.sender import send_text
 from bot.spending import SpendCommands
+from bot.tools import ToolJobs
 from parley.jobs import ChatScheduler, Job
 from storage import JobRow, Storage
 
@@ -33,7 +34,14 @@ BACKGROUND_KINDS = frozenset({"transcribe_log"})
 
 class Dispatcher:
     def __init__(
-        self, *, storage: Storage, scheduler: ChatScheduler, jobs: ChatJobs, groups: GroupJobs, max_queue: int
+        self,
+        *,
+        storage: Storage,
+        scheduler: ChatScheduler,
+        jobs: ChatJobs,
+        groups: GroupJobs,
+        tools: ToolJobs,
+        max_queue: int,
     ) -> None:
         self.storage = storage
         self.scheduler = scheduler
@@ -53,6 +61,10 @@ class Dispatcher:
             "summary": groups.summary,
             "digest": groups.digest,
             "transcribe_log": groups.transcribe_log,
+            "transcribe": tools.transcribe,
+            "tone": tools.tone,
+            "speak": tools.speak,
+            "mode": tools.mode,
             "button": jobs.button,
             "retry": self._retry,
         }

@@ -26,6 +26,7 @@ from bot import texts
 from bot.dispatch import Dispatcher
 from bot.gate import Gate
 from bot.groups import AUDIO_KINDS, addressed_to, log_entry, without_mention
+from bot.media import media_of
 from bot.sender import send_text
 from parley.access import AccessPolicy, Rate, RateLimiter
 from storage import Storage
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 GROUP = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
 ANYWHERE = filters.UpdateType.MESSAGE
+AUDIO_INPUT = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.AUDIO
 
 
 class Handlers:
@@ -71,13 +73,21 @@ class Handlers:
         app.add_handler(MessageHandler(GROUP & filters.COMMAND, self.ignore))  # maybe another bot's
         app.add_handler(MessageHandler(GROUP, self.group_message))
         app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE, self.group_edit))
+        app.add_handler(CommandHandler("transcribe", self.tool("transcribe"), filters=ANYWHERE))
+        app.add_handler(CommandHandler(["tone", "sentiment"], self.tool("tone"), filters=ANYWHERE))
+        app.add_handler(CommandHandler("speak", self.speak, filters=ANYWHERE))
+        app.add_handler(CommandHandler("mode", self.mode, filters=PRIVATE))
+        for command in ("transcribe", "tone", "sentiment"):  # audio sent with the command as its caption
+            kind = "tone" if command == "sentiment" else command
+            caption = filters.CaptionRegex(rf"^/{command}(@\w+)?\b") & AUDIO_INPUT
+            app.add_handler(MessageHandler(ANYWHERE & caption, self.tool(kind)))
         app.add_handler(CommandHandler("forget", self.forget, filters=PRIVATE))
         app.add_handler(CommandHandler("export", self.export, filters=PRIVATE))
         app.add_handler(CommandHandler(["allow", "deny"], self.change_access, filters=PRIVATE))
         app.add_handler(CommandHandler("users", self.users, filters=PRIVATE))
         app.add_handler(CommandHandler(["usage", "model", "stats"], self.spend_command, filters=PRIVATE))
         app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, self.canned("unknown_command")))
-        app.add_handler(MessageHandler(PRIVATE & (filters.VOICE | filters.TEXT), self.converse))
+        app.add_handler(MessageHandler(PRIVATE & (AUDIO_INPUT | filters.TEXT), self.converse))
         app.add_handler(MessageHandler(PRIVATE, self.canned("unsupported")))
         app.add_handler(CallbackQueryHandler(self.button))
         app.add_error_handler(self.error)
@@ -156,6 +166,28 @@ class Handlers:
     async def users(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._accept(update, "users", {"user_id": update.effective_user.id})  # type: ignore[union-attr]
 
+    def tool(self, kind: str):
+        """/transcribe and /tone: the recording is the replied-to message, or this one (audio + caption)."""
+
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message = update.effective_message
+            if message is not None and update.effective_user is not None:
+                await self._accept(update, kind, {"message": message.to_dict(), "user_id": update.effective_user.id})
+
+        return handle
+
+    async def speak(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or update.effective_user is None:
+            return
+        text = (message.text or "").partition(" ")[2].strip() or None
+        payload = {"message": message.to_dict(), "user_id": update.effective_user.id, "text": text}
+        await self._accept(update, "speak", payload)
+
+    async def mode(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        choice = (context.args or [""])[0]
+        await self._accept(update, "mode", {"user_id": update.effective_user.id, "mode": choice})  # type: ignore[union-attr]
+
     async def group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Record what the group says; answer only when addressed; transcribe audio in the background."""
         message = update.effective_message
@@ -170,7 +202,7 @@ class Handlers:
                 payload={"message": message.to_dict()},
                 message_id=message.message_id,
             )
-        if message.from_user and (message.text or message.voice) and addressed_to(message, context.bot):
+        if message.from_user and (message.text or media_of(message)) and addressed_to(message, context.bot):
             text = without_mention(message.text, context.bot)
             await self._accept(update, "converse", {"message": message.to_dict(), "text": text})
 

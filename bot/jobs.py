@@ -11,9 +11,10 @@ import logging
 import time
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, User
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 
 from bot import texts
+from bot.media import download, media_of
 from bot.sender import ReplyProgress, send_reply, send_text
 from parley.access import subject_key
 from parley.engine import Reply, TurnRequest
@@ -52,6 +53,7 @@ class ChatJobs:
     def __init__(self, services: Services, bot: Bot) -> None:
         self.services = services
         self.bot = bot
+        self.local_bot_api = services.settings.local_bot_api
 
     async def converse(self, job: JobRow) -> bool:
         """A voice note or text in, a spoken reply out; every failure becomes one plain message."""
@@ -59,7 +61,7 @@ class ChatJobs:
         chat_id, user = message.chat_id, message.from_user
         if user is None:  # handlers only queue messages with a sender
             return True
-        kind = "voice" if message.voice else "text"
+        kind = "voice" if media_of(message) else "text"
         thread = message.message_thread_id if message.is_topic_message else None
         timings: dict[str, float] = {}
         outcome = "ok"
@@ -72,12 +74,13 @@ class ChatJobs:
                 reply_to=message.message_id,
                 notice_after=self.services.settings.slow_notice_seconds,
             ) as progress:
-                audio = await self._download_voice(message, timings) if message.voice else None
+                audio = await self._download_voice(message, timings) if media_of(message) else None
 
                 async def deliver(reply: Reply) -> None:
                     await progress.stop()
                     sending = time.perf_counter()
-                    await send_reply(self.bot, chat_id, message.message_id, reply, thread_id=thread)
+                    mode = await self.services.storage.get_reply_mode(user.id) or "voice"
+                    await send_reply(self.bot, chat_id, message.message_id, reply, thread_id=thread, mode=mode)
                     await self.services.storage.jobs.mark_replied(job.id)
                     timings["send"] = time.perf_counter() - sending
 
@@ -137,24 +140,16 @@ class ChatJobs:
         return False
 
     async def _download_voice(self, message: Message, timings: dict[str, float]) -> bytes:
-        voice = message.voice
+        voice = media_of(message)
         if voice is None:
-            raise ParleyError("no voice in the message")
-        if voice.file_size is not None and voice.file_size > DOWNLOAD_LIMIT_BYTES:
+            raise ParleyError("no audio in the message")
+        if voice.file_size is not None and voice.file_size > DOWNLOAD_LIMIT_BYTES and not self.local_bot_api:
             raise AudioTooLarge(f"voice note of {voice.file_size} bytes", user_message=texts.TOO_LARGE)
-        limit = self.services.settings.max_voice_seconds
-        if voice.duration and voice.duration > limit:  # refused before the download (checked again after it)
-            raise VoiceTooLong(voice.duration, limit)
+        limit, declared = self.services.settings.max_voice_seconds, voice.duration
+        if declared > limit:  # refused before the download (and checked again after conversion)
+            raise VoiceTooLong(declared, limit)
         started = time.perf_counter()
-        try:
-            telegram_file = await self.bot.get_file(voice.file_id)
-            data = bytes(await telegram_file.download_as_bytearray())
-        except BadRequest as exc:
-            if "too big" in exc.message.lower():
-                raise AudioTooLarge(str(exc), user_message=texts.TOO_LARGE) from exc
-            raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
-        except TelegramError as exc:
-            raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
+        data = await download(self.bot, voice, local=self.local_bot_api)
         timings["download"] = time.perf_counter() - started
         return data
 

@@ -90,15 +90,22 @@ async def send_text(
 
 
 async def send_reply(
-    bot: Bot, chat_id: int, reply_to: int | None, reply: Reply, *, thread_id: int | None = None
+    bot: Bot,
+    chat_id: int,
+    reply_to: int | None,
+    reply: Reply,
+    *,
+    thread_id: int | None = None,
+    mode: str = "voice",
 ) -> None:
-    """A voice bubble with the transcript as caption; a long transcript follows as text; no audio: text."""
+    """By the user's /mode: "voice" — a voice bubble with the transcript as caption (a long one follows as
+    text); "text" — the words only; "both" — the bubble, then the words as a message. No audio: text."""
     if reply.new_conversation:  # an idle reset is said where the user looks: in the reply's caption
         reply = dataclasses.replace(reply, text=f"{texts.NEW_CONVERSATION}\n\n{reply.text}", new_conversation=False)
-    if reply.voice_ogg is None:
+    if reply.voice_ogg is None or mode == "text":
         await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
         return
-    caption = reply.text if telegram_length(reply.text) <= CAPTION_LIMIT else None
+    caption = reply.text if mode == "voice" and telegram_length(reply.text) <= CAPTION_LIMIT else None
     try:
         voice_message = await bot.send_voice(
             chat_id,

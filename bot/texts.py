@@ -17,6 +17,9 @@ HELP = (
     "/reset – start a fresh conversation (I stop using what we said before)\n"
     "/forget – delete everything I have stored about you\n"
     "/export – get everything I have stored about you, as a file\n"
+    "/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said\n"
+    "/speak TEXT – I read text aloud (or reply /speak to a message or a document)\n"
+    "/mode voice|text|both – how I reply\n"
     "/model – choose the voice model (the mini one is cheaper)\n"
     "/usage – what our conversations have cost\n"
     "/help – this message"
@@ -29,6 +32,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("reset", "Start a fresh conversation"),
     ("forget", "Delete everything stored about you"),
     ("export", "Get everything stored about you as a file"),
+    ("transcribe", "Reply to audio: what was said, word for word"),
+    ("tone", "Reply to audio: how it was said (sentiment, emotions)"),
+    ("speak", "Read text aloud in your voice"),
+    ("mode", "Reply with voice, text or both"),
     ("summary", "In a group: a spoken summary of what was said"),
     ("digest", "In a group: a daily spoken digest (admins)"),
 ]
@@ -272,3 +279,49 @@ def model_unknown(name: str, models: tuple[str, ...]) -> str:
 
 def model_set(name: str) -> str:
     return f"Done: from now on I'll answer with {name}."
+
+
+# --- voice tools -------------------------------------------------------------------------------------
+
+NEEDS_RECORDING = (
+    "Reply to a voice message or an audio file with /{command}, or send the audio with /{command} as its caption."
+)
+NOTHING_SAID = "I couldn't make out any words in that recording."
+TRANSCRIPT_ATTACHED = "The transcript is long, so here it is as a file."
+SPEAK_USAGE = "Usage: /speak TEXT, or reply with /speak to a message or to a .txt, .md or PDF document."
+DOCUMENT_UNREADABLE = "I can read aloud text messages and .txt, .md or PDF documents, but not that file."
+DOCUMENT_TOO_LARGE = "That document is too large for me to read aloud (the limit is 1 MB)."
+
+
+def working(doing: str, progress: tuple[int, int] | None) -> str:
+    return f"{doing}…" + (f" {progress[0]}/{progress[1]}" if progress else "")
+
+
+def tone_report(report) -> str:  # type: ignore[no-untyped-def]
+    """A compact, readable rendering of a parley.tools.ToneReport."""
+    lines = [f"Overall: {report.sentiment} ({report.confidence:.0%} confident)"]
+    if report.emotions:
+        lines.append("Emotions: " + ", ".join(report.emotions))
+    lines += [f"“{quote}”" for quote in report.quotes]
+    if report.summary:
+        lines += ["", report.summary]
+    return "\n".join(lines)
+
+
+def spoken_summary(chars: int) -> str:
+    return f"A spoken summary of the text ({chars:,} characters is too long to read aloud in full)."
+
+
+def mode_usage(current: str) -> str:
+    return (
+        f"I'm replying with {current}. Choose: /mode voice (a voice message with its transcript), "
+        "/mode text (text only) or /mode both (a voice message and the text)."
+    )
+
+
+def mode_set(mode: str) -> str:
+    return {
+        "voice": "Done: I'll reply with voice messages (with the transcript as caption).",
+        "text": "Done: I'll reply with text only.",
+        "both": "Done: I'll reply with a voice message and the text.",
+    }[mode]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import struct
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ MODEL_SAMPLE_RATE = 16_000
 """16 kHz mono 16-bit is plenty for speech and keeps five minutes of audio near 10 MB."""
 
 MAX_DECODED_SECONDS = 30 * 60
+_TIME_RE = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
+_SILENCE_START_RE = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")
+_SILENCE_END_RE = re.compile(r"silence_end: (-?\d+(?:\.\d+)?)")
 """A safety cap, not a product limit: a few kilobytes of WAV claiming a 1 Hz sample rate decode to hours of
 16 kHz PCM (gigabytes, in memory). Longer audio is refused instead of exhausting memory."""
 
@@ -210,6 +214,50 @@ class AudioConverter:
             application="voip",
         )
         return await self._run(self._command(stream), wav.data)
+
+    async def probe_seconds(self, source: bytes) -> float:
+        """How long a recording really is (declared durations lie), by decoding it once to nothing."""
+        stream = ffmpeg.input("pipe:0", protocol_whitelist="pipe").output("-", format="null", vn=None)
+        command = [self.ffmpeg_path, "-nostdin", "-hide_banner", "-loglevel", "info", *stream.get_args()]
+        returncode, _, err = await self._exec(command, source, self.timeout)
+        times = _TIME_RE.findall(err)
+        if returncode != 0 or not times:
+            raise AudioError(f"ffmpeg could not read the recording ({returncode})")
+        hours, minutes, seconds = times[-1]
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+    async def silences(self, source: bytes, *, min_silence: float = 0.5, noise_db: int = -35) -> list[float]:
+        """Midpoints of the quiet stretches in a recording: where it can be cut without cutting a word."""
+        stream = (
+            ffmpeg.input("pipe:0", protocol_whitelist="pipe")
+            .filter("silencedetect", noise=f"{noise_db}dB", d=min_silence)
+            .output("-", format="null")
+        )
+        command = [self.ffmpeg_path, "-nostdin", "-hide_banner", "-loglevel", "info", *stream.get_args()]
+        returncode, _, err = await self._exec(command, source, self.timeout)
+        if returncode != 0:
+            raise AudioError(f"ffmpeg could not scan the recording for silences ({returncode})")
+        starts = [float(x) for x in _SILENCE_START_RE.findall(err)]
+        ends = [float(x) for x in _SILENCE_END_RE.findall(err)]
+        return [(start + end) / 2 for start, end in zip(starts, ends, strict=False)]
+
+    async def to_model_mp3(self, source: bytes, *, start: float = 0.0, seconds: float | None = None) -> bytes:
+        """16 kHz mono MP3 (about 4 KB a second): how a long recording fits the model's 20 MB per request."""
+        input_options: dict[str, object] = {"protocol_whitelist": "pipe"}
+        output_options: dict[str, object] = {
+            "format": "mp3",
+            "acodec": "libmp3lame",
+            "ac": 1,
+            "ar": MODEL_SAMPLE_RATE,
+            "audio_bitrate": "32k",
+            "vn": None,
+        }
+        if start:
+            output_options["ss"] = f"{start:.3f}"
+        if seconds is not None:
+            output_options["t"] = f"{seconds:.3f}"
+        stream = ffmpeg.input("pipe:0", **input_options).output("pipe:1", **output_options)
+        return await self._run(self._command(stream), source)
 
     async def _run(self, command: list[str], stdin: bytes) -> bytes:
         returncode, out, err = await self._exec(command, stdin, self.timeout)

@@ -79,7 +79,7 @@ class Settings:
     voice: str = "alloy"
     voices: tuple[str, ...] = DEFAULT_VOICES
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    history_turns: int = 30
+    history_turns: int = 12
     model_timeout_seconds: float = 90.0
     model_retries: int = 2
     ffmpeg_timeout_seconds: float = 60.0
@@ -113,6 +113,9 @@ class Settings:
     monthly_budget_usd: float | None = None
     budget_admins: bool = False
     max_voice_seconds: float = 300.0
+    local_bot_api: bool = False
+    speak_max_chars: int = 2000
+    tool_segment_seconds: float = 1200.0
     models: tuple[str, ...] = DEFAULT_MODELS
     azure_endpoint: str | None = None
     azure_api_key: str | None = None
@@ -317,6 +320,9 @@ def _spend(r: _Reader) -> dict[str, object]:
         "monthly_budget_usd": r.optional_number("PARLEY_MONTHLY_BUDGET_USD", minimum=0),
         "budget_admins": r.flag("PARLEY_BUDGET_ADMINS", False),
         "max_voice_seconds": r.number("PARLEY_MAX_VOICE_SECONDS", 300.0, minimum=1),
+        "local_bot_api": r.flag("PARLEY_LOCAL_BOT_API", False),
+        "speak_max_chars": int(r.number("PARLEY_SPEAK_MAX_CHARS", 2000, minimum=50, integer=True)),
+        "tool_segment_seconds": r.number("PARLEY_TOOL_SEGMENT_SECONDS", 1200.0, minimum=30),
         "models": tuple(dict.fromkeys([model, *listed])),
         "azure_endpoint": endpoint if azure_key else None,
         "azure_api_key": azure_key if endpoint else None,
@@ -369,7 +375,7 @@ def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
         voice=voice,
         voices=voices,
         system_prompt=r.raw("PARLEY_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT,
-        history_turns=int(r.number("PARLEY_HISTORY_TURNS", 30, minimum=0, integer=True)),
+        history_turns=int(r.number("PARLEY_HISTORY_TURNS", 12, minimum=0, integer=True)),
         model_timeout_seconds=r.number("PARLEY_MODEL_TIMEOUT_SECONDS", 90.0, minimum=1),
         model_retries=int(r.number("PARLEY_MODEL_RETRIES", 2, minimum=0, integer=True)),
         ffmpeg_timeout_seconds=r.number("PARLEY_FFMPEG_TIMEOUT_SECONDS", 60.0, minimum=1),

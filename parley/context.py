@@ -20,9 +20,10 @@ from storage import Storage, StoredTurn, Usage
 
 log = logging.getLogger(__name__)
 
-FOLD_SLACK = 4
-"""A fold leaves this many turns of room in the verbatim window, so it runs every other exchange, not
-after every one."""
+def fold_slack(history_turns: int) -> int:
+    """A fold leaves this much room in the verbatim window (a quarter of it, at least one exchange), so it
+    runs every few exchanges rather than after every one."""
+    return max(2, history_turns // 4)
 SUMMARY_MAX_TOKENS = 300
 SUMMARY_PROMPT = (
     "You keep the running memory of a spoken conversation between a user and Parley, a voice assistant. "
@@ -151,7 +152,8 @@ class ContextBuilder:
     def _keep(self, summary: str, pending: list[StoredTurn]) -> int:
         """How many of the newest pending turns stay verbatim: the window less some slack, and few enough
         that they fit in half of what the token budget leaves after the system prompt and summary."""
-        keep = max(0, min(len(pending), self.history_turns - FOLD_SLACK))
+        keep = max(0, min(len(pending), self.history_turns - fold_slack(self.history_turns)))
+        keep -= keep % 2  # whole exchanges: the verbatim part starts with what the user said
         room = (self.max_tokens - tokens.count_messages([self.system_message(summary)])) // 2
         while keep and tokens.count_messages(history_messages(pending[len(pending) - keep :])) > room:
             keep -= 1

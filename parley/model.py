@@ -121,6 +121,37 @@ class ModelClient:
             raise ModelError("summary: the model returned no text")
         return completion.choices[0].message.content.strip(), _usage(completion.model or model, completion.usage)
 
+    async def listen(
+        self,
+        instructions: str,
+        audio: bytes,
+        audio_format: str,
+        *,
+        response_format: dict[str, Any] | None = None,
+    ) -> tuple[str, Usage]:
+        """Audio in, text out, with the audio model: transcripts with nuance, tone analysis."""
+        content = [
+            {"type": "text", "text": instructions},
+            {
+                "type": "input_audio",
+                "input_audio": {"data": base64.b64encode(audio).decode("ascii"), "format": audio_format},
+            },
+        ]
+        options: dict[str, Any] = {"response_format": response_format} if response_format else {}
+        try:
+            completion = await self._client.chat.completions.create(
+                model=self.model,
+                modalities=["text"],
+                messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
+                **options,
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc, "listen") from exc
+        text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+        if not text:
+            raise ModelError("listen: the model returned no text")
+        return text, _usage(completion.model or self.model, completion.usage)
+
     async def transcribe(self, wav: WavAudio) -> tuple[str, Usage]:
         started = time.perf_counter()
         try:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
@@ -59,6 +59,8 @@ class PriceTable:
     models: dict[str, Price]
     fallback: str
     source: str = ""
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Other names for priced models: Azure deployment names, mostly ("my-stt": "gpt-4o-mini-transcribe")."""
 
     @classmethod
     def shipped(cls) -> PriceTable:
@@ -93,15 +95,22 @@ class PriceTable:
         fallback = base_model(str(data.get("fallback") or next(iter(models))))
         if fallback not in models:
             raise PriceError(f"{where}: fallback {fallback!r} is not one of its models")
+        aliases = data.get("aliases") or {}
+        if not isinstance(aliases, dict) or any(base_model(str(m)) not in models for m in aliases.values()):
+            raise PriceError(f"{where}: \"aliases\" must map names to models the file prices")
         return cls(taken=str(data.get("taken") or "unknown"), models=models, fallback=fallback,
-                   source=str(data.get("source") or ""))  # fmt: skip
+                   source=str(data.get("source") or ""),
+                   aliases={k.lower(): base_model(str(v)) for k, v in aliases.items()})  # fmt: skip
+
+    def _name(self, model: str) -> str:
+        return self.aliases.get(model.strip().lower()) or base_model(model)
 
     def knows(self, model: str) -> bool:
-        return base_model(model) in self.models
+        return self._name(model) in self.models
 
     def price(self, model: str) -> Price:
         """The model's prices; an unknown model costs what the fallback does (never nothing)."""
-        found = self.models.get(base_model(model))
+        found = self.models.get(self._name(model))
         if found is None:
             log.debug("no price for model %r: priced as %s", model, self.fallback)
             return self.models[self.fallback]

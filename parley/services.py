@@ -14,6 +14,9 @@ from parley.model import ModelClient
 from parley.providers import build_context, build_spend, openai_client
 from storage import Storage
 
+LONG_RECORDING_SECONDS = 4 * 3600.0
+"""The voice tools take recordings up to four hours (a 20 MB voice note can hold more than one)."""
+
 
 @dataclass(slots=True)
 class Services:
@@ -25,6 +28,7 @@ class Services:
     scheduler: ChatScheduler
     access: AccessPolicy
     metrics: Metrics = field(default_factory=Metrics)
+    long_audio: AudioConverter | None = None  # for the voice tools: recordings of hours, not minutes
 
     @classmethod
     def build(cls, settings: Settings, storage: Storage) -> Services:
@@ -52,7 +56,10 @@ class Services:
         access = AccessPolicy(allowed=settings.allowed, admins=settings.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.workers)
         metrics.watch_jobs(queued=lambda: scheduler.pending - scheduler.running, in_flight=lambda: scheduler.running)
-        return cls(settings, storage, audio, model, engine, scheduler, access, metrics=metrics)
+        long_audio = AudioConverter(
+            audio.ffmpeg_path, timeout=settings.ffmpeg_timeout_seconds * 10, max_seconds=LONG_RECORDING_SECONDS
+        )
+        return cls(settings, storage, audio, model, engine, scheduler, access, metrics=metrics, long_audio=long_audio)
 
     async def close(self) -> None:
         await self.model.close()

@@ -157,6 +157,33 @@ class Storage:
                 (user_id, voice, now, now),
             )
 
+    async def get_reply_mode(self, user_id: int) -> str | None:
+        row = await self.fetch_one("SELECT reply_mode FROM users WHERE user_id = ?", (user_id,))
+        return row[0] if row else None
+
+    async def set_reply_mode(self, user_id: int, mode: str) -> None:
+        now = time.time()
+        async with self.transaction() as db:
+            await db.execute(
+                """INSERT INTO users (user_id, reply_mode, created_at, last_seen_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (user_id) DO UPDATE SET reply_mode = excluded.reply_mode""",
+                (user_id, mode, now, now),
+            )
+
+    # --- results worth not paying for twice -------------------------------------------------------
+
+    async def cached(self, key: str) -> str | None:
+        row = await self.fetch_one("SELECT value FROM tool_cache WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def cache(self, key: str, value: str, *, user_id: int | None) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                """INSERT INTO tool_cache (key, value, user_id, created_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at""",
+                (key, value, user_id, time.time()),
+            )
+
     # --- conversations and turns -------------------------------------------------------------------
 
     async def _open_conversation(
@@ -264,6 +291,7 @@ class Storage:
             await db.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
             await UsageStore.pseudonymise(db, user_id)  # spend totals stay, the person does not
             await db.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM tool_cache WHERE user_id = ?", (user_id,))
             # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
             await db.execute(
                 "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)

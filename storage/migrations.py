@@ -206,7 +206,33 @@ async def m005_spend(db: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_initial, m002_jobs, m003_access_and_retention, m004_group_log, m005_spend]
+async def m006_voice_tools(db: aiosqlite.Connection) -> None:
+    """How each user wants replies (voice, text or both), and results worth not paying for twice."""
+    await _script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN reply_mode TEXT;
+
+        -- '/speak' results by (text, voice, model) hash → the Telegram file id of the voice sent;
+        -- transcripts by the file's unique id. Reused instead of a second model call.
+        CREATE TABLE tool_cache (
+            key        TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,
+            user_id    INTEGER,
+            created_at REAL NOT NULL
+        )
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    m001_initial,
+    m002_jobs,
+    m003_access_and_retention,
+    m004_group_log,
+    m005_spend,
+    m006_voice_tools,
+]
 
 
 async def applied(db: aiosqlite.Connection) -> list[str]:

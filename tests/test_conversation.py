@@ -190,7 +190,9 @@ async def test_forget_can_be_cancelled(parley, telegram: FakeTelegram) -> None:
 async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
     [set_commands] = telegram.calls_of("setMyCommands")
     names = [c["command"] for c in set_commands.params["commands"]]
-    assert names[:8] == ["start", "help", "voice", "reset", "forget", "export", "summary", "digest"]
+    assert names[:6] == ["start", "help", "voice", "reset", "forget", "export"]
+    assert {"transcribe", "tone", "speak", "mode", "summary", "digest"} <= set(names)
+    assert {"model", "usage"} <= set(names) and "stats" not in names  # /stats is in admins' menus only
     ann = telegram.user(CHAT, "Ann")
     telegram.push_text(CHAT, ann, "/start")
     telegram.push_text(CHAT, ann, "/help")

@@ -64,7 +64,7 @@ async def test_file_telegram_refuses_as_too_big_gets_the_same_answer(
     """A note whose size the update did not declare: Telegram's own getFile refusal is translated."""
     ann = telegram.user(CHAT, "Ann")
     file_id, unique_id = telegram.add_file(b"x", file_size=TWENTY_MB + 5)
-    telegram.push_message(CHAT, ann, {"voice": {"file_id": file_id, "file_unique_id": unique_id, "duration": 1300}})
+    telegram.push_message(CHAT, ann, {"voice": {"file_id": file_id, "file_unique_id": unique_id, "duration": 100}})
     [answer] = await telegram.wait_sent(CHAT)
     assert answer.text == texts.TOO_LARGE
     assert openai_api.requests == []

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
 from parley.errors import AudioError, AudioTimeout, EmptyMessage
 from tests.lab import FakeOpenAI, FakeTelegram, SentMessage
 from tests.lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg
@@ -318,10 +317,11 @@ async def test_voice_note_cut_in_half_is_answered_from_the_half_that_arrived(
     ],
     ids=["random-bytes-as-audio/mpeg", "random-bytes-as-an-ogg-document", "text-as-a-wav-document", "video-note"],
 )
-async def test_other_files_with_an_audio_type_get_the_note_of_what_is_accepted(
+async def test_broken_audio_in_any_wrapper_gets_the_unreadable_answer(
     parley, telegram: FakeTelegram, openai_api: FakeOpenAI, guard: LeakGuard, data: bytes, fields: dict
 ) -> None:
-    """Only voice notes are listened to; an audio file, document or video note is not even downloaded."""
+    """Audio files, audio documents and video notes go through the same conversion as voice notes: what
+    does not decode gets the plain "couldn't read that audio", and costs no model call."""
     [(kind, media)] = fields.items()
     file_id, unique_id = telegram.add_file(data, kind=kind, mime_type=media.get("mime_type"))
     ann = telegram.user(CHAT, "Ann")
@@ -329,8 +329,8 @@ async def test_other_files_with_an_audio_type_get_the_note_of_what_is_accepted(
         CHAT, ann, {kind: {**media, "file_id": file_id, "file_unique_id": unique_id, "file_size": len(data)}}
     )
     [answer] = await telegram.wait_sent(CHAT)
-    assert (answer.kind, answer.text) == ("text", texts.UNSUPPORTED)
-    assert telegram.calls_of("getFile") == []
+    assert (answer.kind, answer.text) == ("text", AudioError.user_message)
+    assert len(telegram.calls_of("getFile")) == 1
     assert openai_api.requests == []
     await still_serving(telegram, ann, already=1)
 

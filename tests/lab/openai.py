@@ -227,6 +227,8 @@ class FakeOpenAI(LabServer):
         self.reply_text: Callable[[dict[str, Any]], str] | None = None
         self.transcript_text: Callable[[bytes, str], str] | None = None
         self.seconds_per_char: float = 0.05
+        self.reply_audio: Callable[[str], bytes] | None = None
+        """Voices a reply: transcript in, 24 kHz mono WAV out (e.g. real speech); a tone when None."""
         self._replies: deque[str] = deque()
         self._faults: dict[str, list[_Fault]] = {"chat": [], "transcriptions": []}
         self._omit_audio = 0
@@ -795,8 +797,12 @@ class FakeOpenAI(LabServer):
             message["content"] = text
             message["audio"] = None
         elif plan["wants_audio"]:
-            seconds = min(max(len(text) * self.seconds_per_char, 0.5), 30.0)
-            wav = await asyncio.to_thread(_reply_tone, seconds)
+            if self.reply_audio is not None:
+                wav = self.reply_audio(text)
+                seconds = parse_wav(wav).duration
+            else:
+                seconds = min(max(len(text) * self.seconds_per_char, 0.5), 30.0)
+                wav = await asyncio.to_thread(_reply_tone, seconds)
             data = await self._encode_reply_audio(wav, plan["format"])
             audio_id = f"audio_{secrets.token_hex(16)}"
             self._audio_ids[audio_id] = {"expires_at": now + 3600, "transcript": text}

@@ -1,0 +1,215 @@
+"""/transcribe, /tone, /speak and /mode: the jobs behind the voice tools (the work itself is parley.tools)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import Bot, InputFile, Message
+from telegram.error import BadRequest, TelegramError
+
+from bot import texts
+from bot.media import download, media_of
+from bot.sender import CAPTION_LIMIT, MESSAGE_LIMIT, ReplyProgress, send_text, split_message, telegram_length
+from parley.errors import ParleyError
+from parley.services import Services
+from parley.tools import ToneReport, VoiceTools
+from storage import JobRow
+
+log = logging.getLogger(__name__)
+
+MODES = ("voice", "text", "both")
+DOCUMENT_AFTER_PARTS = 3
+"""A transcript that would take more than three messages is sent as a .txt document instead."""
+TEXT_DOCUMENT_LIMIT = 1024 * 1024
+
+
+class ToolJobs:
+    def __init__(self, services: Services, bot: Bot, tools: VoiceTools) -> None:
+        self.services = services
+        self.bot = bot
+        self.tools = tools
+
+    async def transcribe(self, job: JobRow) -> bool:
+        return await self._on_recording(job, "Transcribing", self._transcript)
+
+    async def tone(self, job: JobRow) -> bool:
+        return await self._on_recording(job, "Listening", self._tone)
+
+    async def _on_recording(
+        self, job: JobRow, doing: str, work: Callable[[JobRow, Message, bytes, ReplyProgress], Awaitable[None]]
+    ) -> bool:
+        """Find the recording (the replied-to message, or this one), download it, work, report failures."""
+        message = Message.de_json(job.payload["message"], self.bot)
+        target = message if media_of(message) else message.reply_to_message
+        media = media_of(target)
+        if target is None or media is None:
+            return await self._say(job, texts.NEEDS_RECORDING.format(command=job.kind))
+        cache_key = f"{job.kind}:{media.file_unique_id}" if job.kind == "transcribe" else None
+        if cache_key and (cached := await self.services.storage.cached(cache_key)):
+            await self._send_long(job, cached, reply_to=message.message_id)
+            return True
+        progress = ReplyProgress(
+            self.bot,
+            job.chat_id,
+            reply_to=message.message_id,
+            notice_after=self.services.settings.slow_notice_seconds,
+            action="typing",
+        )
+        try:
+            async with progress:
+                data = await download(self.bot, media, local=self.services.settings.local_bot_api)
+                await work(job, message, data, progress)
+        except ParleyError as exc:
+            log.warning("chat=%s %s failed: %s", job.chat_id, job.kind, exc)
+            return await self._say(job, exc.user_message, reply_to=message.message_id)
+        return True
+
+    async def _transcript(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
+        status = await self._status(job, texts.working("Transcribing", None), message.message_id)
+        text = await self.tools.transcribe(data, progress=self._progress(status, "Transcribing"))
+        await self._drop(status)
+        await progress.stop()
+        target = message if media_of(message) else message.reply_to_message
+        media = media_of(target)
+        if media is not None:
+            await self.services.storage.cache(
+                f"transcribe:{media.file_unique_id}", text, user_id=job.payload["user_id"]
+            )
+        await self._send_long(job, text, reply_to=message.message_id)
+
+    async def _tone(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
+        status = await self._status(job, texts.working("Listening", None), message.message_id)
+        report: ToneReport = await self.tools.tone(data, progress=self._progress(status, "Listening"))
+        await self._drop(status)
+        await progress.stop()
+        await send_text(self.bot, job.chat_id, texts.tone_report(report), reply_to=message.message_id)
+
+    async def speak(self, job: JobRow) -> bool:
+        """Read text aloud (the command's words, a replied-to message, or a text/markdown/PDF document)."""
+        message = Message.de_json(job.payload["message"], self.bot)
+        try:
+            text = job.payload.get("text") or await self._text_to_speak(message.reply_to_message)
+        except ParleyError as exc:
+            return await self._say(job, exc.user_message, reply_to=message.message_id)
+        if not text:
+            return await self._say(job, texts.SPEAK_USAGE, reply_to=message.message_id)
+        engine = self.services.engine
+        voice = await engine.voice_of(job.payload["user_id"])
+        key = "speak:" + hashlib.sha256(f"{voice}\0{self.services.model.model}\0{text}".encode()).hexdigest()
+        caption = texts.spoken_summary(len(text)) if len(text) > self.services.settings.speak_max_chars else None
+        if cached := await self.services.storage.cached(key):
+            try:  # the same text in the same voice: send the voice Telegram already has, free
+                await self.bot.send_voice(job.chat_id, cached, caption=caption, reply_to_message_id=message.message_id)
+                return True
+            except BadRequest as exc:
+                log.info("cached voice unusable, speaking again: %s", exc)
+        try:
+            async with ReplyProgress(
+                self.bot,
+                job.chat_id,
+                reply_to=message.message_id,
+                notice_after=self.services.settings.slow_notice_seconds,
+            ):
+                spoken = await self.tools.speak(text, voice=voice, max_chars=self.services.settings.speak_max_chars)
+        except ParleyError as exc:
+            return await self._say(job, exc.user_message, reply_to=message.message_id)
+        sent = await self.bot.send_voice(
+            job.chat_id,
+            InputFile(spoken.reply.voice_ogg or b"", filename="speech.ogg"),
+            duration=max(1, round(spoken.reply.voice_seconds)),
+            caption=caption,
+            reply_to_message_id=message.message_id,
+        )
+        if sent.voice is not None:
+            await self.services.storage.cache(key, sent.voice.file_id, user_id=job.payload["user_id"])
+        return True
+
+    async def mode(self, job: JobRow) -> bool:
+        choice = (job.payload.get("mode") or "").lower()
+        user_id = job.payload["user_id"]
+        if choice not in MODES:
+            current = await self.services.storage.get_reply_mode(user_id) or "voice"
+            return await self._say(job, texts.mode_usage(current))
+        await self.services.storage.set_reply_mode(user_id, choice)
+        return await self._say(job, texts.mode_set(choice))
+
+    async def _text_to_speak(self, source: Message | None) -> str | None:
+        if source is None:
+            return None
+        if source.text or source.caption:
+            return source.text or source.caption
+        document = source.document
+        if document is None:
+            return None
+        if document.file_size and document.file_size > TEXT_DOCUMENT_LIMIT:
+            raise ParleyError("document too large", user_message=texts.DOCUMENT_TOO_LARGE)
+        try:
+            data = bytes(await (await self.bot.get_file(document.file_id)).download_as_bytearray())
+        except TelegramError as exc:
+            raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
+        return document_text(data, document.mime_type or "", document.file_name or "")
+
+    async def _send_long(self, job: JobRow, text: str, *, reply_to: int) -> None:
+        """Up to three messages as text; longer, a .txt document (nobody scrolls through twelve messages)."""
+        if len(split_message(text, MESSAGE_LIMIT)) > DOCUMENT_AFTER_PARTS:
+            caption = texts.TRANSCRIPT_ATTACHED
+            await self.bot.send_document(
+                job.chat_id,
+                InputFile(text.encode(), filename="transcript.txt"),
+                caption=caption if telegram_length(caption) <= CAPTION_LIMIT else None,
+                reply_to_message_id=reply_to,
+            )
+            return
+        await send_text(self.bot, job.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
+
+    def _progress(self, status: Message | None, doing: str):  # type: ignore[no-untyped-def]
+        async def report(done: int, total: int) -> None:
+            if status is not None:
+                try:
+                    await status.edit_text(texts.working(doing, (done, total)))
+                except TelegramError as exc:
+                    log.debug("progress edit failed: %s", exc)
+
+        return report
+
+    async def _status(self, job: JobRow, text: str, reply_to: int) -> Message | None:
+        try:
+            return await send_text(self.bot, job.chat_id, text, reply_to=reply_to)
+        except TelegramError:
+            return None
+
+    @staticmethod
+    async def _drop(status: Message | None) -> None:
+        if status is not None:
+            try:
+                await status.delete()
+            except TelegramError as exc:
+                log.debug("could not delete a status message: %s", exc)
+
+    async def _say(self, job: JobRow, text: str, *, reply_to: int | None = None) -> bool:
+        try:
+            await send_text(self.bot, job.chat_id, text, reply_to=reply_to)
+        except TelegramError as exc:
+            log.warning("chat=%s could not send: %s", job.chat_id, exc)
+            return False
+        return True
+
+
+def document_text(data: bytes, mime_type: str, file_name: str) -> str:
+    """Text from a .txt/.md or PDF document; anything else is refused plainly."""
+    name = file_name.lower()
+    if mime_type == "application/pdf" or name.endswith(".pdf"):
+        try:
+            from io import BytesIO
+
+            from pypdf import PdfReader
+
+            reader = PdfReader(BytesIO(data))
+            return "\n".join((page.extract_text() or "") for page in reader.pages).strip()
+        except Exception as exc:  # pypdf raises many kinds of errors for broken files
+            raise ParleyError(f"pdf: {exc}", user_message=texts.DOCUMENT_UNREADABLE) from exc
+    if mime_type.startswith("text/") or name.endswith((".txt", ".md", ".markdown")):
+        return data.decode("utf-8", "replace").strip()
+    raise ParleyError(f"document type {mime_type}", user_message=texts.DOCUMENT_UNREADABLE)

@@ -1,0 +1,167 @@
+"""Spend control end to end: the real bot against the lab — ledger, /usage, /stats, budgets, /model, limits."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot import texts
+from parley.prices import PriceTable
+from storage import Usage
+from tests.harness import lab_env, running_bot
+from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+
+ADMIN, ANN = 111, 222
+
+
+def ledger(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            """SELECT user_id, chat_id, model, purpose, prompt_text_tokens, prompt_audio_tokens,
+                      completion_text_tokens, completion_audio_tokens, cost_usd FROM usage_ledger ORDER BY id"""
+        ).fetchall()
+
+
+def env(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, **settings: str) -> dict[str, str]:
+    return lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_ADMINS=str(ADMIN), **settings)
+
+
+async def test_every_call_is_in_the_ledger_and_usage_shows_it(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(env(telegram, openai_api, tmp_path)):
+        ann = telegram.user(ANN, "Ann", username="ann")
+        telegram.push_voice(ANN, ann, make_voice_ogg(2.0))
+        await telegram.wait_sent(ANN, count=1)
+        await openai_api.wait_requests(1, kind="transcriptions")
+        telegram.push_text(ANN, ann, "/usage")
+        report = (await telegram.wait_sent(ANN, count=2))[1].text
+
+    rows = ledger(tmp_path / "parley.db")
+    assert sorted(r[3] for r in rows) == ["reply", "transcription"]
+    prices = PriceTable.shipped()
+    for user_id, chat_id, model, purpose, text_in, audio_in, text_out, audio_out, cost in rows:
+        assert (user_id, chat_id) == (ANN, ANN)
+        # the lab's usage, as the API reported it, priced by kind
+        [request] = [r for r in openai_api.requests if r.kind == ("chat" if purpose == "reply" else "transcriptions")]
+        usage = request.response["usage"]
+        if purpose == "reply":
+            assert model == "gpt-audio-2025-08-28"
+            assert audio_in == usage["prompt_tokens_details"]["audio_tokens"] == 20  # 2 s of audio
+            assert audio_out == usage["completion_tokens_details"]["audio_tokens"] > 0
+            assert text_in + audio_in == usage["prompt_tokens"]
+        else:
+            assert model == "gpt-4o-mini-transcribe"
+            assert audio_in == usage["input_token_details"]["audio_tokens"]
+        expected = prices.cost(Usage(model, text_in + audio_in, text_out + audio_out, audio_in, audio_out))
+        assert cost == pytest.approx(expected) and cost > 0
+    total = sum(r[-1] for r in rows)
+    assert report.startswith("Your usage (days and months in UTC):")
+    assert f"Today: {sum(sum(r[4:8]) for r in rows):,} tokens" in report
+    assert texts.money(total) in report
+    assert "\n• gpt-audio: 158 tokens (50 audio), $0.0029 in 1 call\n" in report
+    assert report.endswith("• gpt-4o-mini-transcribe: 25 tokens (20 audio), $0.0001 in 1 call")
+
+
+async def test_over_budget_is_refused_plainly_without_a_model_call(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = {"PARLEY_USER_DAILY_BUDGET_USD": "0", "PARLEY_MONTHLY_BUDGET_USD": "100"}
+    async with running_bot(env(telegram, openai_api, tmp_path, **settings)):
+        telegram.push_voice(ANN, telegram.user(ANN, "Ann"), make_voice_ogg(2.0))
+        [refusal] = await telegram.wait_sent(ANN)
+        telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hi")  # admins are exempt by default
+        [answer] = await telegram.wait_sent(ADMIN)
+        telegram.push_text(ANN, telegram.user(ANN, "Ann"), "/usage")
+        usage = (await telegram.wait_sent(ANN, count=2))[1].text
+    assert refusal.text.startswith("Sorry, you've reached your daily budget of $0.0000: $0.0000 left")
+    assert "It starts over on" in refusal.text and "UTC" in refusal.text
+    assert answer.kind == "voice"
+    assert [r.json["messages"][-1]["content"] for r in openai_api.chat_requests()] == ["hi"]  # Ann's cost nothing
+    assert openai_api.transcription_requests() == []
+    assert "• daily budget: $0.0000, $0.0000 left" in usage
+
+
+async def test_admins_can_be_held_to_budgets_too(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = {"PARLEY_MONTHLY_BUDGET_USD": "0", "PARLEY_BUDGET_ADMINS": "true"}
+    async with running_bot(env(telegram, openai_api, tmp_path, **settings)):
+        telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hi")
+        [refusal] = await telegram.wait_sent(ADMIN)
+    assert refusal.text.startswith("Sorry, this bot has used up its monthly budget ($0.0000;")
+    assert openai_api.requests == []
+
+
+async def test_long_voice_notes_are_refused_before_download_and_after_conversion(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(env(telegram, openai_api, tmp_path, PARLEY_MAX_VOICE_SECONDS="3")):
+        ann = telegram.user(ANN, "Ann")
+        telegram.push_voice(ANN, ann, make_voice_ogg(2.0), duration=4)  # declared too long: not even fetched
+        [first] = await telegram.wait_sent(ANN)
+        assert telegram.calls_of("getFile") == []
+        telegram.push_voice(ANN, ann, make_voice_ogg(6.0), duration=2)  # a lie, found out after conversion
+        second = (await telegram.wait_sent(ANN, count=2))[1]
+        assert len(telegram.calls_of("getFile")) == 1
+        telegram.push_voice(ANN, ann, make_voice_ogg(3.0), duration=3)  # at the limit: fine
+        third = (await telegram.wait_sent(ANN, count=3))[2]
+    assert (
+        first.text
+        == second.text
+        == texts.voice_too_long(3)
+        == ("That voice message is too long: I take voice messages of up to 3 s. Please send a shorter one.")
+    )
+    assert third.kind == "voice"
+    assert len(openai_api.chat_requests()) == 1
+    assert texts.voice_too_long(300).endswith("up to 5 min. Please send a shorter one.")
+
+
+async def test_stats_for_admins_as_text_and_chart(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(env(telegram, openai_api, tmp_path)):
+        telegram.push_text(ANN, telegram.user(ANN, "Ann", username="ann"), "hello")
+        await telegram.wait_sent(ANN)
+        telegram.push_text(ANN, telegram.user(ANN, "Ann", username="ann"), "/stats")
+        refused = (await telegram.wait_sent(ANN, count=2))[1]
+        admin = telegram.user(ADMIN, "Admin")
+        telegram.push_text(ADMIN, admin, "/stats")
+        report, chart = await telegram.wait_sent(ADMIN, count=2)
+    assert refused.text == texts.ADMIN_ONLY
+    [cost] = [r[-1] for r in ledger(tmp_path / "parley.db")]
+    assert f"1. @ann ({ANN}): {texts.money(cost)}, 1 call" in report.text
+    assert f"Last 30 days: {texts.money(cost)}, by day:" in report.text
+    assert "Prices as of 2026-11-25." in report.text
+    assert chart.kind == "photo" and chart.caption == texts.STATS_CHART_CAPTION
+    [upload] = telegram.calls_of("sendPhoto")
+    assert upload.ok
+
+
+async def test_model_choice_is_per_user_and_kept(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    settings = env(telegram, openai_api, tmp_path)
+    ann = telegram.user(ANN, "Ann")
+    async with running_bot(settings):
+        telegram.push_text(ANN, ann, "/model")
+        [listing] = await telegram.wait_sent(ANN)
+        telegram.push_text(ANN, ann, "/model gpt-5")
+        telegram.push_callback(ANN, ann, listing.message_id, "model:gpt-audio-mini")
+        await telegram.wait_for(
+            lambda: telegram.message(ANN, listing.message_id)["text"] == texts.model_set("gpt-audio-mini")
+        )
+    async with running_bot(settings):
+        telegram.push_text(ANN, ann, "hello")
+        telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hello")
+        await telegram.wait_sent(ADMIN)
+        await telegram.wait_sent(ANN, count=3)
+    assert listing.text == texts.model_list("gpt-audio", ("gpt-audio", "gpt-audio-mini"))
+    buttons = [b["callback_data"] for row in listing.reply_markup["inline_keyboard"] for b in row]
+    assert buttons == ["model:gpt-audio", "model:gpt-audio-mini"]
+    assert telegram.sent_to(ANN)[1].text == texts.model_unknown("gpt-5", ("gpt-audio", "gpt-audio-mini"))
+    assert sorted(r.json["model"] for r in openai_api.chat_requests()) == ["gpt-audio", "gpt-audio-mini"]
+    models = {int(r[0]): r[2] for r in ledger(tmp_path / "parley.db")}
+    assert models == {ANN: "gpt-audio-mini-2025-10-06", ADMIN: "gpt-audio-2025-08-28"}
