@@ -264,3 +264,58 @@ def test_segments_are_cut_at_silences_with_overlap() -> None:
     assert plan_segments(50.0, [], longest=60) == [plan_segments(50.0, [], longest=60)[0]]
     hard = plan_segments(130.0, [], longest=60)  # no silence at all: cut at the limit
     assert [(s.start, s.seconds) for s in hard] == [(0.0, 60.0), (59.0, 60.0), (118.0, 12.0)]
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF with one line of text, written by hand (no PDF library needed to make it)."""
+    stream = f"BT /F1 12 Tf 10 50 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 400 100]/Contents 4 0 R/Resources<</Font<</F1 5 0 R>>>>>>",
+        b"<</Length %d>>stream\n" % len(stream) + stream + b"\nendstream",
+        b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+async def test_speak_reads_a_pdf_document(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    file_id, unique_id = telegram.add_file(tiny_pdf("Hello from a PDF"), kind="document", mime_type="application/pdf")
+    doc = telegram.push_message(
+        CHAT,
+        ann,
+        {
+            "document": {
+                "file_id": file_id, "file_unique_id": unique_id, "mime_type": "application/pdf", "file_name": "x.pdf"
+            }
+        },
+    )
+    await telegram.wait_sent(CHAT)
+    telegram.push_text(CHAT, ann, "/speak", reply_to=doc)
+    voice = (await telegram.wait_sent(CHAT, count=2))[-1]
+    assert voice.kind == "voice"
+    assert openai_api.chat_requests()[0].json["messages"][-1]["content"] == "Hello from a PDF"
+
+
+async def test_speak_refuses_other_documents_plainly(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    file_id, unique_id = telegram.add_file(b"\x89PNG....", kind="document", mime_type="image/png")
+    doc = telegram.push_message(
+        CHAT,
+        ann,
+        {"document": {"file_id": file_id, "file_unique_id": unique_id, "mime_type": "image/png", "file_name": "x.png"}},
+    )
+    await telegram.wait_sent(CHAT)
+    telegram.push_text(CHAT, ann, "/speak", reply_to=doc)
+    answer = (await telegram.wait_sent(CHAT, count=2))[-1]
+    assert answer.text == texts.DOCUMENT_UNREADABLE
+    assert openai_api.requests == []
