@@ -295,7 +295,10 @@ async def test_speak_reads_a_pdf_document(parley, telegram: FakeTelegram, openai
         ann,
         {
             "document": {
-                "file_id": file_id, "file_unique_id": unique_id, "mime_type": "application/pdf", "file_name": "x.pdf"
+                "file_id": file_id,
+                "file_unique_id": unique_id,
+                "mime_type": "application/pdf",
+                "file_name": "x.pdf",
             }
         },
     )
@@ -319,3 +322,31 @@ async def test_speak_refuses_other_documents_plainly(parley, telegram: FakeTeleg
     answer = (await telegram.wait_sent(CHAT, count=2))[-1]
     assert answer.text == texts.DOCUMENT_UNREADABLE
     assert openai_api.requests == []
+
+
+async def test_a_local_bot_api_server_lifts_the_20_mb_limit(openai_api: FakeOpenAI, tmp_path: Path) -> None:
+    """With a local Bot API server (--local), a file Telegram's cloud would refuse is read from its path."""
+    files = tmp_path / "bot-api-files"
+    files.mkdir()
+    async with FakeTelegram(local_dir=str(files)) as telegram:
+        env = lab_env(telegram, openai_api, tmp_path / "p.db", PARLEY_LOCAL_BOT_API="true")
+        note = make_voice_ogg(2.0)
+        file_id, unique_id = telegram.add_file(note, file_size=25 * 1024 * 1024)  # declared: over 20 MB
+        ann = telegram.user(CHAT, "Ann")
+        async with running_bot(env):
+            telegram.push_message(
+                CHAT,
+                ann,
+                {
+                    "voice": {
+                        "file_id": file_id,
+                        "file_unique_id": unique_id,
+                        "duration": 2,
+                        "file_size": 25 * 1024 * 1024,
+                    }
+                },
+            )
+            [reply] = await telegram.wait_sent(CHAT)
+    assert reply.kind == "voice"
+    assert telegram.downloads == []  # nothing went over HTTP: the bot read the server's file
+    assert openai_api.chat_requests()[0].audio_inputs[0].duration == pytest.approx(2.0, abs=0.1)

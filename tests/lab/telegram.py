@@ -13,12 +13,14 @@ import asyncio
 import copy
 import json
 import math
+import os
 import re
 import secrets
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +42,7 @@ __all__ = [
     "TelegramAPIError",
 ]
 
+LOCAL_DOWNLOAD_LIMIT = 2000 * 1024 * 1024
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files ("file is too big")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # multipart uploads beyond this get HTTP 413
 MAX_TEXT = 4096
@@ -303,8 +306,12 @@ class FakeTelegram(LabServer):
         bot_id: int = 7000001,
         can_read_all_group_messages: bool = False,
         bot_first_name: str = "Parley Test",
+        local_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self.local_dir = local_dir
+        """Like a Bot API server run with --local: files up to 2 GB, handed over as absolute paths in this
+        folder (the bot reads them from disk) instead of by download."""
         self.token = token
         self.bot_username = bot_username
         self.bot_id = bot_id
@@ -1331,8 +1338,17 @@ class FakeTelegram(LabServer):
         stored = self._files.get(str(params.get("file_id") or ""))
         if stored is None:
             raise _bad("invalid file_id")
-        if stored.file_size > DOWNLOAD_LIMIT:
+        if stored.file_size > (LOCAL_DOWNLOAD_LIMIT if self.local_dir else DOWNLOAD_LIMIT):
             raise _bad("file is too big")
+        if self.local_dir is not None:
+            path = os.path.join(self.local_dir, f"{stored.file_unique_id}.bin")
+            await asyncio.to_thread(Path(path).write_bytes, stored.data)
+            return {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_size": stored.file_size,
+                "file_path": path,
+            }
         if stored.file_path is None:
             folder, ext = _FILE_FOLDERS.get(stored.kind, ("documents", "bin"))
             if stored.file_name and "." in stored.file_name and stored.kind == "document":
