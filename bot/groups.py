@@ -19,7 +19,7 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import texts
-from bot.sender import send_reply, send_text
+from bot.sender import StatusMessage, send_reply, send_text
 from parley.errors import ParleyError
 from parley.services import Services
 from parley.summaries import GroupSummarizer
@@ -149,33 +149,22 @@ class GroupJobs:
             messages = await groups.since(chat_id, float(value))
         if not messages:
             return await self._say(chat_id, texts.NOTHING_TO_SUMMARIZE, reply_to, thread)
-        status = await self._status(chat_id, texts.reading(len(messages), None), reply_to, thread)
+        async with StatusMessage(
+            self.bot, chat_id, texts.reading(len(messages), None), reply_to=reply_to, thread_id=thread
+        ) as status:
 
-        async def progress(done: int, total: int) -> None:
-            if status is not None:
-                try:
-                    await status.edit_text(texts.reading(len(messages), (done, total)))
-                except TelegramError as exc:
-                    log.debug("progress edit failed: %s", exc)
+            async def progress(done: int, total: int) -> None:
+                await status.update(texts.reading(len(messages), (done, total)))
 
-        try:
-            result = await self.summarizer.summarize(
-                messages,
-                voice=self.services.settings.voice,
-                timezone=zone.key,
-                progress=progress,
-            )
-            await send_reply(self.bot, chat_id, reply_to, result.reply, thread_id=thread)
-        except ParleyError as exc:
-            log.warning("chat=%s summary failed: %s", chat_id, exc)
-            await self._say(chat_id, exc.user_message, reply_to, thread)
-            return False
-        finally:
-            if status is not None:
-                try:
-                    await status.delete()
-                except TelegramError as exc:
-                    log.debug("could not delete the status message: %s", exc)
+            try:
+                result = await self.summarizer.summarize(
+                    messages, voice=self.services.settings.voice, timezone=zone.key, progress=progress
+                )
+                await send_reply(self.bot, chat_id, reply_to, result.reply, thread_id=thread)
+            except ParleyError as exc:
+                log.warning("chat=%s summary failed: %s", chat_id, exc)
+                await self._say(chat_id, exc.user_message, reply_to, thread)
+                return False
         await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
         log.info("chat=%s summary of %d messages in %d chunks", chat_id, len(messages), result.chunks)
         return True
@@ -239,12 +228,6 @@ class GroupJobs:
             log.warning("chat=%s could not send: %s", chat_id, exc)
             return False
         return True
-
-    async def _status(self, chat_id: int, text: str, reply_to: int | None, thread: int | None) -> Message | None:
-        try:
-            return await send_text(self.bot, chat_id, text, reply_to=reply_to, thread_id=thread)
-        except TelegramError:
-            return None
 
 
 class DigestScheduler:

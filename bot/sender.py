@@ -190,3 +190,38 @@ class ReplyProgress:
                     await self._status.edit_text(text)
             except TelegramError as exc:
                 log.debug("status message failed in chat %s: %s", self.chat_id, exc)
+
+
+class StatusMessage:
+    """One message that reports progress ("Reading 1,240 messages… 3/5"): sent on entry, edited as work
+    advances, deleted on exit. Telegram failures here never stop the work they describe."""
+
+    def __init__(self, bot: Bot, chat_id: int, text: str, *, reply_to: int | None, thread_id: int | None = None):
+        self.bot, self.chat_id, self.text = bot, chat_id, text
+        self.reply_to, self.thread_id = reply_to, thread_id
+        self.message: Message | None = None
+
+    async def __aenter__(self) -> StatusMessage:
+        try:
+            self.message = await send_text(
+                self.bot, self.chat_id, self.text, reply_to=self.reply_to, thread_id=self.thread_id
+            )
+        except TelegramError as exc:
+            log.debug("status message not sent in chat %s: %s", self.chat_id, exc)
+        return self
+
+    async def update(self, text: str) -> None:
+        if self.message is None or text == self.text:
+            return
+        try:
+            await self.message.edit_text(text)
+            self.text = text
+        except TelegramError as exc:
+            log.debug("status message not edited in chat %s: %s", self.chat_id, exc)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.message is not None:
+            try:
+                await self.message.delete()
+            except TelegramError as exc:
+                log.debug("status message not deleted in chat %s: %s", self.chat_id, exc)

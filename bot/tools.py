@@ -11,7 +11,15 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import texts
 from bot.media import download, media_of
-from bot.sender import CAPTION_LIMIT, MESSAGE_LIMIT, ReplyProgress, send_text, split_message, telegram_length
+from bot.sender import (
+    CAPTION_LIMIT,
+    MESSAGE_LIMIT,
+    ReplyProgress,
+    StatusMessage,
+    send_text,
+    split_message,
+    telegram_length,
+)
 from parley.errors import ParleyError
 from parley.services import Services
 from parley.tools import ToneReport, VoiceTools
@@ -67,9 +75,10 @@ class ToolJobs:
         return True
 
     async def _transcript(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
-        status = await self._status(job, texts.working("Transcribing", None), message.message_id)
-        text = await self.tools.transcribe(data, progress=self._progress(status, "Transcribing"))
-        await self._drop(status)
+        async with StatusMessage(
+            self.bot, job.chat_id, texts.working("Transcribing", None), reply_to=message.message_id
+        ) as status:
+            text = await self.tools.transcribe(data, progress=_reporting(status, "Transcribing"))
         await progress.stop()
         target = message if media_of(message) else message.reply_to_message
         media = media_of(target)
@@ -80,9 +89,10 @@ class ToolJobs:
         await self._send_long(job, text, reply_to=message.message_id)
 
     async def _tone(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
-        status = await self._status(job, texts.working("Listening", None), message.message_id)
-        report: ToneReport = await self.tools.tone(data, progress=self._progress(status, "Listening"))
-        await self._drop(status)
+        async with StatusMessage(
+            self.bot, job.chat_id, texts.working("Listening", None), reply_to=message.message_id
+        ) as status:
+            report: ToneReport = await self.tools.tone(data, progress=_reporting(status, "Listening"))
         await progress.stop()
         await send_text(self.bot, job.chat_id, texts.tone_report(report), reply_to=message.message_id)
 
@@ -164,30 +174,6 @@ class ToolJobs:
             return
         await send_text(self.bot, job.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
 
-    def _progress(self, status: Message | None, doing: str):  # type: ignore[no-untyped-def]
-        async def report(done: int, total: int) -> None:
-            if status is not None:
-                try:
-                    await status.edit_text(texts.working(doing, (done, total)))
-                except TelegramError as exc:
-                    log.debug("progress edit failed: %s", exc)
-
-        return report
-
-    async def _status(self, job: JobRow, text: str, reply_to: int) -> Message | None:
-        try:
-            return await send_text(self.bot, job.chat_id, text, reply_to=reply_to)
-        except TelegramError:
-            return None
-
-    @staticmethod
-    async def _drop(status: Message | None) -> None:
-        if status is not None:
-            try:
-                await status.delete()
-            except TelegramError as exc:
-                log.debug("could not delete a status message: %s", exc)
-
     async def _say(self, job: JobRow, text: str, *, reply_to: int | None = None) -> bool:
         try:
             await send_text(self.bot, job.chat_id, text, reply_to=reply_to)
@@ -195,6 +181,13 @@ class ToolJobs:
             log.warning("chat=%s could not send: %s", job.chat_id, exc)
             return False
         return True
+
+
+def _reporting(status: StatusMessage, doing: str) -> Callable[[int, int], Awaitable[None]]:
+    async def report(done: int, total: int) -> None:
+        await status.update(texts.working(doing, (done, total)))
+
+    return report
 
 
 def document_text(data: bytes, mime_type: str, file_name: str) -> str:

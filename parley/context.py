@@ -20,10 +20,13 @@ from storage import Storage, StoredTurn, Usage
 
 log = logging.getLogger(__name__)
 
+
 def fold_slack(history_turns: int) -> int:
     """A fold leaves this much room in the verbatim window (a quarter of it, at least one exchange), so it
     runs every few exchanges rather than after every one."""
     return max(2, history_turns // 4)
+
+
 SUMMARY_MAX_TOKENS = 300
 SUMMARY_PROMPT = (
     "You keep the running memory of a spoken conversation between a user and Parley, a voice assistant. "

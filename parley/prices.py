@@ -97,7 +97,7 @@ class PriceTable:
             raise PriceError(f"{where}: fallback {fallback!r} is not one of its models")
         aliases = data.get("aliases") or {}
         if not isinstance(aliases, dict) or any(base_model(str(m)) not in models for m in aliases.values()):
-            raise PriceError(f"{where}: \"aliases\" must map names to models the file prices")
+            raise PriceError(f'{where}: "aliases" must map names to models the file prices')
         return cls(taken=str(data.get("taken") or "unknown"), models=models, fallback=fallback,
                    source=str(data.get("source") or ""),
                    aliases={k.lower(): base_model(str(v)) for k, v in aliases.items()})  # fmt: skip
