@@ -156,14 +156,24 @@ class GroupJobs:
             async def progress(done: int, total: int) -> None:
                 await status.update(texts.reading(len(messages), (done, total)))
 
+            spend = self.services.engine.spend
+            estimate = spend.prices.estimate_reply(
+                self.services.model.model, text_tokens=self.summarizer.estimate_tokens(messages), audio_seconds=60
+            )
+            payer = payload.get("user_id") or 0  # a scheduled digest is the bot's own spending
             try:
-                result = await self.summarizer.summarize(
-                    messages, voice=self.services.settings.voice, timezone=zone.key, progress=progress
-                )
+                async with spend.metered(user_id=payer, chat_id=chat_id, estimate=estimate) as record:
+                    result = await self.summarizer.summarize(
+                        messages,
+                        voice=self.services.settings.voice,
+                        timezone=zone.key,
+                        progress=progress,
+                        record=record,
+                    )
                 await send_reply(self.bot, chat_id, reply_to, result.reply, thread_id=thread)
             except ParleyError as exc:
                 log.warning("chat=%s summary failed: %s", chat_id, exc)
-                await self._say(chat_id, exc.user_message, reply_to, thread)
+                await self._say(chat_id, texts.explain(exc), reply_to, thread)
                 return False
         await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
         log.info("chat=%s summary of %d messages in %d chunks", chat_id, len(messages), result.chunks)

@@ -105,12 +105,7 @@ class ChatJobs:
         except (BudgetExceeded, VoiceTooLong) as exc:  # refused before any model call: say why, plainly
             outcome = type(exc).__name__
             log.info("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)
-            refusal = (
-                texts.over_budget(exc.allowance, exc.estimate)
-                if isinstance(exc, BudgetExceeded)
-                else texts.voice_too_long(exc.limit)
-            )
-            await self._tell(chat_id, refusal, reply_to=message.message_id)
+            await self._tell(chat_id, texts.explain(exc), reply_to=message.message_id)
         except ParleyError as exc:
             outcome = type(exc).__name__
             log.warning("chat=%s message=%s %s: %s", chat_id, message.message_id, outcome, exc)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from parley.errors import ParleyError, VoiceTooLong
+from parley.spend import BudgetExceeded
+
 TELEGRAM_DOWNLOAD_LIMIT_MB = 20
 
 START = (
@@ -325,3 +328,12 @@ def mode_set(mode: str) -> str:
         "text": "Done: I'll reply with text only.",
         "both": "Done: I'll reply with a voice message and the text.",
     }[mode]
+
+
+def explain(exc: ParleyError) -> str:
+    """The sentence for any failure the user may see: refusals name their limit, the rest say their piece."""
+    if isinstance(exc, BudgetExceeded):
+        return over_budget(exc.allowance, exc.estimate)
+    if isinstance(exc, VoiceTooLong):
+        return voice_too_long(exc.limit)
+    return exc.user_message

@@ -22,7 +22,7 @@ from bot.sender import (
 )
 from parley.errors import ParleyError
 from parley.services import Services
-from parley.tools import ToneReport, VoiceTools
+from parley.tools import Recorder, ToneReport, VoiceTools
 from storage import JobRow
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,10 @@ class ToolJobs:
         return await self._on_recording(job, "Listening", self._tone)
 
     async def _on_recording(
-        self, job: JobRow, doing: str, work: Callable[[JobRow, Message, bytes, ReplyProgress], Awaitable[None]]
+        self,
+        job: JobRow,
+        doing: str,
+        work: Callable[[JobRow, Message, bytes, ReplyProgress, Recorder], Awaitable[None]],
     ) -> bool:
         """Find the recording (the replied-to message, or this one), download it, work, report failures."""
         message = Message.de_json(job.payload["message"], self.bot)
@@ -65,20 +68,29 @@ class ToolJobs:
             notice_after=self.services.settings.slow_notice_seconds,
             action="typing",
         )
+        spend = self.services.engine.spend
+        estimate = spend.prices.estimate_reply(
+            self.services.model.model, text_tokens=500, audio_seconds=max(media.duration, 1.0)
+        )
         try:
-            async with progress:
+            async with (
+                spend.metered(user_id=job.payload["user_id"], chat_id=job.chat_id, estimate=estimate) as record,
+                progress,
+            ):
                 data = await download(self.bot, media, local=self.services.settings.local_bot_api)
-                await work(job, message, data, progress)
+                await work(job, message, data, progress, record)
         except ParleyError as exc:
             log.warning("chat=%s %s failed: %s", job.chat_id, job.kind, exc)
-            return await self._say(job, exc.user_message, reply_to=message.message_id)
+            return await self._say(job, texts.explain(exc), reply_to=message.message_id)
         return True
 
-    async def _transcript(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
+    async def _transcript(
+        self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
+    ) -> None:
         async with StatusMessage(
             self.bot, job.chat_id, texts.working("Transcribing", None), reply_to=message.message_id
         ) as status:
-            text = await self.tools.transcribe(data, progress=_reporting(status, "Transcribing"))
+            text = await self.tools.transcribe(data, progress=_reporting(status, "Transcribing"), record=record)
         await progress.stop()
         target = message if media_of(message) else message.reply_to_message
         media = media_of(target)
@@ -88,11 +100,13 @@ class ToolJobs:
             )
         await self._send_long(job, text, reply_to=message.message_id)
 
-    async def _tone(self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress) -> None:
+    async def _tone(
+        self, job: JobRow, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
+    ) -> None:
         async with StatusMessage(
             self.bot, job.chat_id, texts.working("Listening", None), reply_to=message.message_id
         ) as status:
-            report: ToneReport = await self.tools.tone(data, progress=_reporting(status, "Listening"))
+            report: ToneReport = await self.tools.tone(data, progress=_reporting(status, "Listening"), record=record)
         await progress.stop()
         await send_text(self.bot, job.chat_id, texts.tone_report(report), reply_to=message.message_id)
 
@@ -102,7 +116,7 @@ class ToolJobs:
         try:
             text = job.payload.get("text") or await self._text_to_speak(message.reply_to_message)
         except ParleyError as exc:
-            return await self._say(job, exc.user_message, reply_to=message.message_id)
+            return await self._say(job, texts.explain(exc), reply_to=message.message_id)
         if not text:
             return await self._say(job, texts.SPEAK_USAGE, reply_to=message.message_id)
         engine = self.services.engine
@@ -115,16 +129,24 @@ class ToolJobs:
                 return True
             except BadRequest as exc:
                 log.info("cached voice unusable, speaking again: %s", exc)
+        spend = self.services.engine.spend
+        model = self.services.model.model
+        estimate = spend.prices.estimate_reply(model, text_tokens=len(text) // 4 + 100, audio_seconds=len(text) / 15)
         try:
-            async with ReplyProgress(
-                self.bot,
-                job.chat_id,
-                reply_to=message.message_id,
-                notice_after=self.services.settings.slow_notice_seconds,
+            async with (
+                spend.metered(user_id=job.payload["user_id"], chat_id=job.chat_id, estimate=estimate) as record,
+                ReplyProgress(
+                    self.bot,
+                    job.chat_id,
+                    reply_to=message.message_id,
+                    notice_after=self.services.settings.slow_notice_seconds,
+                ),
             ):
-                spoken = await self.tools.speak(text, voice=voice, max_chars=self.services.settings.speak_max_chars)
+                spoken = await self.tools.speak(
+                    text, voice=voice, max_chars=self.services.settings.speak_max_chars, record=record
+                )
         except ParleyError as exc:
-            return await self._say(job, exc.user_message, reply_to=message.message_id)
+            return await self._say(job, texts.explain(exc), reply_to=message.message_id)
         sent = await self.bot.send_voice(
             job.chat_id,
             InputFile(spoken.reply.voice_ogg or b"", filename="speech.ogg"),

@@ -9,10 +9,11 @@ restart drops them with the calls they were for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -149,6 +150,22 @@ class Spend:
             reservation = Reservation(next(self._ids), user_id, estimate)
             self._held[reservation.id] = reservation
             return reservation
+
+    @contextlib.asynccontextmanager
+    async def metered(
+        self, *, user_id: int, chat_id: int, estimate: float
+    ) -> AsyncIterator[Callable[[str, Usage], Awaitable[float]]]:
+        """For work that makes several calls (summaries, voice tools): hold the estimate against the budgets
+        (or refuse before any call), give the body a recorder for each call's usage, release at the end."""
+        reservation = await self.reserve(user_id, estimate)
+
+        async def record(purpose: str, usage: Usage) -> float:
+            return await self.record(user_id=user_id, chat_id=chat_id, purpose=purpose, usage=usage)
+
+        try:
+            yield record
+        finally:
+            self.release(reservation)
 
     def release(self, reservation: Reservation) -> None:
         """The call's real cost is in the ledger (or it failed): stop holding its estimate."""

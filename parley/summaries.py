@@ -21,6 +21,8 @@ from storage.groups import GroupMessage
 
 Progress = Callable[[int, int], Awaitable[None]]
 """Called with (chunks done, chunks in all) as the map step advances."""
+Recorder = Callable[[str, Usage], Awaitable[object]]
+"""Told each model call's usage as it happens (the usage ledger), with its purpose."""
 
 MAP_PROMPT = (
     "You take notes on part of a group chat log for a later spoken summary. Each line is "
@@ -79,7 +81,6 @@ def span_header(messages: list[GroupMessage], zone: ZoneInfo) -> str:
 @dataclass(frozen=True, slots=True)
 class Summary:
     reply: Reply
-    usages: list[tuple[str, Usage]]
     chunks: int
 
 
@@ -93,13 +94,21 @@ class GroupSummarizer:
     def chunks(self, messages: list[GroupMessage], zone: ZoneInfo) -> list[str]:
         return chunk_lines([log_line(m, zone) for m in messages], self.chunk_tokens)
 
+    def estimate_tokens(self, messages: list[GroupMessage]) -> int:
+        return sum(estimate_tokens(log_line(m, ZoneInfo("UTC"))) for m in messages)
+
     async def summarize(
-        self, messages: list[GroupMessage], *, voice: str, timezone: str, progress: Progress | None = None
+        self,
+        messages: list[GroupMessage],
+        *,
+        voice: str,
+        timezone: str,
+        progress: Progress | None = None,
+        record: Recorder | None = None,
     ) -> Summary:
         zone = ZoneInfo(timezone)
         started = time.perf_counter()
         chunks = self.chunks(messages, zone)
-        usages: list[tuple[str, Usage]] = []
         if len(chunks) == 1:
             material = chunks[0]
         else:
@@ -110,14 +119,16 @@ class GroupSummarizer:
                     model=self.summary_model,
                 )
                 notes.append(f"Part {index}:\n{text}")
-                usages.append(("summary-chunk", usage))
+                if record is not None:
+                    await record("summary", usage)
                 if progress is not None:
                     await progress(index, len(chunks))
             material = "Notes on consecutive parts of the chat:\n\n" + "\n\n".join(notes)
         spoken = await self.model.reply(
             [{"role": "system", "content": REDUCE_PROMPT}, {"role": "user", "content": material}], voice=voice
         )
-        usages.append(("summary", spoken.usage))
+        if record is not None:
+            await record("summary", spoken.usage)
         voice_ogg: bytes | None = None
         if spoken.audio is not None:
             try:
@@ -131,4 +142,4 @@ class GroupSummarizer:
             voice_seconds=spoken.audio.duration if spoken.audio and voice_ogg else 0.0,
             timings={"summary": time.perf_counter() - started},
         )
-        return Summary(reply=reply, usages=usages, chunks=len(chunks))
+        return Summary(reply=reply, chunks=len(chunks))

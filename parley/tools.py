@@ -17,8 +17,11 @@ from parley.audio import AudioConverter
 from parley.engine import Reply
 from parley.errors import AudioError, ModelError
 from parley.model import ModelClient
+from storage import Usage
 
 Progress = Callable[[int, int], Awaitable[None]]
+Recorder = Callable[[str, Usage], Awaitable[object]]
+"""Told each model call's usage (the usage ledger), with its purpose."""
 
 WAV_UP_TO_SECONDS = 120.0
 """Up to two minutes, WAV (lossless, under 4 MB); beyond, MP3 at about 4 KB a second."""
@@ -54,8 +57,7 @@ TONE_SCHEMA = {
     },
 }
 SPEAK_PROMPT = (
-    "Read the user's text aloud exactly as written, naturally and clearly. Do not add, answer or comment: "
-    "only read it."
+    "Read the user's text aloud exactly as written, naturally and clearly. Do not add, answer or comment: only read it."
 )
 SPEAK_SUMMARY_PROMPT = (
     "Turn this text into a spoken summary of about one minute, in the text's language: the main points, "
@@ -156,31 +158,39 @@ class VoiceTools:
 
         return list(await asyncio.gather(*(one(s) for s in segments)))
 
-    async def transcribe(self, source: bytes, progress: Progress | None = None) -> str:
+    async def transcribe(self, source: bytes, progress: Progress | None = None, record: Recorder | None = None) -> str:
         async def work(clip: bytes, fmt: str) -> str:
-            text, _ = await self.model.listen(TRANSCRIBE_PROMPT, clip, fmt)
+            text, usage = await self.model.listen(TRANSCRIBE_PROMPT, clip, fmt)
+            if record is not None:
+                await record("transcription", usage)
             return text
 
         return "\n\n".join(part.strip() for part in await self._each_segment(source, work, progress))
 
-    async def tone(self, source: bytes, progress: Progress | None = None) -> ToneReport:
+    async def tone(self, source: bytes, progress: Progress | None = None, record: Recorder | None = None) -> ToneReport:
         async def work(clip: bytes, fmt: str) -> str:
-            text, _ = await self.model.listen(TONE_PROMPT, clip, fmt, response_format=TONE_SCHEMA)
+            text, usage = await self.model.listen(TONE_PROMPT, clip, fmt, response_format=TONE_SCHEMA)
+            if record is not None:
+                await record("tone", usage)
             return text
 
         return merge_tone([_tone_report(raw) for raw in await self._each_segment(source, work, progress)])
 
-    async def speak(self, text: str, *, voice: str, max_chars: int) -> Spoken:
+    async def speak(self, text: str, *, voice: str, max_chars: int, record: Recorder | None = None) -> Spoken:
         """Read text aloud in the user's voice; a text too long to listen to is summarised first."""
         summarized = len(text) > max_chars
         if summarized:
-            text, _ = await self.model.text(
+            text, usage = await self.model.text(
                 [{"role": "system", "content": SPEAK_SUMMARY_PROMPT}, {"role": "user", "content": text[:200_000]}],
                 model=self.summary_model,
             )
+            if record is not None:
+                await record("summary", usage)
         spoken = await self.model.reply(
             [{"role": "system", "content": SPEAK_PROMPT}, {"role": "user", "content": text}], voice=voice
         )
+        if record is not None:
+            await record("speak", spoken.usage)
         if spoken.audio is None:
             raise ModelError("speak: the model sent no audio")
         try:

@@ -180,7 +180,8 @@ async def m005_spend(db: aiosqlite.Connection) -> None:
             user_id                 INTEGER,
             chat_id                 INTEGER,
             model                   TEXT NOT NULL,
-            purpose                 TEXT NOT NULL CHECK (purpose IN ('reply', 'transcription', 'summary')),
+            purpose                 TEXT NOT NULL
+                                    CHECK (purpose IN ('reply', 'transcription', 'summary', 'tone', 'speak')),
             prompt_text_tokens      INTEGER NOT NULL DEFAULT 0,
             prompt_audio_tokens     INTEGER NOT NULL DEFAULT 0,
             cached_tokens           INTEGER NOT NULL DEFAULT 0,

@@ -350,3 +350,35 @@ async def test_a_local_bot_api_server_lifts_the_20_mb_limit(openai_api: FakeOpen
     assert reply.kind == "voice"
     assert telegram.downloads == []  # nothing went over HTTP: the bot read the server's file
     assert openai_api.chat_requests()[0].audio_inputs[0].duration == pytest.approx(2.0, abs=0.1)
+
+
+def ledger(db_path: Path) -> list[tuple[int, str]]:
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT user_id, purpose FROM usage_ledger ORDER BY id").fetchall()
+
+
+async def test_tools_and_summaries_go_through_the_ledger_and_the_budgets(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db = tmp_path / "parley.db"
+    ann = telegram.user(CHAT, "Ann")
+    async with running_bot(lab_env(telegram, openai_api, db)):
+        note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
+        await telegram.wait_sent(CHAT)
+        telegram.push_text(CHAT, ann, "/transcribe", reply_to=note)
+        spoken = telegram.push_text(CHAT, ann, "/speak hello there")
+        await telegram.wait_for(
+            lambda: any(m.kind == "voice" and m.reply_to_message_id == spoken for m in telegram.sent), 10
+        )
+    purposes = [purpose for user, purpose in ledger(db) if user == CHAT]
+    assert purposes.count("reply") == 1 and purposes.count("transcription") == 2 and purposes[-1] == "speak"
+
+    broke = lab_env(telegram, openai_api, tmp_path / "other.db", PARLEY_USER_DAILY_BUDGET_USD="0")
+    before = len(openai_api.requests)
+    async with running_bot(broke):
+        telegram.push_text(CHAT, ann, "/speak this costs money")
+        refusal = (await telegram.wait_sent(CHAT, count=len(telegram.sent_to(CHAT)) + 1))[-1]
+    assert refusal.kind == "text" and "budget" in refusal.text.lower()
+    assert len(openai_api.requests) == before  # refused before any call
