@@ -169,6 +169,21 @@ class PrivacyStore:
                 for conversation_id, chat_id, started, ended in conversations
             ],
             "stored_audio_files": await self.kept_audio_count(user_id),
+            "usage": [
+                {
+                    "at": _iso(at),
+                    "model": model,
+                    "purpose": purpose,
+                    "tokens": {"prompt": prompt, "completion": completion},
+                    "cost_usd": round(cost, 6),
+                }
+                for at, model, purpose, prompt, completion, cost in await self._storage.fetch_all(
+                    """SELECT created_at, model, purpose, prompt_text_tokens + prompt_audio_tokens,
+                              completion_text_tokens + completion_audio_tokens, cost_usd
+                       FROM usage_ledger WHERE user_id = ? ORDER BY id""",
+                    (user_id,),
+                )
+            ],
         }
 
 

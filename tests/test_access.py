@@ -160,6 +160,8 @@ async def test_export_sends_the_users_data_as_json(parley, telegram: FakeTelegra
     assert data["user"]["id"] == FRIEND and data["user"]["voice"] == "coral"
     [conversation] = data["conversations"]
     assert [t["text"] for t in conversation["turns"]] == ["remember the blue door", "You said: remember the blue door"]
+    [usage] = data["usage"]  # what their turn cost, too
+    assert usage["purpose"] == "reply" and usage["model"].startswith("gpt-audio") and usage["cost_usd"] > 0
 
 
 async def test_raw_audio_is_not_kept_by_default(parley, telegram: FakeTelegram) -> None:
