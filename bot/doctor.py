@@ -137,7 +137,7 @@ def _inspect_database(path: Path) -> Finding:
         return Finding(True, "database", f"{path} does not exist yet: `parley run` creates it (directory writable)")
     known = [migration.__name__ for migration in MIGRATIONS]
     try:
-        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5, isolation_level=None)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5, isolation_level=None)
     except sqlite3.Error as exc:
         return Finding(False, "database", f"{path} cannot be opened for writing ({exc})", fix_path)
     try:
