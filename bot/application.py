@@ -54,6 +54,7 @@ async def apply_retention(services: Services) -> None:
     )
     group_days = min(settings.group_retention_days or settings.retention_days, settings.retention_days)
     group_messages = await services.storage.groups.prune(time.time() - group_days * 86400)
+    await services.storage.checkpoint()  # what was pruned survives in no file
     if group_messages:
         log.info("retention (%g days): deleted %d group log entries", group_days, group_messages)
     log.info(
@@ -96,7 +97,7 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         .token(settings.telegram_token)
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
-        .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=3))
+        .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=10))
         .connection_pool_size(64)
         .read_timeout(30)
         .write_timeout(60)

@@ -18,7 +18,7 @@ from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging, redact
 from parley.ops_server import ServeError
 from parley.services import Services
-from storage import Storage
+from storage import Storage, backup_file
 
 log = logging.getLogger("parley")
 
@@ -84,14 +84,6 @@ async def _serve(settings: Settings) -> None:
         await services.close()
 
 
-async def _backup(source: Path, target: Path) -> None:
-    storage = await Storage.open(source)
-    try:
-        await storage.backup(target)
-    finally:
-        await storage.close()
-
-
 def backup(env_file: str, target: Path) -> int:
     """Only the database path is needed: a backup must work without the bot's secrets."""
     source = Path(read_environment(env_file).get("PARLEY_DB") or "parley.db")
@@ -102,7 +94,7 @@ def backup(env_file: str, target: Path) -> int:
         print(f"parley: {target} already exists: choose a new file for the backup", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        asyncio.run(_backup(source, target))
+        asyncio.run(backup_file(source, target))
     except Exception as exc:
         print(f"parley: backup failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -12,12 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram.error import TelegramError
-
 from bot import texts
 from bot.groups import GroupJobs
 from bot.jobs import ChatJobs
-from bot.sender import send_text
+from bot.sender import tell
 from bot.spending import SpendCommands
 from bot.tools import ToolJobs
 from parley.jobs import ChatScheduler, Job
@@ -120,13 +118,15 @@ class Dispatcher:
         if row is None:  # finished meanwhile (e.g. run by a Retry tap)
             return
         handler = self._handlers.get(row.kind)
-        started, outcome = time.perf_counter(), "failed"
+        started, outcome, ok = time.perf_counter(), "failed", False
         try:
             ok = await handler(row) if handler else False
             outcome = "ok" if ok else outcome
         except Exception as exc:
             outcome = type(exc).__name__
             self.jobs.services.metrics.error(outcome)
+            # Finished, as failed: a job that raised must not sit "working" to be re-run at some later start.
+            await self.storage.jobs.finish(job_id, ok=False, error=outcome)
             raise
         finally:
             if row.kind != "converse":  # a conversation turn logs its own line, with each step's duration
@@ -151,7 +151,4 @@ class Dispatcher:
         return True
 
     async def _tell_busy(self, chat_id: int, message_id: int | None) -> None:
-        try:
-            await send_text(self.jobs.bot, chat_id, texts.BUSY, reply_to=message_id)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send the busy notice: %s", chat_id, exc)
+        await tell(self.jobs.bot, chat_id, texts.BUSY, reply_to=message_id)

@@ -19,7 +19,8 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import texts
-from bot.sender import StatusMessage, send_reply, send_text
+from bot.sender import StatusMessage, send_reply, tell
+from parley.access import Requester
 from parley.errors import ParleyError
 from parley.services import Services
 from parley.summaries import GroupSummarizer
@@ -130,6 +131,13 @@ class GroupJobs:
         chat_id, payload = job.chat_id, job.payload
         thread = payload.get("thread_id")
         reply_to = payload.get("message_id")
+        if payload.get("digest") and not await self.services.access.allows(
+            Requester(user_id=0, username=None, chat_id=chat_id, in_group=True)
+        ):
+            log.info("chat=%s digest skipped: the group is no longer allowed", chat_id)
+            if self.digests is not None:
+                self.digests.cancel(chat_id)
+            return True
         if not self.can_read_all:
             await self._say(chat_id, texts.PRIVACY_MODE, reply_to, thread)
         groups = self.services.storage.groups
@@ -171,11 +179,13 @@ class GroupJobs:
                         record=record,
                     )
                 await send_reply(self.bot, chat_id, reply_to, result.reply, thread_id=thread)
+                # Out: a crash from here on must neither post it again nor summarise the same span twice.
+                await self.services.storage.jobs.mark_replied(job.id)
+                await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
             except ParleyError as exc:
                 log.warning("chat=%s summary failed: %s", chat_id, exc)
                 await self._say(chat_id, texts.explain(exc), reply_to, thread)
                 return False
-        await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
         log.info("chat=%s summary of %d messages in %d chunks", chat_id, len(messages), result.chunks)
         return True
 
@@ -223,7 +233,14 @@ class GroupJobs:
                 raise ParleyError("too large to download")
             data = bytes(await (await self.bot.get_file(media.file_id)).download_as_bytearray())
             wav = await self.services.audio.to_model_wav(data)
-            text, _usage = await self.services.model.transcribe(wav)
+            text, usage = await self.services.model.transcribe(wav)
+            await self.services.engine.spend.record(
+                user_id=message.from_user.id if message.from_user else 0,
+                chat_id=job.chat_id,
+                purpose="transcription",
+                usage=usage,
+                audio_seconds=wav.duration,
+            )
         except (ParleyError, TelegramError) as exc:
             log.info("chat=%s message=%s not transcribed: %s", job.chat_id, message.message_id, exc)
             await groups.set_transcript(job.chat_id, message.message_id, None, ok=False)
@@ -232,12 +249,7 @@ class GroupJobs:
         return True
 
     async def _say(self, chat_id: int, text: str, reply_to: int | None, thread: int | None) -> bool:
-        try:
-            await send_text(self.bot, chat_id, text, reply_to=reply_to, thread_id=thread)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send: %s", chat_id, exc)
-            return False
-        return True
+        return await tell(self.bot, chat_id, text, reply_to=reply_to, thread_id=thread)
 
 
 class DigestScheduler:

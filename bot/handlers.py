@@ -27,7 +27,7 @@ from bot.dispatch import Dispatcher
 from bot.gate import Gate
 from bot.groups import AUDIO_KINDS, addressed_to, log_entry, without_mention
 from bot.media import media_of
-from bot.sender import send_text
+from bot.sender import send_text, tell
 from parley.access import AccessPolicy, Rate, RateLimiter
 from storage import Storage
 
@@ -66,13 +66,6 @@ class Handlers:
         app.add_handler(CommandHandler("help", self.canned("help"), filters=ANYWHERE))
         app.add_handler(CommandHandler("reset", self.reset, filters=ANYWHERE))
         app.add_handler(CommandHandler("voice", self.voice, filters=ANYWHERE))
-        app.add_handler(CommandHandler("summary", self.summary, filters=GROUP))
-        app.add_handler(CommandHandler("digest", self.digest, filters=GROUP))
-        private_only = ["forget", "export", "allow", "deny", "users"]
-        app.add_handler(CommandHandler(private_only, self.canned("private_only"), filters=GROUP))
-        app.add_handler(MessageHandler(GROUP & filters.COMMAND, self.ignore))  # maybe another bot's
-        app.add_handler(MessageHandler(GROUP, self.group_message))
-        app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE, self.group_edit))
         app.add_handler(CommandHandler("transcribe", self.tool("transcribe"), filters=ANYWHERE))
         app.add_handler(CommandHandler(["tone", "sentiment"], self.tool("tone"), filters=ANYWHERE))
         app.add_handler(CommandHandler("speak", self.speak, filters=ANYWHERE))
@@ -81,6 +74,13 @@ class Handlers:
             kind = "tone" if command == "sentiment" else command
             caption = filters.CaptionRegex(rf"^/{command}(@\w+)?\b") & AUDIO_INPUT
             app.add_handler(MessageHandler(ANYWHERE & caption, self.tool(kind)))
+        app.add_handler(CommandHandler("summary", self.summary, filters=GROUP))
+        app.add_handler(CommandHandler("digest", self.digest, filters=GROUP))
+        private_only = ["forget", "export", "allow", "deny", "users", "usage", "model", "stats", "mode"]
+        app.add_handler(CommandHandler(private_only, self.canned("private_only"), filters=GROUP))
+        app.add_handler(MessageHandler(GROUP & filters.COMMAND, self.ignore))  # maybe another bot's
+        app.add_handler(MessageHandler(GROUP, self.group_message))
+        app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE, self.group_edit))
         app.add_handler(CommandHandler("forget", self.forget, filters=PRIVATE))
         app.add_handler(CommandHandler("export", self.export, filters=PRIVATE))
         app.add_handler(CommandHandler(["allow", "deny"], self.change_access, filters=PRIVATE))
@@ -208,7 +208,7 @@ class Handlers:
 
     async def group_edit(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.edited_message
-        if message is not None and (message.text or message.caption):
+        if message is not None and media_of(message) is None and (message.text or message.caption):
             await self.storage.groups.edit(message.chat_id, message.message_id, message.text or message.caption or "")
 
     async def summary(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -241,10 +241,7 @@ class Handlers:
         return None
 
     async def _notify(self, update: Update, text: str) -> None:
-        try:
-            await send_text(update.get_bot(), update.effective_chat.id, text)  # type: ignore[union-attr]
-        except TelegramError as exc:
-            log.info("could not send a notice: %s", exc)
+        await tell(update.get_bot(), update.effective_chat.id, text)  # type: ignore[union-attr]
 
     async def converse(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

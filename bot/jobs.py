@@ -15,7 +15,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.media import download, media_of
-from bot.sender import ReplyProgress, send_reply, send_text
+from bot.sender import ReplyProgress, send_reply, tell
 from parley.access import subject_key
 from parley.engine import Reply, TurnRequest
 from parley.errors import AudioTooLarge, ModelError, ParleyError, VoiceTooLong
@@ -161,13 +161,7 @@ class ChatJobs:
         reply_to: int | None = None,
         keyboard: InlineKeyboardMarkup | None = None,
     ) -> bool:
-        """Send a plain message; if even that fails, the log is all that is left."""
-        try:
-            await send_text(self.bot, chat_id, text, reply_to=reply_to, reply_markup=keyboard)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send a message: %s", chat_id, exc)
-            return False
-        return True
+        return await tell(self.bot, chat_id, text, reply_to=reply_to, keyboard=keyboard)
 
     async def tell_given_up(self, job: JobRow) -> None:
         await self._tell(job.chat_id, texts.GAVE_UP, reply_to=job.message_id)
@@ -205,6 +199,7 @@ class ChatJobs:
                 InputFile(document, filename="parley-export.json"),
                 caption=texts.EXPORT_CAPTION,
             )
+            await self.services.storage.jobs.mark_replied(job.id)
         except TelegramError as exc:
             log.warning("chat=%s export not sent: %s", job.chat_id, exc)
             return False

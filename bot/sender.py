@@ -89,6 +89,24 @@ async def send_text(
     return first
 
 
+async def tell(
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    *,
+    reply_to: int | None = None,
+    thread_id: int | None = None,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> bool:
+    """Send a plain message and never raise: when even that fails, the log is all that is left."""
+    try:
+        await send_text(bot, chat_id, text, reply_to=reply_to, reply_markup=keyboard, thread_id=thread_id)
+    except TelegramError as exc:
+        log.warning("chat=%s could not send a message: %s", chat_id, exc)
+        return False
+    return True
+
+
 async def send_reply(
     bot: Bot,
     chat_id: int,

@@ -16,7 +16,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.charts import daily_costs_png
-from bot.sender import send_text
+from bot.sender import tell
 from parley.prices import base_model
 from parley.services import Services
 from parley.spend import Spend, period_starts
@@ -69,12 +69,7 @@ class SpendCommands:
         return self.services.engine.spend
 
     async def _tell(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None) -> bool:
-        try:
-            await send_text(self.bot, chat_id, text, reply_markup=keyboard)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send a message: %s", chat_id, exc)
-            return False
-        return True
+        return await tell(self.bot, chat_id, text, keyboard=keyboard)
 
     async def _periods(self, user_id: int | None) -> list[tuple[str, list[ModelTotals]]]:
         day, _, month, _ = period_starts(self.spend.now(), self.spend.zone)

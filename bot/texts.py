@@ -75,7 +75,10 @@ def voice_set(name: str) -> str:
     return f"Done: from now on I'll speak as {name}."
 
 
-UNSUPPORTED = "I understand voice messages and text. Send me a voice note, or type a message. /help has more."
+UNSUPPORTED = (
+    "I understand voice messages, audio files, video notes and text. Send me a voice note, or type a "
+    "message. /help has more."
+)
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 
 TOO_LARGE = (

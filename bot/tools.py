@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from bot.sender import (
     send_text,
     split_message,
     telegram_length,
+    tell,
 )
 from parley.errors import ParleyError
 from parley.services import Services
@@ -109,6 +111,7 @@ class ToolJobs:
             report: ToneReport = await self.tools.tone(data, progress=_reporting(status, "Listening"), record=record)
         await progress.stop()
         await send_text(self.bot, job.chat_id, texts.tone_report(report), reply_to=message.message_id)
+        await self.services.storage.jobs.mark_replied(job.id)
 
     async def speak(self, job: JobRow) -> bool:
         """Read text aloud (the command's words, a replied-to message, or a text/markdown/PDF document)."""
@@ -154,6 +157,7 @@ class ToolJobs:
             caption=caption,
             reply_to_message_id=message.message_id,
         )
+        await self.services.storage.jobs.mark_replied(job.id)
         if sent.voice is not None:
             await self.services.storage.cache(key, sent.voice.file_id, user_id=job.payload["user_id"])
         return True
@@ -181,10 +185,15 @@ class ToolJobs:
             data = bytes(await (await self.bot.get_file(document.file_id)).download_as_bytearray())
         except TelegramError as exc:
             raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
-        return document_text(data, document.mime_type or "", document.file_name or "")
+        # pypdf is pure Python and a hostile PDF can be slow: never on the event loop.
+        return await asyncio.to_thread(document_text, data, document.mime_type or "", document.file_name or "")
 
     async def _send_long(self, job: JobRow, text: str, *, reply_to: int) -> None:
         """Up to three messages as text; longer, a .txt document (nobody scrolls through twelve messages)."""
+        await self._send_long_text(job, text, reply_to=reply_to)
+        await self.services.storage.jobs.mark_replied(job.id)
+
+    async def _send_long_text(self, job: JobRow, text: str, *, reply_to: int) -> None:
         if len(split_message(text, MESSAGE_LIMIT)) > DOCUMENT_AFTER_PARTS:
             caption = texts.TRANSCRIPT_ATTACHED
             await self.bot.send_document(
@@ -197,12 +206,7 @@ class ToolJobs:
         await send_text(self.bot, job.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
 
     async def _say(self, job: JobRow, text: str, *, reply_to: int | None = None) -> bool:
-        try:
-            await send_text(self.bot, job.chat_id, text, reply_to=reply_to)
-        except TelegramError as exc:
-            log.warning("chat=%s could not send: %s", job.chat_id, exc)
-            return False
-        return True
+        return await tell(self.bot, job.chat_id, text, reply_to=reply_to)
 
 
 def _reporting(status: StatusMessage, doing: str) -> Callable[[int, int], Awaitable[None]]:

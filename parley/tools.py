@@ -156,7 +156,9 @@ class VoiceTools:
                 await progress(done, len(segments))
             return result
 
-        return list(await asyncio.gather(*(one(s) for s in segments)))
+        async with asyncio.TaskGroup() as group:  # one failure cancels the rest: no paid calls for nothing
+            tasks = [group.create_task(one(s)) for s in segments]
+        return [task.result() for task in tasks]
 
     async def transcribe(self, source: bytes, progress: Progress | None = None, record: Recorder | None = None) -> str:
         async def work(clip: bytes, fmt: str) -> str:

@@ -67,6 +67,22 @@ class ForgetReport:
     user_rows: int
 
 
+async def backup_file(source: Path | str, target: Path | str) -> None:
+    """A consistent copy of a live database (SQLite's online backup API), private to its owner like the
+    original, made without migrating or otherwise touching the source."""
+    target = Path(target)
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    origin = await aiosqlite.connect(f"file:{Path(source)}?mode=ro", uri=True)
+    try:
+        destination = await aiosqlite.connect(target)
+        try:
+            await origin.backup(destination)
+        finally:
+            await destination.close()
+    finally:
+        await origin.close()
+
+
 class Storage:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -104,11 +120,14 @@ class Storage:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            began = False
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                began = True
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if began or self._db.in_transaction:  # a cancel can land just after BEGIN took effect
+                    await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
 
@@ -119,16 +138,6 @@ class Storage:
     async def fetch_all(self, sql: str, params: tuple = ()) -> list[tuple]:
         async with self._db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
-
-    async def backup(self, target: Path | str) -> None:
-        """A consistent online copy through SQLite's backup API, safe while the bot is writing."""
-        destination = await aiosqlite.connect(target)
-        try:
-            await self._db.backup(destination)
-        finally:
-            await destination.close()
-
-    # --- users -------------------------------------------------------------------------------------
 
     async def touch_user(
         self, user_id: int, *, first_name: str | None, username: str | None, language_code: str | None

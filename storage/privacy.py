@@ -111,6 +111,7 @@ class PrivacyStore:
                 (cutoff,),
             )
             jobs = await db.execute("DELETE FROM jobs WHERE updated_at < ? AND state IN ('done', 'failed')", (cutoff,))
+            await db.execute("DELETE FROM tool_cache WHERE created_at < ?", (cutoff,))
             report = RetentionReport(turns.rowcount, conversations.rowcount, jobs.rowcount, audio.rowcount)
         await self._storage.checkpoint()
         return report

@@ -109,6 +109,10 @@ class ParleyProcess:
         assert self.proc is not None
         out, err = await asyncio.wait_for(self.proc.communicate(), timeout=deadline)
         self.stderr = out + err
+        # Whatever the test checks, no run of the real command may print a secret it was given.
+        for name in ("TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "PARLEY_WEBHOOK_SECRET"):
+            secret = self.env.get(name, "")
+            assert len(secret) < 8 or secret.encode() not in self.stderr, f"{name} appeared in the output"
         assert self.proc.returncode is not None
         return self.proc.returncode
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -238,6 +240,7 @@ async def test_backup_is_a_consistent_copy(tmp_path: Path, busy_writer: bool) ->
     if writer:
         await writer
     await storage.close()
+    assert stat.S_IMODE(os.stat(tmp_path / "copy.db").st_mode) == 0o600  # as private as the original
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert copy.execute("SELECT COUNT(*) FROM turns WHERE user_id = 1").fetchone()[0] == 50
