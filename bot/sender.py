@@ -154,7 +154,7 @@ class ReplyProgress:
         chat_id: int,
         *,
         reply_to: int | None,
-        notice_after: float,
+        notice_after: float | None,
         action: str = ChatAction.RECORD_VOICE,
     ) -> None:
         self.bot, self.chat_id, self.reply_to = bot, chat_id, reply_to
@@ -165,10 +165,9 @@ class ReplyProgress:
 
     async def __aenter__(self) -> ReplyProgress:
         self._started = asyncio.get_running_loop().time()
-        self._tasks = [
-            asyncio.create_task(self._keep_acting(), name=f"chat-action-{self.chat_id}"),
-            asyncio.create_task(self._keep_posted(), name=f"slow-notice-{self.chat_id}"),
-        ]
+        self._tasks = [asyncio.create_task(self._keep_acting(), name=f"chat-action-{self.chat_id}")]
+        if self.notice_after is not None:  # None: the caller shows progress its own way
+            self._tasks.append(asyncio.create_task(self._keep_posted(), name=f"slow-notice-{self.chat_id}"))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -198,6 +197,7 @@ class ReplyProgress:
             await asyncio.sleep(CHAT_ACTION_EVERY)
 
     async def _keep_posted(self) -> None:
+        assert self.notice_after is not None
         while True:
             await asyncio.sleep(self.notice_after)
             text = texts.still_working(asyncio.get_running_loop().time() - self._started)

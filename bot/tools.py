@@ -63,13 +63,8 @@ class ToolJobs:
         if cache_key and (cached := await self.services.storage.cached(cache_key)):
             await self._send_long(job, cached, reply_to=message.message_id)
             return True
-        progress = ReplyProgress(
-            self.bot,
-            job.chat_id,
-            reply_to=message.message_id,
-            notice_after=self.services.settings.slow_notice_seconds,
-            action="typing",
-        )
+        # The status message below reports progress: no second "still working" notice.
+        progress = ReplyProgress(self.bot, job.chat_id, reply_to=message.message_id, notice_after=None, action="typing")
         spend = self.services.engine.spend
         estimate = spend.prices.estimate_reply(
             self.services.model.model, text_tokens=500, audio_seconds=max(media.duration, 1.0)

@@ -321,10 +321,14 @@ class ConversationEngine:
                     role="assistant",
                     kind="voice" if reply.audio is not None else "text",
                     text=reply.text,
+                    message_id=request.message_id,  # the message it answers
                     audio_seconds=reply.audio.duration if reply.audio else None,
                     usage=reply.usage,
                     thread_id=request.thread_id,
                 ),
-            ]
+            ],
+            # A job resumed after a crash between storing and delivering answers again: its new turns
+            # replace the old pair, so the history holds what the user actually received, once.
+            replacing_message=request.message_id,
         )
         return user_turn_id

@@ -222,10 +222,16 @@ class Storage:
             )
             return cursor.rowcount > 0
 
-    async def add_turns(self, turns: list[NewTurn]) -> list[int]:
-        """Store turns in one transaction, in the open conversation of their (chat, user)."""
+    async def add_turns(self, turns: list[NewTurn], *, replacing_message: int | None = None) -> list[int]:
+        """Store turns in one transaction, in the open conversation of their (chat, user); with
+        `replacing_message`, first drop the turns an earlier attempt stored for that message."""
         ids: list[int] = []
         async with self.transaction() as db:
+            if replacing_message is not None and turns:
+                await db.execute(
+                    "DELETE FROM turns WHERE chat_id = ? AND user_id = ? AND message_id = ?",
+                    (turns[0].chat_id, turns[0].user_id, replacing_message),
+                )
             for turn in turns:
                 conversation_id = await self._open_conversation(db, turn.chat_id, turn.user_id, turn.thread_id)
                 usage = turn.usage

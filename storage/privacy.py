@@ -121,7 +121,7 @@ class PrivacyStore:
     async def export_user(self, user_id: int) -> dict[str, Any]:
         """Everything stored about a user, as plain data (the /export document)."""
         user = await self._storage.fetch_one(
-            "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at"
+            "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode"
             " FROM users WHERE user_id = ?",
             (user_id,),
         )
@@ -159,6 +159,8 @@ class PrivacyStore:
                 "voice": user[4],
                 "first_seen": _iso(user[5]),
                 "last_seen": _iso(user[6]),
+                "model": user[7],
+                "reply_mode": user[8],
             },
             "conversations": [
                 {
@@ -170,6 +172,13 @@ class PrivacyStore:
                 for conversation_id, chat_id, started, ended in conversations
             ],
             "stored_audio_files": await self.kept_audio_count(user_id),
+            "group_messages": [
+                {"chat_id": chat_id, "at": _iso(at), "kind": kind, "text": text}
+                for chat_id, at, kind, text in await self._storage.fetch_all(
+                    "SELECT chat_id, sent_at, kind, text FROM group_messages WHERE user_id = ? ORDER BY id",
+                    (user_id,),
+                )
+            ],
             "usage": [
                 {
                     "at": _iso(at),

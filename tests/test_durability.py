@@ -257,3 +257,41 @@ async def test_backup_refuses_to_overwrite(tmp_path: Path) -> None:
     assert await process.wait() == 2
     assert "already exists" in process.text
     assert (tmp_path / "exists.db").read_text() == "precious"
+
+
+async def test_a_crash_between_remembering_and_delivering_leaves_one_pair_of_turns(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db_path = tmp_path / "parley.db"
+    env = lab_env(telegram, openai_api, db_path)
+    telegram.delay("sendVoice", 5.0)  # the turns are stored, the reply is still on its way …
+    first = ParleyProcess(env, tmp_path)
+    await first.start()
+    try:
+        note = telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "remember me once")
+        await telegram.wait_calls("sendVoice")
+        await telegram.wait_for(lambda: _turn_count(db_path) == 2, 5, what="turns stored")
+        first.signal(signal.SIGKILL)  # … when the process dies
+        await first.wait()
+    finally:
+        await first.kill()
+    telegram.delay("sendVoice", 0)
+    second = ParleyProcess(env, tmp_path)
+    await second.start()
+    try:
+        await telegram.wait_for(
+            lambda: any(m.kind == "voice" and m.reply_to_message_id == note for m in telegram.sent), 30
+        )
+        await settle(telegram)
+        second.signal(signal.SIGTERM)
+        assert await second.wait() == 0
+    finally:
+        await second.kill()
+    with sqlite3.connect(db_path) as db:
+        turns = db.execute("SELECT role, text FROM turns ORDER BY id").fetchall()
+    assert turns == [("user", "remember me once"), ("assistant", "You said: remember me once")]
+
+
+def _turn_count(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
