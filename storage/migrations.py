@@ -221,7 +221,16 @@ async def m006_voice_tools(db: aiosqlite.Connection) -> None:
             value      TEXT NOT NULL,
             user_id    INTEGER,
             created_at REAL NOT NULL
-        )
+        );
+
+        -- After /forget, only what this month's budgets need: amounts and times, no model or content.
+        -- Pruned once no budget period can reach them.
+        CREATE TABLE forgotten_spend (
+            user_id    INTEGER NOT NULL,
+            cost_usd   REAL NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX forgotten_spend_by_user ON forgotten_spend (user_id, created_at)
         """,
     )
 

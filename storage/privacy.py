@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from storage.usage import FORGOTTEN_SPEND_DAYS
+
 if TYPE_CHECKING:
     from storage.database import Storage
 
@@ -112,6 +114,7 @@ class PrivacyStore:
             )
             jobs = await db.execute("DELETE FROM jobs WHERE updated_at < ? AND state IN ('done', 'failed')", (cutoff,))
             await db.execute("DELETE FROM tool_cache WHERE created_at < ?", (cutoff,))
+            await db.execute("DELETE FROM forgotten_spend WHERE created_at < ?", (now - FORGOTTEN_SPEND_DAYS * DAY,))
             report = RetentionReport(turns.rowcount, conversations.rowcount, jobs.rowcount, audio.rowcount)
         await self._storage.checkpoint()
         return report

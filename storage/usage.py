@@ -64,6 +64,10 @@ _TOTALS = """COUNT(*), COALESCE(SUM(prompt_text_tokens), 0), COALESCE(SUM(prompt
              COALESCE(SUM(completion_audio_tokens), 0), COALESCE(SUM(cost_usd), 0.0)"""
 
 
+FORGOTTEN_SPEND_DAYS = 32
+"""Long enough for any daily or monthly budget period to still see it, and no longer."""
+
+
 class UsageStore:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -97,7 +101,13 @@ class UsageStore:
         """USD recorded from `since` on, for one user or (None) for everyone."""
         sql, params = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?", (since,)
         if user_id is not None:
-            sql, params = sql + " AND user_id = ?", (since, user_id)
+            # What a user spent before /forget still counts against their budgets, this month.
+            sql = (
+                "SELECT COALESCE(SUM(cost_usd), 0.0) FROM (SELECT cost_usd FROM usage_ledger"
+                " WHERE created_at >= ? AND user_id = ? UNION ALL SELECT cost_usd FROM forgotten_spend"
+                " WHERE created_at >= ? AND user_id = ?)"
+            )
+            params = (since, user_id, since, user_id)
         row = await self._storage.fetch_one(sql, params)
         return float(row[0]) if row else 0.0
 
@@ -140,6 +150,11 @@ class UsageStore:
         """/forget: the user's rows get one random negative id (their private chat too; a group's id is
         dropped), so spend totals stay and nothing points back at the person. Returns the rows changed."""
         pseudonym = -(secrets.randbelow(2**62) + 1)
+        await db.execute(
+            """INSERT INTO forgotten_spend (user_id, cost_usd, created_at)
+               SELECT user_id, cost_usd, created_at FROM usage_ledger WHERE user_id = ? AND created_at >= ?""",
+            (user_id, time.time() - FORGOTTEN_SPEND_DAYS * 86400),
+        )
         cursor = await db.execute(
             """UPDATE usage_ledger SET chat_id = CASE WHEN chat_id = user_id THEN ? ELSE NULL END, user_id = ?
                WHERE user_id = ?""",

@@ -248,3 +248,25 @@ async def test_database_and_its_journal_are_private(parley, telegram: FakeTelegr
     db_path = parley.settings.db_path
     for path in (db_path, db_path.with_name(db_path.name + "-wal")):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+async def test_forget_keeps_totals_and_does_not_reset_budgets(tmp_path: Path) -> None:
+    from parley.prices import PriceTable
+    from parley.spend import Spend
+    from storage import Usage
+
+    storage = await Storage.open(tmp_path / "parley.db")
+    spend = Spend(storage.usage, PriceTable.shipped())
+    usage = Usage(model="gpt-audio", prompt_tokens=2000, completion_tokens=3000, completion_audio_tokens=2500)
+    cost = await spend.record(user_id=FRIEND, chat_id=FRIEND, purpose="reply", usage=usage)
+    assert cost > 0
+    before_user = await storage.usage.spent(0, user_id=FRIEND)
+    before_all = await storage.usage.spent(0)
+    await storage.forget_user(FRIEND)
+    with sqlite3.connect(tmp_path / "parley.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (FRIEND,)).fetchone()[0] == 0
+    assert await storage.usage.spent(0) == pytest.approx(before_all)  # the totals stay …
+    assert await storage.usage.spent(0, user_id=FRIEND) == pytest.approx(before_user)  # … and so does the budget
+    await storage.privacy.apply_retention(days=30, audio_days=7, now=time.time() + 40 * DAY)
+    assert await storage.usage.spent(0, user_id=FRIEND) == 0  # until no budget period can see it
+    await storage.close()
