@@ -31,6 +31,7 @@ from parley.config import ConfigError, Settings, load_settings
 from parley.errors import ParleyError
 from parley.logs import redact
 from parley.model import ModelClient
+from parley.providers import openai_client
 from storage.migrations import MIGRATIONS
 
 OK, FAIL = "✓", "✗"
@@ -249,10 +250,14 @@ def _openai_problem(exc: openai.OpenAIError, settings: Settings, name: str, mode
 
 
 async def check_openai(settings: Settings, *, live: bool) -> list[Finding]:
-    client = AsyncOpenAI(
-        api_key=settings.openai_api_key, base_url=settings.openai_base_url, max_retries=0, timeout=NETWORK_SECONDS
-    )
+    # The same provider the bot uses (OpenAI, or Azure OpenAI when configured), without retries.
+    client = openai_client(settings).with_options(max_retries=0, timeout=NETWORK_SECONDS)
     try:
+        if settings.azure_endpoint:  # Azure lists models, not deployments: only a real call can tell
+            found = [Finding(True, "OpenAI", f"Azure OpenAI at {settings.azure_endpoint} (deployments: see --live)")]
+            if live:
+                found.append(await _live_reply(client, settings))
+            return found
         for name, model in (("PARLEY_MODEL", settings.model), ("PARLEY_TRANSCRIBE_MODEL", settings.transcribe_model)):
             try:
                 await client.models.retrieve(model)

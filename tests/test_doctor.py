@@ -93,3 +93,22 @@ async def test_invalid_configuration_is_reported_and_the_network_left_alone(tmp_
     assert "✗ Telegram: not checked: fix the configuration first" in lines
     assert "✗ OpenAI: not checked: fix the configuration first" in lines
     assert "abcdefghijklmnop" not in "\n".join(lines)
+
+
+async def test_on_azure_the_doctor_checks_azure(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db")
+    del env["OPENAI_API_KEY"], env["OPENAI_BASE_URL"]
+    env |= {
+        "AZURE_OPENAI_ENDPOINT": openai_api.azure_endpoint,
+        "AZURE_OPENAI_API_KEY": openai_api.azure_api_key,
+        "PARLEY_MODEL": "voice-prod",
+        "PARLEY_MODELS": "voice-prod",
+    }
+    openai_api.azure_deployments = {"voice-prod": "gpt-audio"}
+    code, lines = await run_doctor(env, tmp_path, "--live")
+    assert code == 0, lines
+    assert any(line.startswith("✓ OpenAI live:") for line in lines)
+    [chat] = openai_api.chat_requests()
+    assert chat in openai_api.azure_requests()  # the Azure endpoint was asked, not api.openai.com's shape

@@ -313,3 +313,22 @@ async def test_group_log_has_its_own_retention(telegram: FakeTelegram, openai_ap
         say(telegram, ann, "said today")
         await telegram.wait_for(lambda: len(log_rows(db)) >= 1 and log_rows(db)[-1][2] == "said today", 5)
     assert [row[2] for row in log_rows(db)] == ["said today"]
+
+
+async def test_summaries_are_paid_for_through_the_ledger(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db = tmp_path / "parley.db"
+    env = lab_env(telegram, openai_api, db, PARLEY_SUMMARY_CHUNK_TOKENS="200")
+    ann = telegram.user(ANN, "Ann")
+    async with running_bot(env):
+        for i in range(30):
+            say(telegram, ann, f"point number {i} about the offsite agenda and who drives")
+        await telegram.wait_consumed()
+        say(telegram, ann, "/summary 30")
+        await telegram.wait_sent(GROUP, count=2)
+    with sqlite3.connect(db) as ledger:
+        rows = ledger.execute("SELECT user_id, chat_id, purpose, model FROM usage_ledger").fetchall()
+    calls = openai_api.chat_requests()
+    assert len(rows) == len(calls) >= 3  # every chunk and the spoken result
+    assert {(user, chat, purpose) for user, chat, purpose, _ in rows} == {(ANN, GROUP, "summary")}
