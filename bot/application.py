@@ -23,7 +23,6 @@ from bot.webhook import receive_updates
 from parley.ops_server import serve_ops
 from parley.services import Services
 from parley.summaries import GroupSummarizer
-from parley.tokens import o200k_base
 from parley.tools import VoiceTools
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,6 @@ async def run_bot(
         me = app.bot
         await publish_commands(me, services.settings.admins)
         await apply_retention(services)
-        await asyncio.to_thread(o200k_base)  # the tokenizer, loaded off the event loop before any turn
         await app.start()
         try:
             if app.job_queue is not None:

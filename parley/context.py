@@ -8,6 +8,7 @@ so the fold never delays an answer. Stored turns are never touched: only what is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -102,9 +103,19 @@ class ContextBuilder:
                 state.conversation_id, state.through_turn_id, self.history_turns + 1
             )
         system = self.system_message(summary)
+        window = turns[-self.history_turns :] if self.history_turns else []
+        everything = [system, *history_messages(window), current]
+        if tokens.upper_bound(everything) <= self.max_tokens:  # fits for certain: no tokenizer needed
+            return Context(
+                messages=everything,
+                text_tokens=tokens.rough_count(everything),
+                conversation_id=None if idle else state.conversation_id,
+                fold_due=len(turns) > self.history_turns,
+                new_conversation=idle,
+            )
+        await asyncio.to_thread(tokens.o200k_base)  # loaded once, when first needed, off the event loop
         used = tokens.count_messages([system, current])
         kept: list[dict[str, Any]] = []
-        window = turns[-self.history_turns :] if self.history_turns else []
         for message in reversed(history_messages(window)):
             cost = tokens.count_messages([message]) - tokens.REPLY_PRIMING
             if used + cost > self.max_tokens:
@@ -131,6 +142,7 @@ class ContextBuilder:
         if state.conversation_id is None:
             return False
         pending = await self.storage.context.turns_after(state.conversation_id, state.through_turn_id, 10_000)
+        await asyncio.to_thread(tokens.o200k_base)  # _keep counts exactly: load the tokenizer off the loop
         keep = self._keep(state.summary, pending)
         folding = pending[: len(pending) - keep]
         if not folding:

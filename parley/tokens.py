@@ -73,6 +73,30 @@ def count_text(text: str) -> int:
     return len(o200k_base().encode(text, disallowed_special=()))
 
 
+def _texts(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [part.get("text", "") for part in content if isinstance(part, dict)]
+    return []
+
+
+def upper_bound(messages: list[dict[str, Any]]) -> int:
+    """At least as many tokens as `count_messages` gives (a token is never shorter than one UTF-8 byte),
+    without the 78 MB tokenizer: when even this fits a budget, no exact count is needed."""
+    return REPLY_PRIMING + sum(
+        MESSAGE_OVERHEAD + sum(len(text.encode("utf-8")) for text in _texts(m)) for m in messages
+    )
+
+
+def rough_count(messages: list[dict[str, Any]]) -> int:
+    """About four bytes a token: good enough to estimate a call's cost when the exact count is not needed."""
+    return REPLY_PRIMING + sum(
+        MESSAGE_OVERHEAD + sum(len(text.encode("utf-8")) for text in _texts(m)) // 4 for m in messages
+    )
+
+
 def count_messages(messages: list[dict[str, Any]]) -> int:
     """Text tokens of chat messages (audio parts are not text and are counted apart, by duration)."""
     total = REPLY_PRIMING

@@ -167,3 +167,28 @@ async def test_both_providers_serve_a_voice_turn(
     [cost] = [c for purpose, _, c in rows if purpose == "transcription"]
     audio, text_out = usage["input_token_details"]["audio_tokens"], usage["output_tokens"]
     assert cost == pytest.approx((audio * 3.0 + text_out * 5.0) / 1e6)  # gpt-4o-mini-transcribe's prices
+
+
+async def test_short_conversations_never_load_the_tokenizer(tmp_path: Path) -> None:
+    """Counting exactly needs a 78 MB tokenizer; a context that fits even by a byte count does not."""
+    import subprocess
+    import sys
+
+    script = f"""
+import asyncio
+from parley.context import ContextBuilder
+from storage import NewTurn, Storage
+async def main():
+    storage = await Storage.open({str(tmp_path / "p.db")!r})
+    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="hello there")])
+    builder = ContextBuilder(storage, system_prompt="Be brief.", max_tokens=6000, history_turns=12)
+    context = await builder.build(1, 1, {{"role": "user", "content": "and again"}})
+    assert len(context.messages) == 3, context.messages
+    await storage.close()
+    from parley import tokens
+    print("cached" if tokens.o200k_base.cache_info().currsize else "not loaded")
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("not loaded")
