@@ -66,14 +66,7 @@ class ContextStore:
             )
 
     async def get_model(self, user_id: int) -> str | None:
-        row = await self._storage.fetch_one("SELECT model FROM users WHERE user_id = ?", (user_id,))
-        return row[0] if row else None
+        return await self._storage.user_setting(user_id, "model")
 
     async def set_model(self, user_id: int, model: str) -> None:
-        now = time.time()
-        async with self._storage.transaction() as db:
-            await db.execute(
-                """INSERT INTO users (user_id, model, created_at, last_seen_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (user_id) DO UPDATE SET model = excluded.model""",
-                (user_id, model, now, now),
-            )
+        await self._storage.set_user_setting(user_id, "model", model)

@@ -83,6 +83,9 @@ async def backup_file(source: Path | str, target: Path | str) -> None:
         await origin.close()
 
 
+USER_SETTINGS = frozenset({"voice", "reply_mode", "model"})
+
+
 class Storage:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -153,31 +156,35 @@ class Storage:
                 (user_id, first_name, username, language_code, now, now),
             )
 
-    async def get_voice(self, user_id: int) -> str | None:
-        row = await self.fetch_one("SELECT voice FROM users WHERE user_id = ?", (user_id,))
+    async def user_setting(self, user_id: int, name: str) -> str | None:
+        """One of a user's persisted choices (voice, reply mode, model); None when never chosen."""
+        if name not in USER_SETTINGS:
+            raise ValueError(name)
+        row = await self.fetch_one(f"SELECT {name} FROM users WHERE user_id = ?", (user_id,))
         return row[0] if row else None
+
+    async def set_user_setting(self, user_id: int, name: str, value: str) -> None:
+        if name not in USER_SETTINGS:  # the column name is spliced into SQL: only these, ever
+            raise ValueError(name)
+        now = time.time()
+        async with self.transaction() as db:
+            await db.execute(
+                f"""INSERT INTO users (user_id, {name}, created_at, last_seen_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (user_id) DO UPDATE SET {name} = excluded.{name}""",
+                (user_id, value, now, now),
+            )
+
+    async def get_voice(self, user_id: int) -> str | None:
+        return await self.user_setting(user_id, "voice")
 
     async def set_voice(self, user_id: int, voice: str) -> None:
-        now = time.time()
-        async with self.transaction() as db:
-            await db.execute(
-                """INSERT INTO users (user_id, voice, created_at, last_seen_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (user_id) DO UPDATE SET voice = excluded.voice""",
-                (user_id, voice, now, now),
-            )
+        await self.set_user_setting(user_id, "voice", voice)
 
     async def get_reply_mode(self, user_id: int) -> str | None:
-        row = await self.fetch_one("SELECT reply_mode FROM users WHERE user_id = ?", (user_id,))
-        return row[0] if row else None
+        return await self.user_setting(user_id, "reply_mode")
 
     async def set_reply_mode(self, user_id: int, mode: str) -> None:
-        now = time.time()
-        async with self.transaction() as db:
-            await db.execute(
-                """INSERT INTO users (user_id, reply_mode, created_at, last_seen_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (user_id) DO UPDATE SET reply_mode = excluded.reply_mode""",
-                (user_id, mode, now, now),
-            )
+        await self.set_user_setting(user_id, "reply_mode", mode)
 
     # --- results worth not paying for twice -------------------------------------------------------
 
