@@ -75,11 +75,11 @@ class ChatJobs:
                 notice_after=self.services.settings.slow_notice_seconds,
             ) as progress:
                 audio = await self._download_voice(message, timings) if media_of(message) else None
+                mode = await self.services.storage.get_reply_mode(user.id) or "voice"
 
                 async def deliver(reply: Reply) -> None:
                     await progress.stop()
                     sending = time.perf_counter()
-                    mode = await self.services.storage.get_reply_mode(user.id) or "voice"
                     await send_reply(self.bot, chat_id, message.message_id, reply, thread_id=thread, mode=mode)
                     await self.services.storage.jobs.mark_replied(job.id)
                     timings["send"] = time.perf_counter() - sending
@@ -92,6 +92,7 @@ class ChatJobs:
                         text=job.payload.get("text", message.text),
                         audio=audio,
                         thread_id=thread or 0,
+                        reply_mode=mode,
                     ),
                     deliver,
                 )

@@ -38,6 +38,7 @@ class TurnRequest:
     text: str | None = None
     audio: bytes | None = None
     thread_id: int = 0
+    reply_mode: str = "voice"  # voice | text | both (/mode)
 
 
 @dataclass(slots=True)
@@ -193,7 +194,9 @@ class ConversationEngine:
         started = time.perf_counter()
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
         try:
-            reply = await self.model.reply(context.messages, voice=voice, model=model)
+            # An audio model needs audio in or out: text-only replies are possible when the user spoke.
+            speak = request.reply_mode != "text" or wav is None
+            reply = await self.model.reply(context.messages, voice=voice, model=model, speak=speak)
         except BaseException:
             if transcription is not None:
                 transcription.cancel()
@@ -216,7 +219,7 @@ class ConversationEngine:
             await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
 
         voice_ogg: bytes | None = None
-        if reply.audio is not None:
+        if reply.audio is not None and request.reply_mode != "text":  # nobody listens: no encode
             started = time.perf_counter()
             try:
                 voice_ogg = await self.audio.to_voice_ogg(reply.audio)

@@ -71,18 +71,25 @@ class ModelClient:
     async def close(self) -> None:
         await self._client.close()
 
-    async def reply(self, messages: list[dict[str, Any]], *, voice: str, model: str | None = None) -> ModelReply:
+    async def reply(
+        self, messages: list[dict[str, Any]], *, voice: str, model: str | None = None, speak: bool = True
+    ) -> ModelReply:
         """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio).
 
-        `model` is the user's choice (/model), else PARLEY_MODEL; on Azure, a deployment name."""
+        `model` is the user's choice (/model), else PARLEY_MODEL; on Azure, a deployment name. With
+        `speak=False` (a user who reads, and sent audio) only text is asked for: audio out costs the most."""
         model = model or self.model
         started = time.perf_counter()
+        output: dict[str, Any] = (
+            {"modalities": ["text", "audio"], "audio": {"voice": voice, "format": "wav"}}
+            if speak
+            else {"modalities": ["text"]}
+        )
         try:
             completion = await self._client.chat.completions.create(
                 model=model,
-                modalities=["text", "audio"],
-                audio={"voice": voice, "format": "wav"},
                 messages=messages,  # type: ignore[arg-type]
+                **output,
             )
         except openai.OpenAIError as exc:
             error = _translate(exc, "reply")

@@ -169,7 +169,7 @@ async def test_both_providers_serve_a_voice_turn(
     assert cost == pytest.approx((audio * 3.0 + text_out * 5.0) / 1e6)  # gpt-4o-mini-transcribe's prices
 
 
-async def test_short_conversations_never_load_the_tokenizer(tmp_path: Path) -> None:
+def test_short_conversations_never_load_the_tokenizer(tmp_path: Path) -> None:
     """Counting exactly needs a 78 MB tokenizer; a context that fits even by a byte count does not."""
     import subprocess
     import sys

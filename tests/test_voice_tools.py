@@ -382,3 +382,19 @@ async def test_tools_and_summaries_go_through_the_ledger_and_the_budgets(
         refusal = (await telegram.wait_sent(CHAT, count=len(telegram.sent_to(CHAT)) + 1))[-1]
     assert refusal.kind == "text" and "budget" in refusal.text.lower()
     assert len(openai_api.requests) == before  # refused before any call
+
+
+async def test_text_mode_does_not_pay_for_audio_it_will_not_send(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    telegram.push_text(CHAT, ann, "/mode text")
+    await telegram.wait_sent(CHAT)
+    note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
+    answer = (await telegram.wait_sent(CHAT, count=2))[-1]
+    assert answer.kind == "text" and answer.reply_to_message_id == note
+    request = openai_api.chat_requests()[-1].json
+    assert request["modalities"] == ["text"] and "audio" not in request  # no audio tokens out
+    telegram.push_text(CHAT, ann, "and typed")  # typed in: the audio model still needs audio out
+    typed = (await telegram.wait_sent(CHAT, count=3))[-1]
+    assert typed.kind == "text" and openai_api.chat_requests()[-1].json["modalities"] == ["text", "audio"]
