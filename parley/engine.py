@@ -23,7 +23,7 @@ from parley.metrics import Metrics
 from parley.model import ModelClient, ModelReply
 from parley.prices import PriceTable
 from parley.spend import Spend
-from storage import ForgetReport, NewTurn, Storage, StoredTurn, Usage
+from storage import ForgetReport, NewTurn, Storage, Usage
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,6 @@ def visible_text(text: str | None) -> str:
 
 def voice_placeholder(seconds: float) -> str:
     return f"[voice message, {max(1, math.ceil(seconds))} s]"
-
-
-def history_messages(turns: list[StoredTurn]) -> list[dict[str, Any]]:
-    return [{"role": turn.role, "content": turn.text} for turn in turns if turn.text]
 
 
 class _Stopwatch:
@@ -177,9 +173,11 @@ class ConversationEngine:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
         reservation = await self.spend.reserve(request.user_id, estimate)  # raises BudgetExceeded: no call made
         try:
-            return await self._answer(request, wav, voice, model, context, deliver, clock)
+            return await self._answer(
+                request, wav, voice, model, context, deliver, clock, lambda: self.spend.release(reservation)
+            )
         finally:
-            self.spend.release(reservation)
+            self.spend.release(reservation)  # idempotent: usually released as soon as the reply was recorded
 
     async def _answer(
         self,
@@ -190,6 +188,7 @@ class ConversationEngine:
         context: Context,
         deliver: Deliver,
         clock: _Stopwatch,
+        release: Callable[[], None],
     ) -> Reply:
         started = time.perf_counter()
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
@@ -205,6 +204,7 @@ class ConversationEngine:
             raise
         clock.lap("model", started)
         await self._record(request, "reply", reply.usage)
+        release()  # the real cost is in the ledger now: holding the estimate too would count it twice
 
         late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
         if wav is None or transcription is None:
