@@ -19,9 +19,9 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import texts
-from bot.sender import StatusMessage, send_reply, tell
+from bot.sender import StatusMessage, retry_keyboard, send_reply, tell
 from parley.access import Requester
-from parley.errors import ParleyError
+from parley.errors import ModelError, ParleyError
 from parley.services import Services
 from parley.summaries import GroupSummarizer
 from storage import JobRow
@@ -184,7 +184,10 @@ class GroupJobs:
                 await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
             except ParleyError as exc:
                 log.warning("chat=%s summary failed: %s", chat_id, exc)
-                await self._say(chat_id, texts.explain(exc), reply_to, thread)
+                keyboard = retry_keyboard(job.id) if isinstance(exc, ModelError) else None
+                await tell(
+                    self.bot, chat_id, texts.explain(exc), reply_to=reply_to, thread_id=thread, keyboard=keyboard
+                )
                 return False
         log.info("chat=%s summary of %d messages in %d chunks", chat_id, len(messages), result.chunks)
         return True

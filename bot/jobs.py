@@ -15,7 +15,7 @@ from telegram.error import TelegramError
 
 from bot import texts
 from bot.media import download, media_of
-from bot.sender import ReplyProgress, send_reply, tell
+from bot.sender import ReplyProgress, retry_keyboard, send_reply, tell
 from parley.access import subject_key
 from parley.engine import Reply, TurnRequest
 from parley.errors import AudioTooLarge, ModelError, ParleyError, VoiceTooLong
@@ -32,10 +32,6 @@ DOWNLOAD_LIMIT_BYTES = texts.TELEGRAM_DOWNLOAD_LIMIT_MB * 1024 * 1024
 def voice_keyboard(voices: tuple[str, ...], current: str) -> InlineKeyboardMarkup:
     buttons = [InlineKeyboardButton(f"• {v}" if v == current else v, callback_data=f"voice:{v}") for v in voices]
     return InlineKeyboardMarkup([buttons[i : i + 4] for i in range(0, len(buttons), 4)])
-
-
-def retry_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RETRY, callback_data=f"retry:{job_id}")]])
 
 
 def forget_keyboard() -> InlineKeyboardMarkup:

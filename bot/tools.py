@@ -17,12 +17,13 @@ from bot.sender import (
     MESSAGE_LIMIT,
     ReplyProgress,
     StatusMessage,
+    retry_keyboard,
     send_text,
     split_message,
     telegram_length,
     tell,
 )
-from parley.errors import ParleyError
+from parley.errors import ModelError, ParleyError
 from parley.services import Services
 from parley.tools import Recorder, ToneReport, VoiceTools
 from storage import JobRow
@@ -78,7 +79,7 @@ class ToolJobs:
                 await work(job, message, data, progress, record)
         except ParleyError as exc:
             log.warning("chat=%s %s failed: %s", job.chat_id, job.kind, exc)
-            return await self._say(job, texts.explain(exc), reply_to=message.message_id)
+            return await self._failed(job, exc, reply_to=message.message_id)
         return True
 
     async def _transcript(
@@ -144,7 +145,7 @@ class ToolJobs:
                     text, voice=voice, max_chars=self.services.settings.speak_max_chars, record=record
                 )
         except ParleyError as exc:
-            return await self._say(job, texts.explain(exc), reply_to=message.message_id)
+            return await self._failed(job, exc, reply_to=message.message_id)
         sent = await self.bot.send_voice(
             job.chat_id,
             InputFile(spoken.reply.voice_ogg or b"", filename="speech.ogg"),
@@ -199,6 +200,14 @@ class ToolJobs:
             )
             return
         await send_text(self.bot, job.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
+
+    async def _failed(self, job: JobRow, exc: ParleyError, *, reply_to: int) -> bool:
+        """Say what went wrong; a model failure (worth another try) gets the Retry button and leaves the
+        job failed, so the button can run it again. Other failures are final: the job is done."""
+        if isinstance(exc, ModelError):
+            await tell(self.bot, job.chat_id, texts.explain(exc), reply_to=reply_to, keyboard=retry_keyboard(job.id))
+            return False
+        return await self._say(job, texts.explain(exc), reply_to=reply_to)
 
     async def _say(self, job: JobRow, text: str, *, reply_to: int | None = None) -> bool:
         return await tell(self.bot, job.chat_id, text, reply_to=reply_to)

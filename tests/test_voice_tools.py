@@ -398,3 +398,22 @@ async def test_text_mode_does_not_pay_for_audio_it_will_not_send(
     telegram.push_text(CHAT, ann, "and typed")  # typed in: the audio model still needs audio out
     typed = (await telegram.wait_sent(CHAT, count=3))[-1]
     assert typed.kind == "text" and openai_api.chat_requests()[-1].json["modalities"] == ["text", "audio"]
+
+
+async def test_a_failed_tool_offers_retry_and_the_button_runs_it_again(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
+    await telegram.wait_sent(CHAT)
+    openai_api.fail_next(500)
+    asked = telegram.push_text(CHAT, ann, "/transcribe", reply_to=note)
+    await telegram.wait_for(lambda: any(m.reply_markup for m in telegram.sent_to(CHAT)), 10, what="retry offer")
+    [failure] = [m for m in telegram.sent_to(CHAT) if m.reply_markup]
+    assert failure.reply_to_message_id == asked
+    [[button]] = failure.reply_markup["inline_keyboard"]
+    telegram.push_callback(CHAT, ann, failure.message_id, button["callback_data"])
+    await telegram.wait_for(
+        lambda: any(m.text == "I heard 1.0 seconds of audio." for m in telegram.sent_to(CHAT)), 10, what="transcript"
+    )
+    assert telegram.message(CHAT, failure.message_id)["text"] == texts.RETRYING
