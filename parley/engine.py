@@ -85,14 +85,12 @@ class ConversationEngine:
         storage: Storage,
         model: ModelClient,
         audio: AudioConverter,
-        system_prompt: str,
+        context: ContextBuilder,
         default_voice: str,
         voices: tuple[str, ...],
-        history_turns: int,
         metrics: Metrics | None = None,
         keep_audio: bool = False,
         spend: Spend | None = None,
-        context: ContextBuilder | None = None,
         models: tuple[str, ...] = (),
         summary_model: str = "gpt-4o-mini",
         max_voice_seconds: float | None = None,
@@ -100,16 +98,12 @@ class ConversationEngine:
         self.storage = storage
         self.model = model
         self.audio = audio
-        self.system_prompt = system_prompt
         self.default_voice = default_voice
         self.voices = voices
-        self.history_turns = history_turns
         self.metrics = metrics or Metrics()
         self.keep_audio = keep_audio
         self.spend = spend or Spend(storage.usage, PriceTable.shipped())
-        self.context = context or ContextBuilder(
-            storage, system_prompt=system_prompt, max_tokens=6000, history_turns=history_turns
-        )
+        self.context = context  # owns the system prompt, the history window and the token budget
         self.models = models or (model.model,)
         self.summary_model = summary_model
         self.max_voice_seconds = max_voice_seconds

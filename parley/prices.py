@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -153,11 +153,3 @@ class PriceTable:
         words = math.ceil(audio_seconds * TEXT_TOKENS_PER_SECOND)
         usage = Usage(model=model, prompt_tokens=audio_in, prompt_audio_tokens=audio_in, completion_tokens=words)
         return self.cost(usage, audio_seconds=audio_seconds)
-
-    def describe(self) -> list[str]:
-        """One line per model, for the README and /stats."""
-        lines = []
-        for name, p in sorted(self.models.items()):
-            parts = [f"{f.name} {getattr(p, f.name):g}" for f in fields(p) if getattr(p, f.name)]
-            lines.append(f"{name}: {', '.join(parts)}")
-        return lines
