@@ -165,7 +165,7 @@ class ReplyProgress:
         self.bot, self.chat_id, self.reply_to = bot, chat_id, reply_to
         self.notice_after, self.action = notice_after, action
         self._tasks: list[asyncio.Task[None]] = []
-        self._status: Message | None = None
+        self._status: StatusMessage | None = None
         self._started = 0.0
 
     async def __aenter__(self) -> ReplyProgress:
@@ -188,10 +188,7 @@ class ReplyProgress:
                 await task
         status, self._status = self._status, None
         if status is not None:
-            try:
-                await status.delete()
-            except TelegramError as exc:
-                log.debug("could not delete the status message in chat %s: %s", self.chat_id, exc)
+            await status.close()
 
     async def _keep_acting(self) -> None:
         while True:
@@ -206,13 +203,11 @@ class ReplyProgress:
         while True:
             await asyncio.sleep(self.notice_after)
             text = texts.still_working(asyncio.get_running_loop().time() - self._started)
-            try:
-                if self._status is None:
-                    self._status = await send_text(self.bot, self.chat_id, text, reply_to=self.reply_to)
-                else:
-                    await self._status.edit_text(text)
-            except TelegramError as exc:
-                log.debug("status message failed in chat %s: %s", self.chat_id, exc)
+            if self._status is not None and self._status.message is not None:
+                await self._status.update(text)
+            else:  # first notice (or the first one was refused: try again)
+                status = StatusMessage(self.bot, self.chat_id, text, reply_to=self.reply_to)
+                self._status = status if await status.open() else None
 
 
 class StatusMessage:
@@ -225,13 +220,18 @@ class StatusMessage:
         self.message: Message | None = None
 
     async def __aenter__(self) -> StatusMessage:
+        await self.open()
+        return self
+
+    async def open(self) -> bool:
+        """Send the message; False (and nothing to edit later) when Telegram refused it."""
         try:
             self.message = await send_text(
                 self.bot, self.chat_id, self.text, reply_to=self.reply_to, thread_id=self.thread_id
             )
         except TelegramError as exc:
             log.debug("status message not sent in chat %s: %s", self.chat_id, exc)
-        return self
+        return self.message is not None
 
     async def update(self, text: str) -> None:
         if self.message is None or text == self.text:
@@ -243,8 +243,13 @@ class StatusMessage:
             log.debug("status message not edited in chat %s: %s", self.chat_id, exc)
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.message is not None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Delete the message (idempotent)."""
+        message, self.message = self.message, None
+        if message is not None:
             try:
-                await self.message.delete()
+                await message.delete()
             except TelegramError as exc:
                 log.debug("status message not deleted in chat %s: %s", self.chat_id, exc)
