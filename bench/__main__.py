@@ -35,6 +35,7 @@ FULL = {
     "rss_turns_per_user": 20,
     "rss_concurrent": 100,
     "wide_workers": 100,
+    "tight_context_tokens": 1000,
 }
 SMOKE = {
     "overhead": [(5.0, 2), (30.0, 1)],
@@ -45,6 +46,7 @@ SMOKE = {
     "rss_turns_per_user": 10,
     "rss_concurrent": 3,
     "wide_workers": 3,
+    "tight_context_tokens": 500,
 }
 
 
@@ -86,6 +88,7 @@ async def lab_with_bot(
 
 
 _T0 = time.monotonic()
+TOKENIZER_LOADED = "loaded the o200k_base tokenizer"
 
 
 def say(text: str) -> None:
@@ -131,6 +134,24 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "concurrent_turns": plan["rss_concurrent"],
             "idle_mb": round(idle / 2**20, 1),
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
+            "tokenizer_loaded": lab.bot.count_in_log(TOKENIZER_LOADED) > 0,
+        }
+
+    # The same burst where every context nears its budget, so the exact tokenizer (~50 MB) is in memory too.
+    tight = plan["tight_context_tokens"]
+    async with lab_with_bot(workdir, big, "bot-large-db-tokenizer", speech, PARLEY_CONTEXT_TOKENS=str(tight)) as (
+        lab,
+        _,
+    ):
+        say(f"bench: memory, {plan['rss_concurrent']} other seeded users at once, PARLEY_CONTEXT_TOKENS={tight}")
+        await scenarios.makespan(
+            lab, plan["rss_concurrent"], first_chat=FIRST_USER + plan["rss_concurrent"],
+            model_latency=plan["model_seconds"],
+        )  # fmt: skip
+        results["rss_tokenizer"] = {
+            "context_tokens": tight,
+            "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
+            "tokenizer_loaded": lab.bot.count_in_log(TOKENIZER_LOADED) > 0,
         }
 
     # The same burst with as many workers as users: what the PARLEY_WORKERS cap costs, and what lifting it costs.

@@ -84,9 +84,16 @@ def table(results: dict[str, Any]) -> str:
     r = results["rss"]
     rows.append(
         f"| peak RSS, {r['users']:,} users and {r['turns']:,} stored turns, {r['concurrent_turns']} turns at once | "
-        f"{r['peak_mb']:.0f} MB (idle after start {r['idle_mb']:.0f} MB) | ≤ {TARGETS['peak_rss_mb']:g} MB "
+        f"{r['peak_mb']:.0f} MB (idle after start {r['idle_mb']:.0f} MB; tokenizer "
+        f"{'loaded' if r.get('tokenizer_loaded') else 'not needed'}) | ≤ {TARGETS['peak_rss_mb']:g} MB "
         f"{_mark(r['peak_mb'], TARGETS['peak_rss_mb'])} |"
     )
+    if "rss_tokenizer" in results:
+        k = results["rss_tokenizer"]
+        rows.append(
+            f"| the same, other users, every context near its budget (PARLEY_CONTEXT_TOKENS={k['context_tokens']}) | "
+            f"{k['peak_mb']:.0f} MB, tokenizer {'loaded' if k['tokenizer_loaded'] else 'not loaded'} | |"
+        )
     s = results["startup"]
     rows.append(
         f"| start → first getUpdates | {s['empty_db_seconds']:.2f} s (new database), "

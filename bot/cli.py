@@ -16,6 +16,7 @@ from bot.application import run_bot
 from bot.doctor import doctor
 from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging, redact
+from parley.memory import tune_allocator
 from parley.ops_server import ServeError
 from parley.services import Services
 from storage import Storage, backup_file
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"parley: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.secrets, log_format=settings.log_format)
+    tune_allocator()  # before any thread starts: the allocator's arenas are fixed then
     try:
         asyncio.run(_serve(settings))
     except StartupError as exc:

@@ -142,8 +142,10 @@ class ContextBuilder:
         if state.conversation_id is None:
             return False
         pending = await self.storage.context.turns_after(state.conversation_id, state.through_turn_id, 10_000)
-        await asyncio.to_thread(tokens.o200k_base)  # _keep counts exactly: load the tokenizer off the loop
-        keep = self._keep(state.summary, pending)
+        keep = self._keep_by_bytes(state.summary, pending)
+        if keep is None:  # too close to call without counting: load the tokenizer off the loop
+            await asyncio.to_thread(tokens.o200k_base)
+            keep = self._keep(state.summary, pending)
         folding = pending[: len(pending) - keep]
         if not folding:
             return False
@@ -164,11 +166,23 @@ class ContextBuilder:
         log.info("chat=%s folded %d turns into the summary", chat_id, len(folding))
         return True
 
+    def _initial_keep(self, pending: list[StoredTurn]) -> int:
+        keep = max(0, min(len(pending), self.history_turns - fold_slack(self.history_turns)))
+        return keep - keep % 2  # whole exchanges: the verbatim part starts with what the user said
+
+    def _keep_by_bytes(self, summary: str, pending: list[StoredTurn]) -> int | None:
+        """`_keep`'s answer when byte counts (upper bounds of token counts) prove it, without the tokenizer:
+        if the window fits a room computed from an over-count of the system prompt, it fits the real room."""
+        keep = self._initial_keep(pending)
+        room = (self.max_tokens - tokens.upper_bound([self.system_message(summary)])) // 2
+        if keep == 0 or tokens.upper_bound(history_messages(pending[len(pending) - keep :])) <= room:
+            return keep
+        return None
+
     def _keep(self, summary: str, pending: list[StoredTurn]) -> int:
         """How many of the newest pending turns stay verbatim: the window less some slack, and few enough
         that they fit in half of what the token budget leaves after the system prompt and summary."""
-        keep = max(0, min(len(pending), self.history_turns - fold_slack(self.history_turns)))
-        keep -= keep % 2  # whole exchanges: the verbatim part starts with what the user said
+        keep = self._initial_keep(pending)
         room = (self.max_tokens - tokens.count_messages([self.system_message(summary)])) // 2
         while keep and tokens.count_messages(history_messages(pending[len(pending) - keep :])) > room:
             keep -= 1

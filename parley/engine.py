@@ -168,8 +168,12 @@ class ConversationEngine:
 
         voice = await self.voice_of(request.user_id)
         model = await self.model_of(request.user_id)
-        current = {"role": "user", "content": self._user_content(request, wav)}
-        context = await self.context.build(request.chat_id, request.user_id, current, thread_id=request.thread_id)
+        context = await self.context.build(
+            request.chat_id,
+            request.user_id,
+            {"role": "user", "content": self._user_content(request, wav)},
+            thread_id=request.thread_id,
+        )
         seconds = wav.duration if wav is not None else 0.0
         estimate = self.spend.prices.estimate_reply(model, text_tokens=context.text_tokens, audio_seconds=seconds)
         if wav is not None:
@@ -204,7 +208,11 @@ class ConversationEngine:
         except BaseException:
             await _cancel(answer, transcription)
             raise
+        del answer  # the task would keep the reply (and its audio) alive as its result
         clock.lap("model", started)
+        # The request (with the note as base64 text, a megabyte for 30 s) has done its work: a turn that still
+        # has to encode, send and fold should not hold it.
+        context.messages.clear()
         # Encoding the voice note (ffmpeg, another process) overlaps storing the turn (SQLite, a thread).
         encoding = (
             asyncio.create_task(self._encode(reply.audio, clock))
@@ -237,6 +245,7 @@ class ConversationEngine:
             timings=clock.timings,
             new_conversation=context.new_conversation,
         )
+        del reply  # its WAV is encoded now; the transcript and the fold below need neither
         await deliver(result)
 
         if late_transcript is not None:

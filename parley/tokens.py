@@ -13,11 +13,15 @@ import functools
 import gzip
 import hashlib
 import io
+import logging
 import threading
+import time
 from importlib import resources
 from typing import Any
 
 from tiktoken._tiktoken import CoreBPE
+
+log = logging.getLogger(__name__)
 
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 """The hash tiktoken checks its own download of o200k_base against (tiktoken_ext/openai_public.py)."""
@@ -93,7 +97,11 @@ def o200k_base() -> O200k:
 
 @functools.cache
 def _build() -> O200k:
-    return O200k(_o200k_ranks())
+    started = time.perf_counter()
+    tokenizer = O200k(_o200k_ranks())
+    log.info("loaded the o200k_base tokenizer in %.1f s (a conversation neared its token budget)",
+             time.perf_counter() - started)  # fmt: skip
+    return tokenizer
 
 
 def loaded() -> bool:

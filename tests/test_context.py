@@ -192,3 +192,28 @@ asyncio.run(main())
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("not loaded")
+
+
+@pytest.mark.parametrize("words", [1, 20, 60, 200, 600])
+@pytest.mark.parametrize("budget", [500, 2000, 6000])
+def test_the_fold_decides_by_byte_counts_only_when_they_give_the_exact_answer(
+    tmp_path: Path, words: int, budget: int
+) -> None:
+    """Folding keeps as many verbatim turns with byte counts as with tiktoken's counts; when bytes cannot
+    tell, it says so (and the fold loads the tokenizer)."""
+    from parley.context import ContextBuilder
+    from storage import StoredTurn
+
+    builder = ContextBuilder(None, system_prompt="Be brief.", max_tokens=budget, history_turns=12)  # type: ignore[arg-type]
+    text = " ".join(f"word{i} héllo" for i in range(words))
+    pending = [StoredTurn(i, 1, "user" if i % 2 else "assistant", "text", text, i, 0.0) for i in range(20)]
+    by_bytes = builder._keep_by_bytes("A summary of earlier talk.", pending)
+    exact = builder._keep("A summary of earlier talk.", pending)
+    if by_bytes is not None:
+        assert by_bytes == exact
+    else:  # bytes could not prove the whole window fits: the exact count keeps fewer turns, or the same
+        assert exact <= builder._initial_keep(pending)
+    if words <= 20 and budget == 6000:
+        assert by_bytes == exact == 8  # typical short voice turns: decided without the tokenizer
+    if words >= 200:
+        assert by_bytes is None and exact < 8
