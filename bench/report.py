@@ -71,10 +71,14 @@ def table(results: dict[str, Any]) -> str:
         f"| makespan, {w['users']} users at once, PARLEY_WORKERS={w['workers']} | {w['seconds']:.2f} s "
         f"(ratio {w['ratio']:.2f}), peak RSS {w['peak_mb']:.0f} MB | |"
     )
-    cpu = results["makespan"][-1]["bot_cpu_ms_per_turn"]
+    last = results["makespan"][-1]
+    cpu = last["bot_cpu_ms_per_turn"]
+    cores = results["machine"]["cores"]
+    floor = last["model_seconds"] + last["users"] * (cpu["ffmpeg"] + cpu["python"]) / 1000 / cores
     rows.append(
         f"| bot CPU per voice turn (5 s note and the reply) | {cpu['ffmpeg']:.0f} ms in ffmpeg, "
-        f"{cpu['python']:.0f} ms in Python | |"
+        f"{cpu['python']:.0f} ms in Python: {last['users']} turns cannot end before {floor:.1f} s on {cores} cores "
+        f"(ratio {floor / last['model_seconds']:.2f}), however they are scheduled | |"
     )
     t = results["prompt_tokens"]
     rows.append(
