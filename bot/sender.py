@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
@@ -14,6 +13,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import texts
 from parley.engine import Reply
+from parley.jobs import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +181,7 @@ class ReplyProgress:
     async def stop(self) -> None:
         """Idempotent: called when the reply is ready, and again on the way out."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         status, self._status = self._status, None
         if status is not None:
             await status.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import math
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from parley.audio import AudioConverter, WavAudio
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
 from parley.errors import AudioError, EmptyMessage, ParleyError, VoiceTooLong
+from parley.jobs import cancel_and_wait
 from parley.metrics import Metrics
 from parley.model import ModelClient, ModelReply
 from parley.prices import PriceTable
@@ -68,15 +68,6 @@ def visible_text(text: str | None) -> str:
 
 def voice_placeholder(seconds: float) -> str:
     return f"[voice message, {max(1, math.ceil(seconds))} s]"
-
-
-async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
-    """Cancel work a failed turn no longer needs, and wait until it has stopped."""
-    for task in tasks:
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 class _Stopwatch:
@@ -206,7 +197,7 @@ class ConversationEngine:
         try:
             reply = await answer
         except BaseException:
-            await _cancel(answer, transcription)
+            await cancel_and_wait([answer, transcription])
             raise
         del answer  # the task would keep the reply (and its audio) alive as its result
         clock.lap("model", started)
@@ -236,7 +227,7 @@ class ConversationEngine:
                 await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
             voice_ogg = await encoding if encoding is not None else None
         except BaseException:
-            await _cancel(encoding, transcription)
+            await cancel_and_wait([encoding, transcription])
             raise
         result = Reply(
             text=reply.text,
