@@ -23,6 +23,7 @@ from bench.process import BotProcess
 from bench.report import machine, table, write_json
 from bench.scenarios import REPLY, Lab, spoken_reply
 from bench.seed import FIRST_USER, seed
+from parley import tokens
 from tests.harness import lab_env
 from tests.lab import FakeOpenAI, FakeTelegram, parse_wav
 
@@ -88,7 +89,6 @@ async def lab_with_bot(
 
 
 _T0 = time.monotonic()
-TOKENIZER_LOADED = "loaded the o200k_base tokenizer"
 
 
 def say(text: str) -> None:
@@ -134,7 +134,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "concurrent_turns": plan["rss_concurrent"],
             "idle_mb": round(idle / 2**20, 1),
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
-            "tokenizer_loaded": lab.bot.count_in_log(TOKENIZER_LOADED) > 0,
+            "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,
         }
 
     # The same burst where every context nears its budget, so the exact tokenizer (~50 MB) is in memory too.
@@ -151,7 +151,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         results["rss_tokenizer"] = {
             "context_tokens": tight,
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
-            "tokenizer_loaded": lab.bot.count_in_log(TOKENIZER_LOADED) > 0,
+            "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,
         }
 
     # The same burst with as many workers as users: what the PARLEY_WORKERS cap costs, and what lifting it costs.
