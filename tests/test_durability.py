@@ -279,9 +279,10 @@ async def test_a_crash_between_remembering_and_delivering_leaves_one_pair_of_tur
     second = ParleyProcess(env, tmp_path)
     await second.start()
     try:
-        await telegram.wait_for(
-            lambda: any(m.kind == "voice" and m.reply_to_message_id == note for m in telegram.sent), 30
-        )
+        # The first process's reply may still reach Telegram (it was on the wire when the process died), so
+        # the second process is known to have answered only when its own bookkeeping says so.
+        await telegram.wait_for(lambda: _unfinished_jobs(db_path) == 0, 30, what="the resumed job finished")
+        assert any(m.kind == "voice" and m.reply_to_message_id == note for m in telegram.sent)
         await settle(telegram)
         second.signal(signal.SIGTERM)
         assert await second.wait() == 0
@@ -295,3 +296,8 @@ async def test_a_crash_between_remembering_and_delivering_leaves_one_pair_of_tur
 def _turn_count(db_path: Path) -> int:
     with sqlite3.connect(db_path) as db:
         return db.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
+
+
+def _unfinished_jobs(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'working')").fetchone()[0]
