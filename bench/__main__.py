@@ -23,9 +23,9 @@ from bench.process import BotProcess
 from bench.report import machine, table, write_json
 from bench.scenarios import REPLY, Lab, spoken_reply
 from bench.seed import FIRST_USER, seed
+from lab import FakeOpenAI, FakeTelegram, parse_wav
+from lab.harness import lab_env
 from parley import tokens
-from tests.harness import lab_env
-from tests.lab import FakeOpenAI, FakeTelegram, parse_wav
 
 FULL = {
     "overhead": [(5.0, 20), (30.0, 20), (120.0, 10)],

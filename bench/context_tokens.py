@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import REPLY
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from lab.harness import lab_env, running_bot
 
 CHAT = 4242
 MARKS = (1, 10, 25, 50, 100)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.process import BotProcess
+from lab import FakeOpenAI, FakeTelegram, ffmpeg_exe, make_voice_ogg, ogg_opus_duration
 from parley.audio import PcmFormat, wav_from_pcm
-from tests.lab import FakeOpenAI, FakeTelegram, ffmpeg_exe, make_voice_ogg, ogg_opus_duration
 
 REPLY = (
     "Sure. The early train leaves at seven, so set an alarm for six and pack the night before. Bring a warm "

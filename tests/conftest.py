@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from lab.harness import RunningBot, lab_env, running_bot
 from parley.logs import quiet_noisy_loggers
-from tests.harness import RunningBot, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 
 # ---------------------------------------------------------------------------------------------------------
 # lab fixtures

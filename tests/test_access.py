@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import lab_env, running_bot
 from storage import NewTurn, Storage
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg
 
 ADMIN, FRIEND, STRANGER = 111, 222, 333
 DAY = 86400

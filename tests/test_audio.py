@@ -7,9 +7,9 @@ import struct
 
 import pytest
 
+from lab.audio import InvalidWav, make_mp3, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
 from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, find_ffmpeg, normalise_wav, read_wav
 from parley.errors import AudioError, AudioTimeout
-from tests.lab.audio import InvalidWav, make_mp3, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
 
 
 @pytest.fixture

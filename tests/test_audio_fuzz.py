@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lab.audio import InvalidOgg, make_mp3, make_voice_ogg, make_wav, parse_wav
 from parley.audio import MAX_DECODED_SECONDS, AudioConverter, WavAudio, find_ffmpeg, normalise_wav, read_wav
 from parley.errors import AudioError
-from tests.lab.audio import InvalidOgg, make_mp3, make_voice_ogg, make_wav, parse_wav
 
 TIMEOUT = 4.0
 SLACK = 1.5

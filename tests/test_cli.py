@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ParleyProcess, lab_env
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import ParleyProcess, lab_env
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from lab.harness import lab_env, running_bot
 from parley import tokens
 from parley.context import SUMMARY_HEADER
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 
 ANN = 222
 

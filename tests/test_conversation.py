@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration
+from lab.harness import lab_env, running_bot
 from storage import Storage
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration
 
 CHAT = 1001
 

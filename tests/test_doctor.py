@@ -5,10 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from lab import FakeOpenAI, FakeTelegram
+from lab.harness import ParleyProcess, lab_env
 from storage import Storage
 from storage.migrations import MIGRATIONS
-from tests.harness import ParleyProcess, lab_env
-from tests.lab import FakeOpenAI, FakeTelegram
 
 
 async def run_doctor(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, list[str]]:

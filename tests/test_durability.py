@@ -14,11 +14,11 @@ import pytest
 
 from bot import texts
 from bot.dispatch import MAX_ATTEMPTS
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import ParleyProcess, lab_env, running_bot
 from parley.errors import ModelBusy
 from storage import Storage
-from tests.harness import ParleyProcess, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg
 
 CHAT = 1001
 

@@ -7,10 +7,10 @@ import random
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import lab_env, running_bot
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg
 
 CHAT = 1001
 TWENTY_MB = 20 * 1024 * 1024

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import texts
-from tests.harness import RunningBot, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import make_voice_ogg
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import RunningBot, lab_env, running_bot
 
 GROUP, FORUM, OTHER_GROUP = -1001, -1002, -1003
 ANN, BOB, CAT = 11, 22, 33

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from lab import FakeOpenAI, FakeTelegram, SentMessage
+from lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg
 from parley.errors import AudioError, AudioTimeout, EmptyMessage
-from tests.lab import FakeOpenAI, FakeTelegram, SentMessage
-from tests.lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg
 
 CHAT = 4242
 STILL_THERE = "are you still there?"

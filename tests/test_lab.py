@@ -18,7 +18,7 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 
-from tests.lab import (
+from lab import (
     DOWNLOAD_LIMIT,
     FakeOpenAI,
     FakeTelegram,
@@ -32,7 +32,7 @@ from tests.lab import (
     ogg_opus_duration,
     parse_wav,
 )
-from tests.lab._tgtext import parse_text
+from lab.telegram_text import parse_text
 
 CHAT = 4242
 USER = 4242

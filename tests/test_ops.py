@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from lab import FakeOpenAI, FakeTelegram
+from lab.harness import ParleyProcess, lab_env, running_bot
 from parley.audio import AudioConverter, find_ffmpeg
 from parley.config import Address
 from parley.metrics import Metrics
 from parley.ops_server import OpsServer
 from storage import Storage
-from tests.harness import ParleyProcess, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
 from tests.probe import free_port, get, get_json, moved, scrape, value
 
 CHAT = 1001

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
+from lab.harness import lab_env, running_bot
 from parley.prices import PriceTable
 from storage import Usage
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 
 ADMIN, ANN = 111, 222
 

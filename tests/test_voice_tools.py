@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg, make_wav
+from lab.harness import lab_env, running_bot
 from parley.audio import AudioConverter, find_ffmpeg
 from parley.tools import TONE_SCHEMA, plan_segments
-from tests.harness import lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
-from tests.lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg, make_wav
 
 CHAT = 1001
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 
 from bot.application import ALLOWED_UPDATES
+from lab import FakeOpenAI, FakeTelegram
+from lab.harness import ParleyProcess, lab_env, running_bot
 from parley.config import ConfigError, load_settings
-from tests.harness import ParleyProcess, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
 from tests.probe import free_port
 
 CHAT, STRANGER = 1001, 6666

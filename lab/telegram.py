@@ -28,8 +28,8 @@ import aiohttp
 from aiohttp import web
 
 from ._server import LabServer
-from ._tgtext import EntityParseError, bot_command_entities, parse_text, utf16_len
 from .audio import InvalidOgg, decode_duration, ogg_opus_duration, sniff_audio_format
+from .telegram_text import EntityParseError, bot_command_entities, parse_text, utf16_len
 
 __all__ = [
     "DOWNLOAD_LIMIT",

@@ -18,10 +18,10 @@ from pathlib import Path
 from telegram.ext import Application
 
 from bot.application import run_bot
+from lab import FakeOpenAI, FakeTelegram
 from parley.config import Settings, load_settings
 from parley.services import Services
 from storage import Storage
-from tests.lab import FakeOpenAI, FakeTelegram
 
 
 def lab_env(telegram: FakeTelegram, openai_api: FakeOpenAI, db_path: Path, **overrides: str) -> dict[str, str]:
