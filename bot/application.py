@@ -49,16 +49,17 @@ async def apply_retention(services: Services) -> None:
     """Delete what is older than PARLEY_RETENTION_DAYS (at start-up and daily, by the JobQueue)."""
     settings = services.settings
     report = await services.storage.privacy.apply_retention(
-        days=settings.retention_days, audio_days=settings.audio_retention_days
+        days=settings.privacy.retention_days, audio_days=settings.privacy.audio_retention_days
     )
-    group_days = min(settings.group_retention_days or settings.retention_days, settings.retention_days)
+    privacy = settings.privacy
+    group_days = min(privacy.group_retention_days or privacy.retention_days, privacy.retention_days)
     group_messages = await services.storage.groups.prune(time.time() - group_days * 86400)
     await services.storage.checkpoint()  # what was pruned survives in no file
     if group_messages:
         log.info("retention (%g days): deleted %d group log entries", group_days, group_messages)
     log.info(
         "retention (%g days): deleted %d turns, %d conversations, %d jobs, %d audio files",
-        settings.retention_days,
+        settings.privacy.retention_days,
         report.turns,
         report.conversations,
         report.jobs,
@@ -93,22 +94,22 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
     settings = services.settings
     app = (
         ApplicationBuilder()
-        .token(settings.telegram_token)
-        .base_url(settings.telegram_base_url)
-        .base_file_url(settings.telegram_base_file_url)
+        .token(settings.telegram.token)
+        .base_url(settings.telegram.base_url)
+        .base_file_url(settings.telegram.base_file_url)
         .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=10))
         .connection_pool_size(64)
         .read_timeout(30)
         .write_timeout(60)
         .media_write_timeout(120)
-        .local_mode(settings.local_bot_api)
+        .local_mode(settings.telegram.local_bot_api)
         .build()
     )
     summarizer = GroupSummarizer(
         model=services.model,
         audio=services.audio,
-        summary_model=settings.summary_model,
-        chunk_tokens=settings.summary_chunk_tokens,
+        summary_model=settings.model.summary_model,
+        chunk_tokens=settings.groups.summary_chunk_tokens,
     )
     groups = GroupJobs(services, app.bot, summarizer)
     dispatcher = Dispatcher(
@@ -122,11 +123,11 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
             VoiceTools(
                 model=services.model,
                 audio=services.long_audio or services.audio,
-                summary_model=settings.summary_model,
-                segment_seconds=settings.tool_segment_seconds,
+                summary_model=settings.model.summary_model,
+                segment_seconds=settings.tools.segment_seconds,
             ),
         ),
-        max_queue=services.settings.max_queue,
+        max_queue=services.settings.operations.max_queue,
     )
     if app.job_queue is not None:
         groups.digests = DigestScheduler(app.job_queue, _digest_firer(dispatcher))
@@ -135,9 +136,9 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
         storage=services.storage,
         gate=Gate(services.access, services.storage),
         policy=services.access,
-        user_rate=settings.user_rate,
-        chat_rate=settings.chat_rate,
-        summary_rate=settings.summary_rate,
+        user_rate=settings.access.user_rate,
+        chat_rate=settings.access.chat_rate,
+        summary_rate=settings.groups.summary_rate,
     ).register(app)
     observe(app, services.metrics)
     return app, dispatcher
@@ -163,7 +164,7 @@ async def run_bot(
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
         me = app.bot
-        await publish_commands(me, services.settings.admins)
+        await publish_commands(me, services.settings.access.admins)
         await apply_retention(services)
         await app.start()
         try:
@@ -188,6 +189,6 @@ async def run_bot(
             # Also on a failed start: a still-running Application would hide the real error at shutdown.
             if updater.running:
                 await updater.stop()
-            await services.scheduler.shutdown(services.settings.shutdown_seconds)
+            await services.scheduler.shutdown(services.settings.operations.shutdown_seconds)
             await app.stop()
     log.info("stopped")

@@ -57,10 +57,11 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        storage = await Storage.open(settings.db_path)
+        storage = await Storage.open(settings.operations.db_path)
     except (OSError, sqlite3.Error) as exc:
         raise StartupError(
-            f"PARLEY_DB: cannot open the database at {settings.db_path} ({exc}): check the path and its permissions",
+            f"PARLEY_DB: cannot open the database at {settings.operations.db_path} ({exc}): "
+            "check the path and its permissions",
             EXIT_CONFIG,
         ) from exc
     try:
@@ -76,7 +77,7 @@ async def _serve(settings: Settings) -> None:
         ) from exc
     except NetworkError as exc:
         raise StartupError(
-            f"could not reach Telegram at {settings.telegram_api_url} ({exc}): check the network or TELEGRAM_API_URL",
+            f"could not reach Telegram at {settings.telegram.api_url} ({exc}): check the network or TELEGRAM_API_URL",
             EXIT_FAILURE,
         ) from exc
     except ServeError as exc:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"parley: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level, settings.secrets, log_format=settings.log_format)
+    configure_logging(settings.operations.log_level, settings.secrets, log_format=settings.operations.log_format)
     tune_allocator()  # before any thread starts: the allocator's arenas are fixed then
     try:
         asyncio.run(_serve(settings))

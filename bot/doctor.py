@@ -60,8 +60,9 @@ def check_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Findin
         settings = load_settings(env)
     except ConfigError as exc:
         return None, [Finding(False, "configuration", problem) for problem in exc.problems]
-    mode = f"webhook {settings.webhook_url} on {settings.listen}" if settings.webhook else "long polling"
-    ops = f"health and metrics on {settings.metrics_listen}" if settings.metrics_listen else "metrics off"
+    operations = settings.operations
+    mode = f"webhook {operations.webhook_url} on {operations.listen}" if operations.webhook else "long polling"
+    ops = f"health and metrics on {operations.metrics_listen}" if operations.metrics_listen else "metrics off"
     return settings, [Finding(True, "configuration", f"valid ({mode}; {ops})")]
 
 
@@ -181,7 +182,7 @@ async def check_database(path: Path) -> Finding:
 
 async def check_telegram(settings: Settings) -> list[Finding]:
     bot = Bot(
-        settings.telegram_token, base_url=settings.telegram_base_url, base_file_url=settings.telegram_base_file_url
+        settings.telegram.token, base_url=settings.telegram.base_url, base_file_url=settings.telegram.base_file_url
     )
     try:
         async with asyncio.timeout(NETWORK_SECONDS):
@@ -197,7 +198,7 @@ async def check_telegram(settings: Settings) -> list[Finding]:
             Finding(
                 False,
                 "Telegram",
-                f"cannot reach {settings.telegram_api_url} ({exc or 'timed out'})",
+                f"cannot reach {settings.telegram.api_url} ({exc or 'timed out'})",
                 "check the network, a proxy, or TELEGRAM_API_URL",
             )
         ]
@@ -214,12 +215,12 @@ async def check_telegram(settings: Settings) -> list[Finding]:
 
 
 def _webhook_finding(settings: Settings, url: str, pending: int, last_error: str | None) -> Finding:
-    if not settings.webhook:
+    if not settings.operations.webhook:
         detail = "none (long polling)" if not url else f"set to {url}: `parley run` removes it and polls"
         return Finding(True, "Telegram webhook", f"{detail}; {pending} updates waiting")
-    if url != settings.webhook_url:
+    if url != settings.operations.webhook_url:
         shown = url or "not set"
-        return Finding(True, "Telegram webhook", f"{shown}: `parley run` sets {settings.webhook_url}")
+        return Finding(True, "Telegram webhook", f"{shown}: `parley run` sets {settings.operations.webhook_url}")
     if last_error:
         return Finding(
             False,
@@ -234,7 +235,7 @@ def _webhook_finding(settings: Settings, url: str, pending: int, last_error: str
 
 
 def _openai_problem(exc: openai.OpenAIError, settings: Settings, name: str, model: str) -> Finding:
-    base = settings.openai_base_url or "https://api.openai.com/v1"
+    base = settings.model.base_url or "https://api.openai.com/v1"
     if isinstance(exc, openai.AuthenticationError):
         return Finding(False, "OpenAI", "the API key was rejected", "check OPENAI_API_KEY (create a new key if needed)")
     if isinstance(exc, openai.NotFoundError):
@@ -253,18 +254,20 @@ async def check_openai(settings: Settings, *, live: bool) -> list[Finding]:
     # The same provider the bot uses (OpenAI, or Azure OpenAI when configured), without retries.
     client = openai_client(settings).with_options(max_retries=0, timeout=NETWORK_SECONDS)
     try:
-        if settings.azure_endpoint:  # Azure lists models, not deployments: only a real call can tell
-            found = [Finding(True, "OpenAI", f"Azure OpenAI at {settings.azure_endpoint} (deployments: see --live)")]
+        if settings.model.azure_endpoint:  # Azure lists models, not deployments: only a real call can tell
+            azure = f"Azure OpenAI at {settings.model.azure_endpoint} (deployments: see --live)"
+            found = [Finding(True, "OpenAI", azure)]
             if live:
                 found.append(await _live_reply(client, settings))
             return found
-        for name, model in (("PARLEY_MODEL", settings.model), ("PARLEY_TRANSCRIBE_MODEL", settings.transcribe_model)):
+        names = settings.model.name, settings.model.transcribe_model
+        for name, model in zip(("PARLEY_MODEL", "PARLEY_TRANSCRIBE_MODEL"), names, strict=True):
             try:
                 await client.models.retrieve(model)
             except openai.OpenAIError as exc:
                 return [_openai_problem(exc, settings, name, model)]
         found = [
-            Finding(True, "OpenAI", f"reachable, key valid, {settings.model} and {settings.transcribe_model} available")
+            Finding(True, "OpenAI", f"reachable, key valid, {names[0]} and {names[1]} available")
         ]
         if live:
             found.append(await _live_reply(client, settings))
@@ -275,10 +278,10 @@ async def check_openai(settings: Settings, *, live: bool) -> list[Finding]:
 
 async def _live_reply(client: AsyncOpenAI, settings: Settings) -> Finding:
     """One real, tiny request through Parley's own model client: text in, speech and text out."""
-    model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model)
+    model = ModelClient(client, model=settings.model.name, transcribe_model=settings.model.transcribe_model)
     started = time.perf_counter()
     try:
-        reply = await model.reply([{"role": "user", "content": "Say just: OK."}], voice=settings.voice)
+        reply = await model.reply([{"role": "user", "content": "Say just: OK."}], voice=settings.model.voice)
     except ParleyError as exc:
         return Finding(False, "OpenAI live", f"the model did not answer: {exc}", "check the model name and your quota")
     seconds = time.perf_counter() - started
@@ -300,7 +303,7 @@ async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets:
     settings, findings = check_settings(env)
     ok = show(findings)
     ok = show([await check_ffmpeg()]) and ok
-    db_path = settings.db_path if settings else Path((env.get("PARLEY_DB") or "").strip() or "parley.db")
+    db_path = settings.operations.db_path if settings else Path((env.get("PARLEY_DB") or "").strip() or "parley.db")
     ok = show([await check_database(db_path)]) and ok
     if settings is None:
         skipped = "not checked: fix the configuration first"

@@ -141,7 +141,7 @@ class GroupJobs:
         if not self.can_read_all:
             await self._say(chat_id, texts.PRIVACY_MODE, reply_to, thread)
         groups = self.services.storage.groups
-        zone = ZoneInfo(payload.get("timezone") or self.services.settings.timezone)
+        zone = ZoneInfo(payload.get("timezone") or self.services.settings.groups.timezone)
         now = time.time()
         try:
             mode, value = parse_span(
@@ -173,7 +173,7 @@ class GroupJobs:
                 async with spend.metered(user_id=payer, chat_id=chat_id, estimate=estimate) as record:
                     result = await self.summarizer.summarize(
                         messages,
-                        voice=self.services.settings.voice,
+                        voice=self.services.settings.model.voice,
                         timezone=zone.key,
                         progress=progress,
                         record=record,
@@ -211,7 +211,7 @@ class GroupJobs:
                 self.digests.cancel(chat_id)
             return await self._say(chat_id, texts.DIGEST_OFF, reply_to, None)
         match = _DIGEST_RE.match(words[0]) if words else None
-        zone_name = words[1] if len(words) > 1 else self.services.settings.timezone
+        zone_name = words[1] if len(words) > 1 else self.services.settings.groups.timezone
         try:
             ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError):

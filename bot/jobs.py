@@ -49,7 +49,7 @@ class ChatJobs:
     def __init__(self, services: Services, bot: Bot) -> None:
         self.services = services
         self.bot = bot
-        self.local_bot_api = services.settings.local_bot_api
+        self.local_bot_api = services.settings.telegram.local_bot_api
 
     async def converse(self, job: JobRow) -> bool:
         """A voice note or text in, a spoken reply out; every failure becomes one plain message."""
@@ -68,7 +68,7 @@ class ChatJobs:
                 self.bot,
                 chat_id,
                 reply_to=message.message_id,
-                notice_after=self.services.settings.slow_notice_seconds,
+                notice_after=self.services.settings.operations.slow_notice_seconds,
             ) as progress:
                 audio = await self._download_voice(message, timings) if media_of(message) else None
                 mode = await self.services.storage.get_reply_mode(user.id) or "voice"
@@ -137,7 +137,7 @@ class ChatJobs:
             raise ParleyError("no audio in the message")
         if voice.file_size is not None and voice.file_size > DOWNLOAD_LIMIT_BYTES and not self.local_bot_api:
             raise AudioTooLarge(f"voice note of {voice.file_size} bytes", user_message=texts.TOO_LARGE)
-        limit, declared = self.services.settings.max_voice_seconds, voice.duration
+        limit, declared = self.services.settings.spend.max_voice_seconds, voice.duration
         if declared > limit:  # refused before the download (and checked again after conversion)
             raise VoiceTooLong(declared, limit)
         started = time.perf_counter()

@@ -75,7 +75,7 @@ class ToolJobs:
                 spend.metered(user_id=job.payload["user_id"], chat_id=job.chat_id, estimate=estimate) as record,
                 progress,
             ):
-                data = await download(self.bot, media, local=self.services.settings.local_bot_api)
+                data = await download(self.bot, media, local=self.services.settings.telegram.local_bot_api)
                 await work(job, message, data, progress, record)
         except ParleyError as exc:
             log.warning("chat=%s %s failed: %s", job.chat_id, job.kind, exc)
@@ -121,7 +121,7 @@ class ToolJobs:
         engine = self.services.engine
         voice = await engine.voice_of(job.payload["user_id"])
         key = "speak:" + hashlib.sha256(f"{voice}\0{self.services.model.model}\0{text}".encode()).hexdigest()
-        caption = texts.spoken_summary(len(text)) if len(text) > self.services.settings.speak_max_chars else None
+        caption = texts.spoken_summary(len(text)) if len(text) > self.services.settings.tools.speak_max_chars else None
         if cached := await self.services.storage.cached(key):
             try:  # the same text in the same voice: send the voice Telegram already has, free
                 await self.bot.send_voice(job.chat_id, cached, caption=caption, reply_to_message_id=message.message_id)
@@ -138,11 +138,11 @@ class ToolJobs:
                     self.bot,
                     job.chat_id,
                     reply_to=message.message_id,
-                    notice_after=self.services.settings.slow_notice_seconds,
+                    notice_after=self.services.settings.operations.slow_notice_seconds,
                 ),
             ):
                 spoken = await self.tools.speak(
-                    text, voice=voice, max_chars=self.services.settings.speak_max_chars, record=record
+                    text, voice=voice, max_chars=self.services.settings.tools.speak_max_chars, record=record
                 )
         except ParleyError as exc:
             return await self._failed(job, exc, reply_to=message.message_id)

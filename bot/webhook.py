@@ -30,18 +30,18 @@ async def receive_updates(
     updater: Updater, settings: Settings, *, poll_timeout: int, allowed_updates: list[str]
 ) -> None:
     """Start taking updates; `updater.stop()` stops either way of receiving them."""
-    if not settings.webhook:
+    if not settings.operations.webhook:
         await updater.start_polling(timeout=poll_timeout, allowed_updates=allowed_updates)
         return
-    assert settings.webhook_url is not None and settings.webhook_secret is not None
-    listen = settings.listen
+    assert settings.operations.webhook_url is not None and settings.operations.webhook_secret is not None
+    listen = settings.operations.listen
     try:
         await updater.start_webhook(
             listen=listen.host,
             port=listen.port,
-            url_path=webhook_path(settings.webhook_url),
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
+            url_path=webhook_path(settings.operations.webhook_url),
+            webhook_url=settings.operations.webhook_url,
+            secret_token=settings.operations.webhook_secret,
             allowed_updates=allowed_updates,
         )
     except OSError as exc:
@@ -50,7 +50,8 @@ async def receive_updates(
         ) from exc
     except BadRequest as exc:
         raise ServeError(
-            f"PARLEY_WEBHOOK_URL: Telegram refused the webhook {settings.webhook_url} ({exc.message}): "
+            f"PARLEY_WEBHOOK_URL: Telegram refused the webhook {settings.operations.webhook_url} ({exc.message}): "
             "it must be a public https:// URL (ports 443, 80, 88 or 8443)"
         ) from exc
-    log.info("webhook: listening on %s%s for %s", listen, webhook_path(settings.webhook_url), settings.webhook_url)
+    url = settings.operations.webhook_url
+    log.info("webhook: listening on %s%s for %s", listen, webhook_path(url), url)

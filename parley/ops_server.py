@@ -89,7 +89,7 @@ async def serve_ops(services: Services, stopping: asyncio.Event) -> AsyncIterato
 
     `stopping` is the bot's stop event: once set, /readyz answers 503 while jobs in progress finish.
     """
-    address = services.settings.metrics_listen
+    address = services.settings.operations.metrics_listen
     if address is None:
         yield None
         return

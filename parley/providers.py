@@ -21,19 +21,19 @@ from storage import Storage
 
 def openai_client(settings: Settings) -> AsyncOpenAI:
     """The SDK client for the configured provider, with Parley's timeout and retry policy."""
-    if settings.azure_endpoint and settings.azure_api_key:
+    if settings.model.azure_endpoint and settings.model.azure_api_key:
         return AsyncAzureOpenAI(
-            azure_endpoint=settings.azure_endpoint,
-            api_key=settings.azure_api_key,
-            api_version=settings.openai_api_version,
-            timeout=settings.model_timeout_seconds,
-            max_retries=settings.model_retries,
+            azure_endpoint=settings.model.azure_endpoint,
+            api_key=settings.model.azure_api_key,
+            api_version=settings.model.api_version,
+            timeout=settings.model.timeout_seconds,
+            max_retries=settings.model.retries,
         )
     return AsyncOpenAI(
-        api_key=settings.openai_api_key,
-        base_url=settings.openai_base_url,
-        timeout=settings.model_timeout_seconds,
-        max_retries=settings.model_retries,
+        api_key=settings.model.api_key,
+        base_url=settings.model.base_url,
+        timeout=settings.model.timeout_seconds,
+        max_retries=settings.model.retries,
     )
 
 
@@ -41,22 +41,22 @@ def build_spend(settings: Settings, storage: Storage, is_admin: Callable[[int], 
     """Prices, ledger and budgets; admins are exempt from budgets unless PARLEY_BUDGET_ADMINS is true."""
     return Spend(
         storage.usage,
-        PriceTable.load(settings.prices_path),
+        PriceTable.load(settings.spend.prices_path),
         limits=Limits(
-            user_daily=settings.user_daily_budget_usd,
-            user_monthly=settings.user_monthly_budget_usd,
-            monthly=settings.monthly_budget_usd,
+            user_daily=settings.spend.user_daily_budget_usd,
+            user_monthly=settings.spend.user_monthly_budget_usd,
+            monthly=settings.spend.monthly_budget_usd,
         ),
-        zone=ZoneInfo(getattr(settings, "timezone", "UTC")),
-        exempt=(lambda _user_id: False) if settings.budget_admins else is_admin,
+        zone=ZoneInfo(settings.groups.timezone),
+        exempt=(lambda _user_id: False) if settings.spend.budget_admins else is_admin,
     )
 
 
 def build_context(settings: Settings, storage: Storage) -> ContextBuilder:
     return ContextBuilder(
         storage,
-        system_prompt=settings.system_prompt,
-        max_tokens=settings.context_tokens,
-        history_turns=settings.history_turns,
-        idle_reset_hours=settings.idle_reset_hours,
+        system_prompt=settings.model.system_prompt,
+        max_tokens=settings.spend.context_tokens,
+        history_turns=settings.model.history_turns,
+        idle_reset_hours=settings.spend.idle_reset_hours,
     )

@@ -34,28 +34,32 @@ class Services:
     def build(cls, settings: Settings, storage: Storage) -> Services:
         """Everything else around an opened database (opening it is where start-up usually fails)."""
         metrics = Metrics()
-        audio = AudioConverter(find_ffmpeg(), timeout=settings.ffmpeg_timeout_seconds)
+        audio = AudioConverter(find_ffmpeg(), timeout=settings.operations.ffmpeg_timeout_seconds)
         client = openai_client(settings)  # OpenAI, or Azure OpenAI when configured
-        model = ModelClient(client, model=settings.model, transcribe_model=settings.transcribe_model, metrics=metrics)
+        model = ModelClient(
+            client, model=settings.model.name, transcribe_model=settings.model.transcribe_model, metrics=metrics
+        )
         engine = ConversationEngine(
             storage=storage,
             model=model,
             audio=audio,
             context=build_context(settings, storage),
-            default_voice=settings.voice,
-            voices=settings.voices,
+            default_voice=settings.model.voice,
+            voices=settings.model.voices,
             metrics=metrics,
-            keep_audio=settings.keep_audio,
-            spend=build_spend(settings, storage, is_admin=lambda user_id: user_id in settings.admins),
-            models=settings.models,
-            summary_model=settings.summary_model,
-            max_voice_seconds=settings.max_voice_seconds,
+            keep_audio=settings.privacy.keep_audio,
+            spend=build_spend(settings, storage, is_admin=lambda user_id: user_id in settings.access.admins),
+            models=settings.model.choices,
+            summary_model=settings.model.summary_model,
+            max_voice_seconds=settings.spend.max_voice_seconds,
         )
-        access = AccessPolicy(allowed=settings.allowed, admins=settings.admins, storage=storage)
-        scheduler = ChatScheduler(max_concurrent=settings.workers)
+        access = AccessPolicy(allowed=settings.access.allowed, admins=settings.access.admins, storage=storage)
+        scheduler = ChatScheduler(max_concurrent=settings.operations.workers)
         metrics.watch_jobs(queued=lambda: scheduler.pending - scheduler.running, in_flight=lambda: scheduler.running)
         long_audio = AudioConverter(
-            audio.ffmpeg_path, timeout=settings.ffmpeg_timeout_seconds * 10, max_seconds=LONG_RECORDING_SECONDS
+            audio.ffmpeg_path,
+            timeout=settings.operations.ffmpeg_timeout_seconds * 10,
+            max_seconds=LONG_RECORDING_SECONDS,
         )
         return cls(settings, storage, audio, model, engine, scheduler, access, metrics=metrics, long_audio=long_audio)
 

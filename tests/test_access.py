@@ -245,7 +245,7 @@ def _turns(db_path: Path) -> int:
 async def test_database_and_its_journal_are_private(parley, telegram: FakeTelegram) -> None:
     telegram.push_text(FRIEND, telegram.user(FRIEND, "Ann"), "hi")
     await telegram.wait_sent(FRIEND)
-    db_path = parley.settings.db_path
+    db_path = parley.settings.operations.db_path
     for path in (db_path, db_path.with_name(db_path.name + "-wal")):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 

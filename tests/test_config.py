@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.config import DEFAULT_VOICES, ConfigError, load_settings, read_environment
+from parley.config import DEFAULT_VOICES, ConfigError, declared, load_settings, read_environment
 
 TOKEN = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678"
 REQUIRED = {"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test"}
@@ -15,15 +15,15 @@ REQUIRED = {"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test"}
 
 def test_defaults() -> None:
     settings = load_settings(REQUIRED)
-    assert settings.model == "gpt-audio"
-    assert settings.transcribe_model == "gpt-4o-mini-transcribe"
-    assert settings.voice == "alloy"
-    assert settings.voices == DEFAULT_VOICES
-    assert settings.telegram_base_url == "https://api.telegram.org/bot"
-    assert settings.telegram_base_file_url == "https://api.telegram.org/file/bot"
-    assert settings.db_path == Path("parley.db")
-    assert settings.openai_base_url is None
-    assert "short" in settings.system_prompt
+    assert settings.model.name == "gpt-audio"
+    assert settings.model.transcribe_model == "gpt-4o-mini-transcribe"
+    assert settings.model.voice == "alloy"
+    assert settings.model.voices == DEFAULT_VOICES
+    assert settings.telegram.base_url == "https://api.telegram.org/bot"
+    assert settings.telegram.base_file_url == "https://api.telegram.org/file/bot"
+    assert settings.operations.db_path == Path("parley.db")
+    assert settings.model.base_url is None
+    assert "short" in settings.model.system_prompt
 
 
 def test_everything_is_configurable() -> None:
@@ -40,13 +40,13 @@ def test_everything_is_configurable() -> None:
             "PARLEY_SYSTEM_PROMPT": "Be brief.",
         }
     )
-    assert settings.telegram_base_url == "http://127.0.0.1:8081/bot"
-    assert settings.openai_base_url == "http://127.0.0.1:9000/v1"
-    assert settings.db_path == Path("/data/x.db")
-    assert settings.model == "gpt-4o-audio-preview-2024-12-17"
-    assert settings.voices == ("coral", "sage")
-    assert settings.voice == "sage"
-    assert settings.system_prompt == "Be brief."
+    assert settings.telegram.base_url == "http://127.0.0.1:8081/bot"
+    assert settings.model.base_url == "http://127.0.0.1:9000/v1"
+    assert settings.operations.db_path == Path("/data/x.db")
+    assert settings.model.name == "gpt-4o-audio-preview-2024-12-17"
+    assert settings.model.voices == ("coral", "sage")
+    assert settings.model.voice == "sage"
+    assert settings.model.system_prompt == "Be brief."
 
 
 @pytest.mark.parametrize(
@@ -85,18 +85,42 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("PARLEY_VOICE", "sage")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     settings = load_settings(read_environment(env_file))
-    assert settings.openai_api_key == "sk-from-file"
-    assert settings.voice == "sage"
+    assert settings.model.api_key == "sk-from-file"
+    assert settings.model.voice == "sage"
 
 
-def test_every_setting_is_documented() -> None:
-    """Each variable the code reads appears in .env.example and in the README's configuration table."""
+def test_every_setting_is_declared_once_and_documented() -> None:
+    """The declarations, .env.example and the README's configuration table name the same variables, and the
+    settings code names no variable it does not declare."""
     root = Path(__file__).resolve().parent.parent
-    code = (root / "parley" / "config.py").read_text()
-    names = set(re.findall(r'"((?:PARLEY|TELEGRAM|OPENAI)_[A-Z_]+)"', code))
-    assert {"TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "PARLEY_DB", "PARLEY_WORKERS"} <= names
+    names = [spec.env for spec in declared()]
+    assert len(names) == len(set(names)), "a variable is declared twice"
+    assert {"TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "PARLEY_DB", "PARLEY_WORKERS"} <= set(names)
+    assert all(spec.doc.strip() and "\n" not in spec.doc for spec in declared())
+    code = "".join(path.read_text() for path in (root / "parley" / "config").glob("*.py"))
+    mentioned = set(re.findall(r'"((?:PARLEY|TELEGRAM|OPENAI|AZURE)_[A-Z_]+)"', code))
+    assert mentioned <= set(names), f"read but not declared: {sorted(mentioned - set(names))}"
     example = (root / ".env.example").read_text()
     readme = (root / "README.md").read_text()
-    for name in sorted(names):
+    for name in names:
         assert re.search(rf"^#? ?{name}=", example, re.MULTILINE), f"{name} missing from .env.example"
         assert f"| `{name}` |" in readme, f"{name} missing from the README's configuration table"
+    in_example = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    in_readme = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    assert in_example == set(names), f"not declared: {sorted(in_example - set(names))}"
+    assert in_readme == set(names), f"not declared: {sorted(in_readme - set(names))}"
+
+
+def test_every_secret_stays_out_of_repr() -> None:
+    secrets = {
+        "AZURE_OPENAI_ENDPOINT": "https://example.openai.azure.com",
+        "AZURE_OPENAI_API_KEY": "azure-key-1234567890",
+        "PARLEY_WEBHOOK_URL": "https://bot.example.com/telegram",
+        "PARLEY_WEBHOOK_SECRET": "webhook-secret-1234567890",
+    }
+    settings = load_settings(REQUIRED | secrets)
+    expected = {TOKEN, "sk-test", "azure-key-1234567890", "webhook-secret-1234567890"}
+    assert set(settings.secrets) == expected
+    shown = repr(settings) + "".join(repr(getattr(settings, group)) for group in ("telegram", "model", "operations"))
+    assert not any(secret in shown for secret in expected)
+    assert "example.openai.azure.com" in shown  # the repr still shows what is not secret

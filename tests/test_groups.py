@@ -116,7 +116,7 @@ async def test_group_talk_is_recorded_with_transcripts_and_edits(
     typo = say(telegram, ann, "lets meet at 5")
     telegram.push_voice(GROUP, bob, make_voice_ogg(2.0), chat_type="supergroup")
     telegram.push_edit(GROUP, typo, "let's meet at 6")
-    db = group_bot.settings.db_path
+    db = group_bot.settings.operations.db_path
     await telegram.wait_for(lambda: len(log_rows(db)) == 2 and log_rows(db)[1][3] == "done", 10, what="transcript")
     assert log_rows(db) == [
         ("Ann", "text", "let's meet at 6", None),
@@ -130,7 +130,7 @@ async def test_summary_covers_exactly_the_span_and_names_the_speakers(
     group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI
 ) -> None:
     ann, bob, cat = telegram.user(ANN, "Ann"), telegram.user(BOB, "Bob"), telegram.user(CAT, "Cat")
-    db = group_bot.settings.db_path
+    db = group_bot.settings.operations.db_path
     say(telegram, ann, "old news from yesterday morning")
     await telegram.wait_consumed()
     await telegram.wait_for(lambda: len(log_rows(db)) == 1, 5)
@@ -258,7 +258,7 @@ async def test_only_allowed_groups_are_served_and_recorded(
         say(telegram, stranger, "just chatting elsewhere", chat=OTHER_GROUP)
         [answer] = await telegram.wait_sent(GROUP)
         await telegram.wait_consumed()
-        db = bot.settings.db_path
+        db = bot.settings.operations.db_path
     assert answer.kind == "voice"
     assert telegram.sent_to(OTHER_GROUP) == []  # no refusal spam in groups either
     assert log_rows(db, OTHER_GROUP) == []  # nothing of a group that is not allowed is stored

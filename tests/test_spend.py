@@ -84,7 +84,7 @@ def test_prices_can_be_overridden_and_a_bad_file_is_one_plain_line(tmp_path: Pat
     mine = tmp_path / "prices.json"
     mine.write_text(json.dumps({"taken": "2027-01-01", "models": {"gpt-audio": {"text_in": 1, "audio_out": 2}}}))
     settings = load_settings(REQUIRED | {"PARLEY_PRICES": str(mine)})
-    assert PriceTable.load(settings.prices_path).taken == "2027-01-01"
+    assert PriceTable.load(settings.spend.prices_path).taken == "2027-01-01"
     mine.write_text('{"models": {"gpt-audio": {"text_in": "cheap"}}}')
     with pytest.raises(ConfigError) as caught:
         load_settings(REQUIRED | {"PARLEY_PRICES": str(mine)})

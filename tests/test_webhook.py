@@ -159,8 +159,8 @@ def test_operations_settings_are_checked(env: dict[str, str], webhook: bool, exp
 def test_webhook_settings_and_defaults() -> None:
     base = {"TELEGRAM_BOT_TOKEN": "123456:ABCdefGHIjklMNOpqr", "OPENAI_API_KEY": "sk-test"}
     polling = load_settings(base)
-    assert not polling.webhook
-    assert (str(polling.listen), str(polling.metrics_listen), polling.log_format) == (
+    assert not polling.operations.webhook
+    assert (str(polling.operations.listen), str(polling.operations.metrics_listen), polling.operations.log_format) == (
         "0.0.0.0:8080",
         "127.0.0.1:9090",
         "text",
@@ -168,6 +168,7 @@ def test_webhook_settings_and_defaults() -> None:
     settings = load_settings(
         base | {"PARLEY_WEBHOOK_URL": URL, "PARLEY_WEBHOOK_SECRET": SECRET, "PARLEY_METRICS_LISTEN": "off"}
     )
-    assert settings.webhook and settings.webhook_url == URL and settings.metrics_listen is None
+    operations = settings.operations
+    assert operations.webhook and operations.webhook_url == URL and operations.metrics_listen is None
     assert SECRET in settings.secrets and SECRET not in repr(settings)
-    assert str(load_settings(base | {"PARLEY_LISTEN": "[::]:8443"}).listen) == "[::]:8443"
+    assert str(load_settings(base | {"PARLEY_LISTEN": "[::]:8443"}).operations.listen) == "[::]:8443"
