@@ -24,10 +24,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call as the model made it: `arguments` is the JSON text it wrote, unchecked."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelReply:
     text: str
     audio: WavAudio | None
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+    """When not empty, the model wants these run before it answers; text and audio may then be empty."""
 
 
 def _usage(model: str, usage: Any) -> Usage:
@@ -72,12 +83,21 @@ class ModelClient:
         await self._client.close()
 
     async def reply(
-        self, messages: list[dict[str, Any]], *, voice: str, model: str | None = None, speak: bool = True
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        voice: str,
+        model: str | None = None,
+        speak: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
     ) -> ModelReply:
         """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio).
 
         `model` is the user's choice (/model), else PARLEY_MODEL; on Azure, a deployment name. With
-        `speak=False` (a user who reads, and sent audio) only text is asked for: audio out costs the most."""
+        `speak=False` (a user who reads, and sent audio) only text is asked for: audio out costs the most.
+        With `tools`, the reply may instead be calls to them (`tool_calls`); `tool_choice="none"` asks for
+        an answer without further calls."""
         model = model or self.model
         started = time.perf_counter()
         output: dict[str, Any] = (
@@ -85,6 +105,10 @@ class ModelClient:
             if speak
             else {"modalities": ["text"]}
         )
+        if tools:
+            output["tools"] = tools
+            if tool_choice is not None:
+                output["tool_choice"] = tool_choice
         try:
             completion = await self._client.chat.completions.create(
                 model=model,
@@ -111,9 +135,14 @@ class ModelClient:
                 log.warning("model audio unusable, replying with text: %s", exc)
         if not text:
             text = message.content or message.refusal or ""
-        if not text.strip() and audio is None:
+        calls = tuple(
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in message.tool_calls or ()
+            if call.type == "function"
+        )
+        if not text.strip() and audio is None and not calls:
             raise ModelError("reply: the model returned neither audio nor text")
-        return ModelReply(text=text.strip(), audio=audio, usage=usage)
+        return ModelReply(text=text.strip(), audio=audio, usage=usage, tool_calls=calls)
 
     async def text(
         self, messages: list[dict[str, Any]], *, model: str, max_tokens: int | None = None
