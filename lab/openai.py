@@ -27,7 +27,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ._server import LabServer
 from .audio import (
     AudioDecodeError,
     InvalidWav,
@@ -39,6 +38,7 @@ from .audio import (
     parse_wav,
     sniff_audio_format,
 )
+from .server import LabServer
 
 __all__ = [
     "AUDIO_CHAT_MODELS",
@@ -417,7 +417,7 @@ class FakeOpenAI(LabServer):
             return self._error_response(OpenAIAPIError(500, _SERVER_ERROR, type="server_error"), record)
         finally:
             record.finished = time.monotonic()
-            self._notify()
+            self.signal.notify()
 
     def _json(self, record: RecordedRequest, body: Any) -> web.Response:
         record.status, record.response = 200, body
@@ -503,7 +503,7 @@ class FakeOpenAI(LabServer):
         record.json = body
         if self._hang > 0:
             self._hang -= 1
-            await self._wait_stopping()
+            await self.signal.wait_stopping()
             raise OpenAIAPIError(503, "The lab server is shutting down.", type="server_error")
         await self._maybe_fault("chat")
         if not isinstance(body, dict):

@@ -32,7 +32,7 @@ from lab import (
     ogg_opus_duration,
     parse_wav,
 )
-from lab.telegram_text import parse_text
+from lab.telegram.text import parse_text
 
 CHAT = 4242
 USER = 4242

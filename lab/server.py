@@ -1,4 +1,4 @@
-"""The loopback HTTP plumbing shared by the lab's fake services."""
+"""The loopback HTTP plumbing shared by the lab's stand-ins, and the 'something changed' signal they wait on."""
 
 from __future__ import annotations
 
@@ -10,24 +10,68 @@ from typing import Self
 
 from aiohttp import web
 
-__all__ = ["LabServer"]
+__all__ = ["ChangeSignal", "LabServer"]
 
 # Uploads up to Telegram's 50 MB bot limit (plus headroom) must reach the handlers so they can answer the
 # way the real service does instead of aiohttp cutting the request off at its 1 MB default.
 MAX_BODY = 64 * 1024 * 1024
 
 
+class ChangeSignal:
+    """Wakes whoever waits for news (long-polls, tests' wait_for) whenever a request or an update arrives.
+
+    Cheaper and simpler than a condition per kind of news: waiters re-check their own predicate.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+        self._stopping: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep until the next notify() or `seconds`, whichever is first."""
+        if seconds <= 0:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait({fut}, timeout=seconds)
+        finally:
+            self._waiters.discard(fut)
+
+    def arm(self) -> None:
+        """Called when the server starts: from now on stop() releases everything that waits."""
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        self.notify()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+    async def wait_stopping(self) -> None:
+        assert self._stopping is not None, "the server is not started"
+        await self._stopping.wait()
+
+
 class LabServer:
-    """An aiohttp app on 127.0.0.1 with a random free port, plus a cheap 'something changed' signal.
+    """An aiohttp app on 127.0.0.1 with a random free port, plus the change signal.
 
     Only loopback is ever bound, so the lab cannot reach or expose anything beyond this machine.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, signal: ChangeSignal | None = None) -> None:
+        self.signal = signal or ChangeSignal()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
-        self._waiters: set[asyncio.Future[None]] = set()
-        self._stopping: asyncio.Event | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def _make_app(self) -> web.Application:
@@ -42,7 +86,7 @@ class LabServer:
         """Bind 127.0.0.1:0 and read back the port the OS chose."""
         if self._runner is not None:
             return self
-        self._stopping = asyncio.Event()
+        self.signal.arm()
         runner = web.AppRunner(self._make_app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -55,9 +99,7 @@ class LabServer:
         """Release long-polls and hung requests first, so shutdown never waits on them."""
         if self._runner is None:
             return
-        assert self._stopping is not None
-        self._stopping.set()
-        self._notify()
+        self.signal.stop()
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -77,30 +119,7 @@ class LabServer:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping is not None and self._stopping.is_set()
-
-    # -- change signal ---------------------------------------------------------------------------------
-    def _notify(self) -> None:
-        """Wake everything waiting in _wait_change (called on every request and every pushed update)."""
-        waiters, self._waiters = self._waiters, set()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    async def _wait_change(self, seconds: float) -> None:
-        """Sleep until the next _notify() or `seconds`, whichever is first."""
-        if seconds <= 0:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.add(fut)
-        try:
-            await asyncio.wait({fut}, timeout=seconds)
-        finally:
-            self._waiters.discard(fut)
-
-    async def _wait_stopping(self) -> None:
-        assert self._stopping is not None
-        await self._stopping.wait()
+        return self.signal.stopping
 
     async def _poll_until(
         self, predicate: Callable[[], bool], limit: float, describe: Callable[[], str], what: str
@@ -114,4 +133,4 @@ class LabServer:
             if remaining <= 0:
                 raise AssertionError(f"timed out after {limit:.1f}s waiting for {what}\n{describe()}")
             # Re-check at least every 50 ms: the predicate may depend on state outside this server.
-            await self._wait_change(min(remaining, 0.05))
+            await self.signal.wait(min(remaining, 0.05))

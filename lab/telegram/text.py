@@ -111,7 +111,7 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, object]]]:
                 if not (top.name == "code" and stack and stack[-1].name == "pre"):  # <pre><code> is one entity
                     out.close(_HTML_ENTITY_TYPES[top.name], top.start, extra)
             else:
-                match = re.match(r"([^\s/>]*)(.*)", inner, re.S)
+                match = re.match(r"([^\s/>]*)(.*)", inner, re.DOTALL)
                 assert match is not None
                 name, rest = match.group(1).lower(), match.group(2)
                 if name not in _HTML_ENTITY_TYPES:
