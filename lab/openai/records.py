@@ -1,0 +1,48 @@
+"""What the OpenAI stand-in records of every request, for assertions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..audio import WavInfo
+
+__all__ = ["RecordedRequest"]
+
+
+@dataclass
+class RecordedRequest:
+    """One request to the fake, with a parsed view of chat and transcription payloads."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    started: float
+    json: Any = None
+    form: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    finished: float | None = None
+    status: int | None = None
+    response: Any = None
+    error: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    audio_inputs: list[WavInfo | bytes] = field(default_factory=list)
+    audio_input_seconds: list[float] = field(default_factory=list)
+    abandoned: bool = False
+    """The client hung up before the answer (a cancelled request): it reached nobody."""
+    query: dict[str, str] = field(default_factory=dict)
+    """The query string (Azure requests carry api-version there)."""
+
+    @property
+    def kind(self) -> str:
+        if self.path.endswith("/chat/completions"):
+            return "chat"
+        if self.path.endswith("/audio/transcriptions"):
+            return "transcriptions"
+        return "other"
+
+    @property
+    def model(self) -> str | None:
+        if isinstance(self.json, dict):
+            return self.json.get("model")
+        return self.form.get("model")
