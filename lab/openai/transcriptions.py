@@ -6,7 +6,7 @@ import asyncio
 import math
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..audio import AudioDecodeError, InvalidWav, decode_duration, parse_wav, sniff_audio_format
 from .errors import UNDECODABLE, OpenAIAPIError, invalid
@@ -27,7 +27,7 @@ async def read_upload(request: web.Request, record: RecordedRequest) -> None:
         )
     reader = await request.multipart()
     async for part in reader:
-        if not hasattr(part, "filename") or part.name is None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
             continue
         if part.filename is not None:
             record.files[part.name] = (part.filename, bytes(await part.read(decode=False)))
@@ -61,7 +61,7 @@ async def transcriptions(record: RecordedRequest, script: Script, model_override
         )
     response_format = form.get("response_format", "json")
     gpt4o = model.startswith("gpt-4o")
-    allowed_formats = ("json", "text") if gpt4o else ("json", "text", "srt", "verbose_json", "vtt")
+    allowed_formats: tuple[str, ...] = ("json", "text") if gpt4o else ("json", "text", "srt", "verbose_json", "vtt")
     if model == "gpt-4o-transcribe-diarize":
         allowed_formats = ("json", "text", "diarized_json")
     if response_format not in allowed_formats:

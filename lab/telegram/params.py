@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .errors import UPLOAD_LIMIT, TelegramAPIError, bad
 
@@ -93,7 +93,7 @@ async def read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, b
             reader = await request.multipart()
             total = 0
             async for part in reader:
-                if not hasattr(part, "filename") or part.name is None:
+                if not isinstance(part, BodyPartReader) or part.name is None:
                     continue
                 if part.filename is not None:
                     content = await part.read(decode=False)

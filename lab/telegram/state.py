@@ -165,10 +165,10 @@ class Chats:
                 if str(chat.get("username", "")).lower() == name and chat["type"] != "private":
                     return chat
             raise bad("chat not found")
-        chat = self.chats.get(int(chat_id))
-        if chat is None:
+        found = self.chats.get(int(chat_id))
+        if found is None:
             raise bad("chat not found")
-        return chat
+        return found
 
     def check_can_send(self, chat: dict[str, Any]) -> None:
         if self._meta.get(chat["id"], {}).get("blocked"):
