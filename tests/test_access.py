@@ -120,6 +120,7 @@ async def test_admin_commands_are_for_admins_only(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
     friend = telegram.user(FRIEND, "Friend")
+    telegram.add_chat(ADMIN)  # the admin opened the bot before: Telegram refuses a chat scope for anyone else
     async with running_bot(env_for(telegram, openai_api, tmp_path, PARLEY_ALLOWED=str(FRIEND))):
         telegram.push_text(FRIEND, friend, f"/allow {STRANGER}")
         telegram.push_text(FRIEND, friend, "/users")

@@ -51,22 +51,12 @@ async def get_chat_member(state: TelegramState, call: ApiCall) -> dict[str, Any]
     if user_id is None:
         raise bad("user_id is empty")
     if int(user_id) == state.bot.id:
-        admin = state.chats.bot_is_admin(chat["id"])
-        return {"status": "administrator" if admin else "member", "user": state.bot.user}
+        status = "administrator" if state.chats.bot_is_admin(chat["id"]) else "member"
+        return state.chats.member(chat["id"], state.bot.user, status)
     user = state.chats.users.get(int(user_id))
     if user is None or (chat["type"] == "private" and chat["id"] != user["id"]):
         raise bad("member not found")
-    status = state.chats.member_status(chat["id"], int(user_id))
-    if status == "creator":
-        return {"status": "creator", "user": user, "is_anonymous": False}
-    if status == "administrator":
-        rights = (
-            "can_be_edited is_anonymous can_manage_chat can_delete_messages can_manage_video_chats "
-            "can_restrict_members can_promote_members can_change_info can_invite_users can_post_stories "
-            "can_edit_stories can_delete_stories"
-        ).split()
-        return {"status": "administrator", "user": user, **dict.fromkeys(rights, False), "can_manage_chat": True}
-    return {"status": status, "user": user}
+    return state.chats.member(chat["id"], user)
 
 
 async def answer_callback_query(state: TelegramState, call: ApiCall) -> bool:

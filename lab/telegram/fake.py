@@ -14,11 +14,12 @@ from typing import Any
 
 from ..audio import InvalidOgg, ogg_opus_duration
 from . import people, webhook
-from .api_profile import commands_key
+from .api_profile import commands_key, visible_commands
 from .records import ApiCall, SentMessage, StoredFile, StoredMessage
 from .server import TelegramServer
 from .state import BotIdentity
 from .text import bot_command_entities
+from .webhook import Delivery
 
 __all__ = ["FakeTelegram"]
 
@@ -207,6 +208,43 @@ class FakeTelegram(TelegramServer):
         """A user edits one of their text messages (an edited_message update)."""
         people.edit_text(self.state, chat_id, message_id, new_text)
 
+    def push_bot_added(
+        self,
+        chat_id: int,
+        by: dict[str, Any] | int,
+        *,
+        chat_type: str = "group",
+        title: str | None = None,
+        as_admin: bool = False,
+    ) -> int:
+        """A person adds the bot to a group: the my_chat_member update (left -> member or administrator)
+        and the service message naming the bot in new_chat_members, as Telegram sends both. Returns the
+        service message's id."""
+        self.state.chats.add(chat_id, chat_type=chat_type, title=title, bot_is_admin=as_admin)
+        people.bot_membership(self.state, chat_id, by, "left", "administrator" if as_admin else "member")
+        fields = {"new_chat_members": [self.state.bot.user]}
+        return people.user_message(self.state, chat_id, by, fields, chat_type=chat_type, reply_to=None)
+
+    def push_bot_status(self, chat_id: int, by: dict[str, Any] | int, old: str, new: str) -> int:
+        """Any other change of the bot's own status in a known chat (made administrator, removed: "left",
+        blocked in a private chat: "kicked", unblocked: "member"): a my_chat_member update. Sends to a
+        chat the bot left or was kicked from then fail with 403, as they do in Telegram."""
+        return people.bot_membership(self.state, chat_id, by, old, new)
+
+    def open_link(self, user: dict[str, Any] | int, url: str, *, group_id: int | None = None) -> int:
+        """A person opens a t.me deep link to the bot: ?start=X sends "/start X" in their private chat;
+        ?startgroup=X (with the group they pick) adds the bot there and sends "/start@bot X". Returns the
+        message id."""
+        kind, payload = people.start_payload(self.state, url)
+        person = self.state.chats.as_user(user)
+        if kind == "start":
+            return self.push_text(int(person["id"]), person, f"/start {payload}")
+        if group_id is None:
+            raise AssertionError("a startgroup link needs the group the person picks (group_id)")
+        if group_id not in self.state.chats.chats:
+            self.push_bot_added(group_id, person)
+        return self.push_text(group_id, person, f"/start@{self.state.bot.username} {payload}", chat_type="group")
+
     def push_raw_update(self, update: dict[str, Any]) -> int:
         """Queue an arbitrary update (update_id assigned if missing); returns its update_id."""
         return self.state.updates.enqueue(copy.deepcopy(update))
@@ -245,8 +283,20 @@ class FakeTelegram(TelegramServer):
         return self.state.messages.get(chat_id, message_id)
 
     def commands(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list[dict[str, str]]:
-        """The bot's command list as set with setMyCommands for that scope/language."""
+        """The bot's command list as set with setMyCommands for exactly that scope and language."""
         return list(self.state.profile.commands.get(commands_key(scope, language_code), []))
+
+    def menu(self, chat_id: int, user: dict[str, Any] | int, language_code: str | None = None) -> list[str]:
+        """The commands the person sees in the chat's menu, resolved as Telegram resolves scopes and
+        languages (language: the person's own unless given)."""
+        person = self.state.chats.as_user(user)
+        language = person.get("language_code", "") if language_code is None else language_code
+        found = visible_commands(self.state, chat_id, int(person["id"]), str(language or "")[:2])
+        return [c["command"] for c in found]
+
+    def profile_text(self, key: str, language_code: str = "") -> str | None:
+        """The bot's "name", "description" or "short_description" as set for exactly that language."""
+        return self.state.profile.texts.get((key, language_code))
 
     # -- updates and the webhook --------------------------------------------------------------------------
     @property
@@ -267,6 +317,13 @@ class FakeTelegram(TelegramServer):
     def webhook(self) -> dict[str, Any]:
         """The webhook as set with setWebhook (url, secret_token, allowed_updates …); url is "" when none."""
         return dict(self.state.webhook)
+
+    async def post_updates(
+        self, *addresses: str, copies: int = 1, secret: str | None = None
+    ) -> list[Delivery]:
+        """POST every pending update to the webhook at once, each `copies` times, spread over `addresses`
+        (processes behind one balancer), as Telegram's redeliveries do; see webhook.deliver_concurrently."""
+        return await webhook.deliver_concurrently(self.state, list(addresses), copies=copies, secret=secret)
 
     async def deliver_to_webhook(self, address: str) -> list[int]:
         """POST every pending update to the webhook, as Telegram does (see webhook.py). `address` (e.g.

@@ -8,6 +8,7 @@ dropped, with the reason, instead of delivered.
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from .records import StoredMessage
 from .state import TelegramState
 from .text import bot_command_entities
 
-__all__ = ["callback_query", "edit_text", "user_message"]
+__all__ = ["bot_membership", "callback_query", "edit_text", "start_payload", "user_message"]
 
 # Service messages reach a bot in privacy mode like messages addressed to it.
 _SERVICE_FIELDS = frozenset(
@@ -132,3 +133,37 @@ def edit_text(state: TelegramState, chat_id: int, message_id: int, new_text: str
     stored.payload["edit_date"] = int(time.time())
     stored.edits.append(new_text)
     state.updates.enqueue({"edited_message": copy.deepcopy(stored.payload)})
+
+
+def bot_membership(state: TelegramState, chat_id: int, by: dict[str, Any] | int, old: str, new: str) -> int:
+    """The bot's own status in a chat changed (added to a group, made admin, removed, blocked in a private
+    chat): a my_chat_member update, which Telegram sends without being asked for. Returns its update_id."""
+    actor = state.chats.as_user(by)
+    chat = state.chats.chats[chat_id]
+    if new == "administrator":
+        state.chats.meta(chat_id)["bot_is_admin"] = True
+    elif old == "administrator":
+        state.chats.meta(chat_id)["bot_is_admin"] = False
+    state.chats.meta(chat_id)["blocked"] = new in ("left", "kicked")
+    change = {
+        "chat": dict(chat),
+        "from": actor,
+        "date": int(time.time()),
+        "old_chat_member": state.chats.member(chat_id, state.bot.user, old),
+        "new_chat_member": state.chats.member(chat_id, state.bot.user, new),
+    }
+    return state.updates.enqueue({"my_chat_member": change})
+
+
+_START_LINK = re.compile(r"^https://t\.me/(?P<bot>[A-Za-z0-9_]+)\?(?P<kind>start|startgroup)=(?P<payload>[^&#]*)$")
+
+
+def start_payload(state: TelegramState, url: str) -> tuple[str, str]:
+    """What opening a t.me deep link to the bot sends: ("start" or "startgroup", the payload). Fails the test
+    for a link Telegram would not honour (another bot, or a payload beyond 64 characters of A-Z a-z 0-9 _ -)."""
+    match = _START_LINK.match(url)
+    if match is None or match["bot"].lower() != state.bot.username.lower():
+        raise AssertionError(f"{url!r} is not a deep link to @{state.bot.username}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", match["payload"]):
+        raise AssertionError(f"{url!r}: Telegram passes on only 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    return match["kind"], match["payload"]

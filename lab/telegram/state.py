@@ -17,6 +17,10 @@ from .records import SentMessage, StoredFile, StoredMessage
 
 __all__ = ["BotIdentity", "BotProfile", "Chats", "Files", "Messages", "TelegramState", "UpdateQueue"]
 
+_ADMIN_RIGHTS = (
+    "can_be_edited is_anonymous can_manage_chat can_delete_messages can_manage_video_chats can_restrict_members "
+    "can_promote_members can_change_info can_invite_users can_post_stories can_edit_stories can_delete_stories"
+).split()
 # Update types Telegram leaves out unless they are asked for explicitly in allowed_updates.
 OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -175,6 +179,18 @@ class Chats:
             if chat["type"] == "private":
                 raise TelegramAPIError(403, "Forbidden: bot was blocked by the user")
             raise TelegramAPIError(403, "Forbidden: bot was kicked from the group chat")
+
+    def member(self, chat_id: int, user: dict[str, Any], status: str | None = None) -> dict[str, Any]:
+        """A ChatMember object as Telegram shapes it for each status (administrators list their rights)."""
+        status = status or self.member_status(chat_id, int(user["id"]))
+        if status == "creator":
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        if status == "administrator":
+            rights = dict.fromkeys(_ADMIN_RIGHTS, False)
+            return {"status": "administrator", "user": user, **rights, "can_manage_chat": True}
+        if status == "kicked":
+            return {"status": "kicked", "user": user, "until_date": 0}
+        return {"status": status, "user": user}
 
     def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
         self._member_status[(chat_id, user_id)] = status

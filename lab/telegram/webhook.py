@@ -6,7 +6,9 @@ answered 2xx is confirmed, any other answer leaves it pending (Telegram would re
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +16,18 @@ import aiohttp
 
 from .state import TelegramState
 
-__all__ = ["deliver"]
+__all__ = ["Delivery", "deliver", "deliver_concurrently"]
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST of one update: where it went and how it was answered (0: the connection failed)."""
+
+    update_id: int
+    address: str
+    status: int
 
 
 def _target(state: TelegramState, address: str) -> tuple[str, dict[str, str]]:
@@ -48,3 +59,36 @@ async def deliver(state: TelegramState, address: str) -> list[int]:
                 state.updates.confirm_one(update)
     state.signal.notify()
     return statuses
+
+
+async def deliver_concurrently(
+    state: TelegramState, addresses: list[str], *, copies: int = 1, secret: str | None = None
+) -> list[Delivery]:
+    """POST every pending update at once, each `copies` times (Telegram redelivers an update whose answer
+    was slow or lost, so one update can arrive twice, even at two processes behind a balancer). Update i's
+    copy k goes to addresses[(i + k) % len(addresses)]. `secret` replaces setWebhook's secret_token (to
+    play a forger). An update is confirmed when any copy is answered 2xx."""
+    if not addresses:
+        raise ValueError("at least one address")
+    updates = list(state.updates.pending)
+    jobs: list[tuple[dict[str, Any], str]] = [
+        (update, addresses[(i + k) % len(addresses)]) for i, update in enumerate(updates) for k in range(copies)
+    ]
+    async with aiohttp.ClientSession() as session:
+
+        async def post(update: dict[str, Any], address: str) -> Delivery:
+            target, headers = _target(state, address)
+            if secret is not None:
+                headers[SECRET_HEADER] = secret
+            try:
+                status = await _post(session, target, headers, update)
+            except aiohttp.ClientError:
+                status = 0
+            return Delivery(int(update["update_id"]), address, status)
+
+        deliveries = await asyncio.gather(*(post(update, address) for update, address in jobs))
+    for update in updates:
+        if any(d.update_id == update["update_id"] and 200 <= d.status < 300 for d in deliveries):
+            state.updates.confirm_one(update)
+    state.signal.notify()
+    return list(deliveries)
