@@ -95,9 +95,7 @@ async def test_invalid_configuration_is_reported_and_the_network_left_alone(tmp_
     assert "abcdefghijklmnop" not in "\n".join(lines)
 
 
-async def test_on_azure_the_doctor_checks_azure(
-    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
-) -> None:
+async def test_on_azure_the_doctor_checks_azure(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path) -> None:
     env = lab_env(telegram, openai_api, tmp_path / "parley.db")
     del env["OPENAI_API_KEY"], env["OPENAI_BASE_URL"]
     env |= {
