@@ -145,12 +145,20 @@ class ModelClient:
         return ModelReply(text=text.strip(), audio=audio, usage=usage, tool_calls=calls)
 
     async def text(
-        self, messages: list[dict[str, Any]], *, model: str, max_tokens: int | None = None
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str,
+        max_tokens: int | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> tuple[str, Usage]:
-        """A plain text completion with a cheap model (summaries): no audio in or out."""
-        limit: dict[str, Any] = {"max_completion_tokens": max_tokens} if max_tokens else {}
+        """A plain text completion with a cheap model (summaries): no audio in or out; with a JSON schema as
+        `response_format` when the answer is structured (cited points)."""
+        options: dict[str, Any] = {"max_completion_tokens": max_tokens} if max_tokens else {}
+        if response_format:
+            options["response_format"] = response_format
         try:
-            completion = await self._client.chat.completions.create(model=model, messages=messages, **limit)  # type: ignore[arg-type]
+            completion = await self._client.chat.completions.create(model=model, messages=messages, **options)  # type: ignore[arg-type]
         except openai.OpenAIError as exc:
             raise _translate(exc, "summary") from exc
         if not completion.choices or not (completion.choices[0].message.content or "").strip():

@@ -15,6 +15,7 @@ from bot import texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
+from tests.citing_model import CitingModel
 
 GROUP, FORUM, OTHER_GROUP = -1001, -1002, -1003
 ANN, BOB, CAT = 11, 22, 33
@@ -54,6 +55,14 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
     finally:
         await fake.stop()
     assert not fake.internal_errors, "\n".join(fake.internal_errors)
+
+
+@pytest.fixture
+def citing(openai_api: FakeOpenAI) -> CitingModel:
+    """The summary model answers cited-points requests with JSON, as the real one does for a schema."""
+    model = CitingModel()
+    openai_api.reply_text = model
+    return model
 
 
 @pytest.fixture
@@ -127,7 +136,7 @@ async def test_group_talk_is_recorded_with_transcripts_and_edits(
 
 
 async def test_summary_covers_exactly_the_span_and_names_the_speakers(
-    group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI
+    group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI, citing: CitingModel
 ) -> None:
     ann, bob, cat = telegram.user(ANN, "Ann"), telegram.user(BOB, "Bob"), telegram.user(CAT, "Cat")
     db = group_bot.settings.operations.db_path
@@ -143,11 +152,12 @@ async def test_summary_covers_exactly_the_span_and_names_the_speakers(
 
     asked = say(telegram, ann, "/summary 3h")
     status, summary = await telegram.wait_sent(GROUP, count=2)
-    [spoken] = openai_api.chat_requests()
-    material = spoken.json["messages"][-1]["content"]
+    points, spoken = openai_api.chat_requests()  # cited points from the log, then the voice speaks them
+    material = points.json["messages"][-1]["content"]
     assert "Bob: we decided on Friday for the launch" in material
     assert "Cat: who books the room?" in material
     assert "old news" not in material and "/summary" not in material
+    assert "Bob said: we decided on Friday for the launch" in spoken.json["messages"][-1]["content"]
     assert summary.kind == "voice" and summary.reply_to_message_id == asked
     assert summary.caption.startswith("Summary of 2 messages from 2 people")
     assert status.text == texts.reading(2, None)
@@ -155,18 +165,18 @@ async def test_summary_covers_exactly_the_span_and_names_the_speakers(
 
     say(telegram, bob, "/summary 200")  # the last N messages, whatever their age
     await telegram.wait_sent(GROUP, count=4)
-    assert "old news from yesterday morning" in openai_api.chat_requests()[1].json["messages"][-1]["content"]
+    assert "old news from yesterday morning" in openai_api.chat_requests()[2].json["messages"][-1]["content"]
 
     say(telegram, cat, "one more thing: bring snacks")
     await telegram.wait_consumed()
     say(telegram, cat, "/summary")  # since the last summary
     await telegram.wait_sent(GROUP, count=6)
-    latest = openai_api.chat_requests()[2].json["messages"][-1]["content"]
+    latest = openai_api.chat_requests()[4].json["messages"][-1]["content"]
     assert "bring snacks" in latest and "Friday" not in latest
 
 
 async def test_large_spans_are_summarised_in_chunks_with_progress(
-    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, citing: CitingModel
 ) -> None:
     env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_SUMMARY_CHUNK_TOKENS="200")
     ann = telegram.user(ANN, "Ann")
@@ -182,12 +192,14 @@ async def test_large_spans_are_summarised_in_chunks_with_progress(
     assert all("modalities" not in r.json for r in chunks)  # the cheap text model reads the chunks
     assert requests[-1].json["model"] == "gpt-audio"  # the audio model speaks the result
     combined = requests[-1].json["messages"][-1]["content"]
-    assert combined.count("Part ") == len(chunks)
+    for chunk in chunks:  # every chunk's point reaches the voice (one speaker: one point a chunk)
+        first = chunk.json["messages"][-1]["content"].splitlines()[0].split(": ", 1)[1]
+        assert f"Ann said: {first}" in combined
     assert status.edits[-1] == texts.reading(40, (len(chunks), len(chunks)))
     assert summary.kind == "voice"
 
 
-async def test_summary_explains_privacy_mode(openai_api: FakeOpenAI, tmp_path: Path) -> None:
+async def test_summary_explains_privacy_mode(openai_api: FakeOpenAI, tmp_path: Path, citing: CitingModel) -> None:
     async with FakeTelegram(can_read_all_group_messages=False) as telegram:
         env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_ALLOWED=str(GROUP))
         async with running_bot(env):
@@ -198,7 +210,7 @@ async def test_summary_explains_privacy_mode(openai_api: FakeOpenAI, tmp_path: P
 
 
 async def test_summary_requests_are_rate_limited_per_chat(
-    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, citing: CitingModel
 ) -> None:
     env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_SUMMARY_RATE="2/10minutes")
     ann = telegram.user(ANN, "Ann")
@@ -207,15 +219,15 @@ async def test_summary_requests_are_rate_limited_per_chat(
         for _ in range(4):
             say(telegram, ann, "/summary 10")
         await telegram.wait_consumed()
-        await telegram.wait_for(lambda: len(openai_api.chat_requests()) == 2, 10)
+        await telegram.wait_for(lambda: len(openai_api.chat_requests()) == 2 * 2, 10)  # points + speech, twice
         await telegram.wait_for(lambda: any(m.text and "enough summaries" in m.text for m in telegram.sent), 5)
     notices = [m for m in telegram.sent_to(GROUP) if m.text and "enough summaries" in m.text]
     assert len(notices) == 1
-    assert len(openai_api.chat_requests()) == 2
+    assert len(openai_api.chat_requests()) == 2 * 2
 
 
 async def test_digest_is_for_group_admins_fires_at_its_time_and_survives_restart(
-    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, citing: CitingModel
 ) -> None:
     env = lab_env(telegram, openai_api, tmp_path / "parley.db")
     ann, bob = telegram.user(ANN, "Ann"), telegram.user(BOB, "Bob")
@@ -289,7 +301,7 @@ def test_summary_span_parsing() -> None:
 
 
 async def test_forwarded_messages_are_credited_to_their_origin(
-    group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI
+    group_bot: RunningBot, telegram: FakeTelegram, openai_api: FakeOpenAI, citing: CitingModel
 ) -> None:
     ann = telegram.user(ANN, "Ann")
     dan = telegram.user(44, "Dan", username="dan")
@@ -316,7 +328,7 @@ async def test_group_log_has_its_own_retention(telegram: FakeTelegram, openai_ap
 
 
 async def test_summaries_are_paid_for_through_the_ledger(
-    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, citing: CitingModel
 ) -> None:
     db = tmp_path / "parley.db"
     env = lab_env(telegram, openai_api, db, PARLEY_SUMMARY_CHUNK_TOKENS="200")
