@@ -9,84 +9,59 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from typing import Any
 
+from telegram import Bot
+from telegram.ext import JobQueue
+
 from bot import texts
-from bot.groups import GroupJobs
-from bot.jobs import ChatJobs
+from bot.edge import Edge
+from bot.jobs import Payload, Route
+from bot.replies import Run
 from bot.sender import tell
-from bot.spending import SpendCommands
-from bot.tools import ToolJobs
-from parley.jobs import ChatScheduler, Job
-from storage import JobRow, Storage
+from parley.jobs import Job
+from parley.services import Services
+from storage import JobRow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 """A job that was started this often without finishing (the process died each time) is given up on."""
 
-JobHandler = Callable[[JobRow], Awaitable[bool]]
-BACKGROUND_KINDS = frozenset({"transcribe_log"})
-
 
 class Dispatcher:
-    def __init__(
-        self,
-        *,
-        storage: Storage,
-        scheduler: ChatScheduler,
-        jobs: ChatJobs,
-        groups: GroupJobs,
-        tools: ToolJobs,
-        max_queue: int,
-    ) -> None:
-        self.storage = storage
-        self.scheduler = scheduler
-        self.jobs = jobs
-        self.groups = groups
-        self.max_queue = max_queue
-        self._handlers: dict[str, JobHandler] = {
-            "converse": jobs.converse,
-            "say": jobs.say,
-            "reset": jobs.reset,
-            "voice": jobs.voice,
-            "forget": jobs.ask_forget,
-            "export": jobs.export,
-            "access": jobs.change_access,
-            "users": jobs.users,
-            **SpendCommands(jobs.services, jobs.bot).handlers(),  # usage, model, stats
-            "summary": groups.summary,
-            "digest": groups.digest,
-            "transcribe_log": groups.transcribe_log,
-            "transcribe": tools.transcribe,
-            "tone": tools.tone,
-            "speak": tools.speak,
-            "mode": tools.mode,
-            "button": jobs.button,
-            "retry": self._retry,
-        }
+    """Runs the job table: `routes` says, for each kind, how to read its payload and what runs it."""
 
-    async def accept(
-        self, *, chat_id: int, source: str, kind: str, payload: dict[str, Any], message_id: int | None = None
-    ) -> bool:
+    def __init__(
+        self, services: Services, bot: Bot, routes: Mapping[str, Route[Any]], *, job_queue: JobQueue | None = None
+    ) -> None:
+        self.storage = services.storage
+        self.scheduler = services.scheduler
+        self.metrics = services.metrics
+        self.max_queue = services.settings.operations.max_queue
+        self.routes = routes
+        self.edge = Edge(services=services, bot=bot, jobs=self, job_queue=job_queue)
+
+    async def accept(self, *, chat_id: int, source: str, job: Payload, message_id: int | None = None) -> bool:
         """Record and schedule one update's job. False when it was refused (busy) or already known."""
-        if kind not in self._handlers:
-            raise ValueError(f"unknown job kind {kind!r}")
+        route = self.routes.get(job.kind)
+        if route is None:
+            raise ValueError(f"no route for the job kind {job.kind!r}")
         if self.scheduler.pending >= self.max_queue:
-            if kind in BACKGROUND_KINDS:  # nobody is waiting for it: drop quietly rather than spam a group
-                log.warning("chat=%s %s dropped: %d jobs queued", chat_id, kind, self.scheduler.pending)
+            if route.background:  # nobody is waiting for it: drop quietly rather than spam a group
+                log.warning("chat=%s %s dropped: %d jobs queued", chat_id, job.kind, self.scheduler.pending)
                 return False
             log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, self.scheduler.pending)
-            await self._tell_busy(chat_id, message_id)
+            await tell(self.edge.bot, chat_id, texts.BUSY, reply_to=message_id)
             return False
         job_id = await self.storage.jobs.add(
-            chat_id=chat_id, source=source, kind=kind, payload=payload, message_id=message_id
+            chat_id=chat_id, source=source, kind=job.kind, payload=job.to_json(), message_id=message_id
         )
         if job_id is None:
             log.info("chat=%s %s already accepted: redelivered update ignored", chat_id, source)
             return False
-        self._schedule(job_id, chat_id, kind)
+        self._schedule(job_id, chat_id, job.kind)
         return True
 
     async def resume(self) -> int:
@@ -99,7 +74,7 @@ class Dispatcher:
             if row.attempts >= MAX_ATTEMPTS:
                 log.error("chat=%s job=%s %s gave up after %d attempts", row.chat_id, row.id, row.kind, row.attempts)
                 await self.storage.jobs.finish(row.id, ok=False, error=f"gave up after {row.attempts} attempts")
-                await self.jobs.tell_given_up(row)
+                await tell(self.edge.bot, row.chat_id, texts.GAVE_UP, reply_to=row.message_id)
                 continue
             self._schedule(row.id, row.chat_id, row.kind)
             resumed += 1
@@ -108,7 +83,8 @@ class Dispatcher:
         return resumed
 
     def _schedule(self, job_id: int, chat_id: int, kind: str) -> None:
-        lane = "background" if kind in BACKGROUND_KINDS else ""
+        route = self.routes.get(kind)
+        lane = "background" if route is not None and route.background else ""
         job = Job(chat_id=chat_id, label=f"{kind}#{job_id}", run=lambda: self.run(job_id), lane=lane)
         if not self.scheduler.submit(job):
             log.info("chat=%s job=%s left queued: shutting down", chat_id, job_id)
@@ -117,19 +93,19 @@ class Dispatcher:
         row = await self.storage.jobs.start(job_id)
         if row is None:  # finished meanwhile (e.g. run by a Retry tap)
             return
-        handler = self._handlers.get(row.kind)
+        route = self.routes.get(row.kind)
         started, outcome, ok = time.perf_counter(), "failed", False
         try:
-            ok = await handler(row) if handler else False
+            ok = await route(row, self._run_of(row)) if route is not None else False
             outcome = "ok" if ok else outcome
         except Exception as exc:
             outcome = type(exc).__name__
-            self.jobs.services.metrics.error(outcome)
+            self.metrics.error(outcome)
             # Finished, as failed: a job that raised must not sit "working" to be re-run at some later start.
             await self.storage.jobs.finish(job_id, ok=False, error=outcome)
             raise
         finally:
-            if row.kind != "converse":  # a conversation turn logs its own line, with each step's duration
+            if route is None or not route.logs_itself:
                 log.info(
                     "chat=%s message=%s job=%s kind=%s total=%.0fms outcome=%s",
                     row.chat_id,
@@ -141,14 +117,5 @@ class Dispatcher:
                 )
         await self.storage.jobs.finish(job_id, ok=ok, error=None if ok else "failed")
 
-    async def _retry(self, row: JobRow) -> bool:
-        """The Retry button: put the failed job back and run it now, in this chat's turn."""
-        failed_id = int(row.payload["job_id"])
-        original = await self.storage.jobs.requeue(failed_id, row.chat_id)
-        await self.jobs.acknowledge_retry(row, retrying=original is not None)
-        if original is not None:
-            await self.run(failed_id)
-        return True
-
-    async def _tell_busy(self, chat_id: int, message_id: int | None) -> None:
-        await tell(self.jobs.bot, chat_id, texts.BUSY, reply_to=message_id)
+    def _run_of(self, row: JobRow) -> Run:
+        return Run(job_id=row.id, chat_id=row.chat_id, message_id=row.message_id, edge=self.edge)

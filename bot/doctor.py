@@ -266,9 +266,7 @@ async def check_openai(settings: Settings, *, live: bool) -> list[Finding]:
                 await client.models.retrieve(model)
             except openai.OpenAIError as exc:
                 return [_openai_problem(exc, settings, name, model)]
-        found = [
-            Finding(True, "OpenAI", f"reachable, key valid, {names[0]} and {names[1]} available")
-        ]
+        found = [Finding(True, "OpenAI", f"reachable, key valid, {names[0]} and {names[1]} available")]
         if live:
             found.append(await _live_reply(client, settings))
         return found

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import math
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
@@ -87,11 +87,6 @@ async def send_text(
         first = first or sent
     assert first is not None
     return first
-
-
-def retry_keyboard(job_id: int) -> InlineKeyboardMarkup:
-    """One button that puts a failed job back in its chat's queue (see bot/dispatch.py)."""
-    return InlineKeyboardMarkup([[InlineKeyboardButton(texts.RETRY, callback_data=f"retry:{job_id}")]])
 
 
 async def tell(

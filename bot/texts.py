@@ -14,34 +14,7 @@ START = (
     "conversation. Type /help to see what else I can do."
 )
 
-HELP = (
-    "Send a voice message or text and I'll reply with a voice message and its transcript.\n\n"
-    "/voice – choose the voice I speak with\n"
-    "/reset – start a fresh conversation (I stop using what we said before)\n"
-    "/forget – delete everything I have stored about you\n"
-    "/export – get everything I have stored about you, as a file\n"
-    "/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said\n"
-    "/speak TEXT – I read text aloud (or reply /speak to a message or a document)\n"
-    "/mode voice|text|both – how I reply\n"
-    "/model – choose the voice model (the mini one is cheaper)\n"
-    "/usage – what our conversations have cost\n"
-    "/help – this message"
-)
-
-COMMANDS: list[tuple[str, str]] = [
-    ("start", "What Parley does"),
-    ("help", "How to use Parley"),
-    ("voice", "Choose the voice Parley speaks with"),
-    ("reset", "Start a fresh conversation"),
-    ("forget", "Delete everything stored about you"),
-    ("export", "Get everything stored about you as a file"),
-    ("transcribe", "Reply to audio: what was said, word for word"),
-    ("tone", "Reply to audio: how it was said (sentiment, emotions)"),
-    ("speak", "Read text aloud in your voice"),
-    ("mode", "Reply with voice, text or both"),
-    ("summary", "In a group: a spoken summary of what was said"),
-    ("digest", "In a group: a daily spoken digest (admins)"),
-]
+HELP_INTRO = "Send a voice message or text and I'll reply with a voice message and its transcript."
 
 RESET_DONE = "Fresh start: I won't use anything we said before. What's on your mind?"
 RESET_NOTHING = "We're already at a fresh start. Send me a voice message!"
@@ -89,7 +62,6 @@ DOWNLOAD_FAILED = "I couldn't download that voice message from Telegram. Please 
 
 CANNED: dict[str, str] = {
     "start": START,
-    "help": HELP,
     "unknown_command": UNKNOWN_COMMAND,
     "unsupported": UNSUPPORTED,
     "private_only": "Let's do that in our private chat: open a chat with me and send the command there.",
@@ -130,12 +102,6 @@ def access_changed(subject: str, allowed: bool) -> str:
 
 
 EXPORT_CAPTION = "Everything I have stored about you, as JSON."
-
-ADMIN_COMMANDS: list[tuple[str, str]] = [
-    ("allow", "Allow a user id, @username or group"),
-    ("deny", "Deny a user id, @username or group"),
-    ("users", "Who is allowed, last seen, usage"),
-]
 
 
 def users_report(allowed, admins: frozenset[int], overrides: dict[str, bool], people: list) -> str:
@@ -191,10 +157,6 @@ def digest_set(at: str, timezone: str) -> str:
 
 
 # --- spend control: /usage, /stats, /model, budgets -------------------------------------------------
-
-# Appended here rather than in the lists above, so the spend feature's commands read as one block.
-COMMANDS += [("model", "Choose the voice model"), ("usage", "Your tokens and cost")]
-ADMIN_COMMANDS += [("stats", "Spend: totals, top users, last 30 days")]
 
 NEW_CONVERSATION = "(It's been a while, so this is a fresh conversation.)"
 STATS_CHART_CAPTION = "Cost per day, last 30 days."

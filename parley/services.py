@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from parley.access import AccessPolicy
 from parley.audio import AudioConverter, find_ffmpeg
@@ -12,6 +12,8 @@ from parley.jobs import ChatScheduler
 from parley.metrics import Metrics
 from parley.model import ModelClient
 from parley.providers import build_context, build_spend, openai_client
+from parley.summaries import GroupSummarizer
+from parley.tools import VoiceTools
 from storage import Storage
 
 LONG_RECORDING_SECONDS = 4 * 3600.0
@@ -27,8 +29,9 @@ class Services:
     engine: ConversationEngine
     scheduler: ChatScheduler
     access: AccessPolicy
-    metrics: Metrics = field(default_factory=Metrics)
-    long_audio: AudioConverter | None = None  # for the voice tools: recordings of hours, not minutes
+    metrics: Metrics
+    summarizer: GroupSummarizer  # /summary and /digest
+    voice_tools: VoiceTools  # /transcribe, /tone, /speak: recordings of hours, not minutes
 
     @classmethod
     def build(cls, settings: Settings, storage: Storage) -> Services:
@@ -61,7 +64,30 @@ class Services:
             timeout=settings.operations.ffmpeg_timeout_seconds * 10,
             max_seconds=LONG_RECORDING_SECONDS,
         )
-        return cls(settings, storage, audio, model, engine, scheduler, access, metrics=metrics, long_audio=long_audio)
+        summarizer = GroupSummarizer(
+            model=model,
+            audio=audio,
+            summary_model=settings.model.summary_model,
+            chunk_tokens=settings.groups.summary_chunk_tokens,
+        )
+        voice_tools = VoiceTools(
+            model=model,
+            audio=long_audio,
+            summary_model=settings.model.summary_model,
+            segment_seconds=settings.tools.segment_seconds,
+        )
+        return cls(
+            settings=settings,
+            storage=storage,
+            audio=audio,
+            model=model,
+            engine=engine,
+            scheduler=scheduler,
+            access=access,
+            metrics=metrics,
+            summarizer=summarizer,
+            voice_tools=voice_tools,
+        )
 
     async def close(self) -> None:
         await self.model.close()

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from parley.errors import ParleyError
 from parley.prices import PriceTable
 from storage import Usage
-from storage.usage import LedgerEntry, UsageStore
+from storage.usage import LedgerEntry, ModelTotals, UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,15 @@ class Spend:
         cost = self.prices.cost(usage, audio_seconds=audio_seconds)
         await self.store.record(LedgerEntry(user_id, chat_id, purpose, usage, cost, audio_seconds), now=self.now())
         return cost
+
+    async def totals(self, user_id: int | None = None) -> list[tuple[str, list[ModelTotals]]]:
+        """Per model, today, this month and all time (days and months in the budgets' timezone); one user's,
+        or everyone's when `user_id` is None."""
+        day, _, month, _ = period_starts(self.now(), self.zone)
+        return [
+            (label, await self.store.by_model(since=since, user_id=user_id))
+            for label, since in (("Today", day.timestamp()), ("This month", month.timestamp()), ("All time", 0.0))
+        ]
 
     # --- before a call -----------------------------------------------------------------------------
 

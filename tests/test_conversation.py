@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
+from bot import registry, texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration
 from lab.harness import lab_env, running_bot
@@ -198,7 +198,7 @@ async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, open
     telegram.push_text(CHAT, ann, "/help")
     telegram.push_text(CHAT, ann, "/nonsense")
     sent = await telegram.wait_sent(CHAT, count=3)
-    assert [m.text for m in sent] == [texts.START, texts.HELP, texts.UNKNOWN_COMMAND]
+    assert [m.text for m in sent] == [texts.START, registry.HELP, texts.UNKNOWN_COMMAND]
     assert openai_api.chat_requests() == []
 
 

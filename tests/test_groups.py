@@ -284,7 +284,7 @@ async def test_private_commands_are_redirected_in_groups(group_bot: RunningBot, 
 
 
 def test_summary_span_parsing() -> None:
-    from bot.groups import parse_span
+    from bot.features.groups.summary import parse_span
 
     zone = ZoneInfo("Europe/Berlin")
     now = dt.datetime(2026, 11, 25, 15, 0, tzinfo=zone).timestamp()

@@ -1,0 +1,117 @@
+"""What is kept about a person, for them: /export (all of it, as a file), /forget (all of it deleted, after a
+confirming tap), and the retention that deletes what is older than PARLEY_RETENTION_DAYS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.buttons import Button, Press
+from bot.callbacks import CallbackData
+from bot.intake import Incoming
+from bot.jobs import Payload
+from bot.replies import Run
+from parley.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AskForget(Payload, kind="forget"):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Export(Payload, kind="export"):
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetAnswer(CallbackData, prefix="forget"):
+    answer: str  # yes | no
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+def forget(got: Incoming) -> AskForget:
+    return AskForget()
+
+
+def export(got: Incoming) -> Export:
+    return Export(user_id=got.user.id)
+
+
+def forget_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(texts.FORGET_YES, callback_data=ForgetAnswer("yes").pack()),
+                InlineKeyboardButton(texts.FORGET_NO, callback_data=ForgetAnswer("no").pack()),
+            ]
+        ]
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+async def ask_forget(job: AskForget, run: Run) -> bool:
+    return await run.say(texts.FORGET_CONFIRM, keyboard=forget_keyboard())
+
+
+async def forget_tapped(tap: ForgetAnswer, press: Press, run: Run) -> str:
+    if tap.answer != "yes":
+        return texts.FORGET_CANCELLED
+    report = await run.services.engine.forget(press.user_id)
+    return texts.forget_done(report.turns)
+
+
+async def send_export(job: Export, run: Run) -> bool:
+    """The user's stored data as a JSON document (their right to see what is kept about them)."""
+    data = await run.services.storage.privacy.export_user(job.user_id)
+    document = json.dumps(data, ensure_ascii=False, indent=2).encode()
+    try:
+        await run.bot.send_document(
+            run.chat_id, InputFile(document, filename="parley-export.json"), caption=texts.EXPORT_CAPTION
+        )
+        await run.delivered()
+    except TelegramError as exc:
+        log.warning("chat=%s export not sent: %s", run.chat_id, exc)
+        return False
+    return True
+
+
+BUTTONS = (Button(ForgetAnswer, forget_tapped),)
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+async def apply_retention(services: Services) -> None:
+    """Delete what is older than PARLEY_RETENTION_DAYS (at start-up and daily, by the JobQueue)."""
+    settings = services.settings
+    report = await services.storage.privacy.apply_retention(
+        days=settings.privacy.retention_days, audio_days=settings.privacy.audio_retention_days
+    )
+    group_days = min(
+        settings.privacy.group_retention_days or settings.privacy.retention_days, settings.privacy.retention_days
+    )
+    group_messages = await services.storage.groups.prune(time.time() - group_days * 86400)
+    await services.storage.checkpoint()  # what was pruned survives in no file
+    if group_messages:
+        log.info("retention (%g days): deleted %d group log entries", group_days, group_messages)
+    log.info(
+        "retention (%g days): deleted %d turns, %d conversations, %d jobs, %d audio files",
+        settings.privacy.retention_days,
+        report.turns,
+        report.conversations,
+        report.jobs,
+        report.audio,
+    )

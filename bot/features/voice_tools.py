@@ -1,0 +1,249 @@
+"""Voice tools: /transcribe and /tone on a recording (the replied-to message, or audio sent with the command
+as its caption), /speak to read text aloud. The work itself is parley.tools; this is its Telegram side."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Any
+
+from telegram import InputFile, Message
+from telegram.error import BadRequest, TelegramError
+
+from bot import texts
+from bot.intake import Incoming
+from bot.jobs import Payload
+from bot.media import download, media_of
+from bot.replies import Run
+from bot.sender import (
+    CAPTION_LIMIT,
+    MESSAGE_LIMIT,
+    ReplyProgress,
+    StatusMessage,
+    send_text,
+    split_message,
+    telegram_length,
+)
+from parley.errors import ParleyError
+from parley.tools import Recorder, ToneReport
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_AFTER_PARTS = 3
+"""A transcript that would take more than three messages is sent as a .txt document instead."""
+TEXT_DOCUMENT_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Transcribe(Payload, kind="transcribe"):
+    message: dict[str, Any]  # the command's message: the recording is in it, or in the message it replies to
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tone(Payload, kind="tone"):
+    message: dict[str, Any]
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Speak(Payload, kind="speak"):
+    message: dict[str, Any]
+    user_id: int
+    text: str | None = None  # the command's words; None: the replied-to message or document
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+def transcribe(got: Incoming) -> Transcribe:
+    return Transcribe(message=got.message.to_dict(), user_id=got.user.id)
+
+
+def tone(got: Incoming) -> Tone:
+    return Tone(message=got.message.to_dict(), user_id=got.user.id)
+
+
+def speak(got: Incoming) -> Speak:
+    text = (got.message.text or "").partition(" ")[2].strip() or None
+    return Speak(message=got.message.to_dict(), user_id=got.user.id, text=text)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+Work = Callable[[Run, int, Message, bytes, ReplyProgress, Recorder], Awaitable[None]]
+
+
+async def transcript(job: Transcribe, run: Run) -> bool:
+    return await _on_recording(job, run, _transcript)
+
+
+async def tone_of(job: Tone, run: Run) -> bool:
+    return await _on_recording(job, run, _tone)
+
+
+async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
+    """Find the recording (the replied-to message, or this one), download it, work, report failures."""
+    message = Message.de_json(job.message, run.bot)
+    target = message if media_of(message) else message.reply_to_message
+    media = media_of(target)
+    if target is None or media is None:
+        return await run.say(texts.NEEDS_RECORDING.format(command=job.kind))
+    services = run.services
+    cache_key = f"transcribe:{media.file_unique_id}" if isinstance(job, Transcribe) else None
+    if cache_key and (cached := await services.storage.cached(cache_key)):
+        await _send_long(run, cached, reply_to=message.message_id)
+        return True
+    # The status message the work shows reports progress: no second "still working" notice.
+    progress = ReplyProgress(run.bot, run.chat_id, reply_to=message.message_id, notice_after=None, action="typing")
+    spend = services.engine.spend
+    estimate = spend.prices.estimate_reply(
+        services.model.model, text_tokens=500, audio_seconds=max(media.duration, 1.0)
+    )
+    try:
+        async with spend.metered(user_id=job.user_id, chat_id=run.chat_id, estimate=estimate) as record, progress:
+            data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
+            await work(run, job.user_id, message, data, progress, record)
+    except ParleyError as exc:
+        log.warning("chat=%s %s failed: %s", run.chat_id, job.kind, exc)
+        return await run.fail(exc, reply_to=message.message_id)
+    return True
+
+
+async def _transcript(
+    run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
+) -> None:
+    async with StatusMessage(
+        run.bot, run.chat_id, texts.working("Transcribing", None), reply_to=message.message_id
+    ) as status:
+        text = await run.services.voice_tools.transcribe(
+            data, progress=_reporting(status, "Transcribing"), record=record
+        )
+    await progress.stop()
+    media = media_of(message if media_of(message) else message.reply_to_message)
+    if media is not None:
+        await run.services.storage.cache(f"transcribe:{media.file_unique_id}", text, user_id=user_id)
+    await _send_long(run, text, reply_to=message.message_id)
+
+
+async def _tone(
+    run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
+) -> None:
+    async with StatusMessage(
+        run.bot, run.chat_id, texts.working("Listening", None), reply_to=message.message_id
+    ) as status:
+        report: ToneReport = await run.services.voice_tools.tone(
+            data, progress=_reporting(status, "Listening"), record=record
+        )
+    await progress.stop()
+    await send_text(run.bot, run.chat_id, texts.tone_report(report), reply_to=message.message_id)
+    await run.delivered()
+
+
+async def read_aloud(job: Speak, run: Run) -> bool:
+    """Read text aloud (the command's words, a replied-to message, or a text/markdown/PDF document)."""
+    message = Message.de_json(job.message, run.bot)
+    services = run.services
+    try:
+        text = job.text or await _text_to_speak(run, message.reply_to_message)
+    except ParleyError as exc:
+        return await run.say(texts.explain(exc), reply_to=message.message_id)
+    if not text:
+        return await run.say(texts.SPEAK_USAGE, reply_to=message.message_id)
+    voice = await services.engine.voice_of(job.user_id)
+    model = services.model.model
+    key = "speak:" + hashlib.sha256(f"{voice}\0{model}\0{text}".encode()).hexdigest()
+    max_chars = services.settings.tools.speak_max_chars
+    caption = texts.spoken_summary(len(text)) if len(text) > max_chars else None
+    if cached := await services.storage.cached(key):
+        try:  # the same text in the same voice: send the voice Telegram already has, free
+            await run.bot.send_voice(run.chat_id, cached, caption=caption, reply_to_message_id=message.message_id)
+            return True
+        except BadRequest as exc:
+            log.info("cached voice unusable, speaking again: %s", exc)
+    spend = services.engine.spend
+    estimate = spend.prices.estimate_reply(model, text_tokens=len(text) // 4 + 100, audio_seconds=len(text) / 15)
+    try:
+        async with (
+            spend.metered(user_id=job.user_id, chat_id=run.chat_id, estimate=estimate) as record,
+            ReplyProgress(
+                run.bot,
+                run.chat_id,
+                reply_to=message.message_id,
+                notice_after=services.settings.operations.slow_notice_seconds,
+            ),
+        ):
+            spoken = await services.voice_tools.speak(text, voice=voice, max_chars=max_chars, record=record)
+    except ParleyError as exc:
+        return await run.fail(exc, reply_to=message.message_id)
+    sent = await run.bot.send_voice(
+        run.chat_id,
+        InputFile(spoken.reply.voice_ogg or b"", filename="speech.ogg"),
+        duration=max(1, round(spoken.reply.voice_seconds)),
+        caption=caption,
+        reply_to_message_id=message.message_id,
+    )
+    await run.delivered()
+    if sent.voice is not None:
+        await services.storage.cache(key, sent.voice.file_id, user_id=job.user_id)
+    return True
+
+
+async def _text_to_speak(run: Run, source: Message | None) -> str | None:
+    if source is None:
+        return None
+    if source.text or source.caption:
+        return source.text or source.caption
+    document = source.document
+    if document is None:
+        return None
+    if document.file_size and document.file_size > TEXT_DOCUMENT_LIMIT:
+        raise ParleyError("document too large", user_message=texts.DOCUMENT_TOO_LARGE)
+    try:
+        data = bytes(await (await run.bot.get_file(document.file_id)).download_as_bytearray())
+    except TelegramError as exc:
+        raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
+    # pypdf is pure Python and a hostile PDF can be slow: never on the event loop.
+    return await asyncio.to_thread(document_text, data, document.mime_type or "", document.file_name or "")
+
+
+async def _send_long(run: Run, text: str, *, reply_to: int) -> None:
+    """Up to three messages as text; longer, a .txt document (nobody scrolls through twelve messages)."""
+    if len(split_message(text, MESSAGE_LIMIT)) > DOCUMENT_AFTER_PARTS:
+        caption = texts.TRANSCRIPT_ATTACHED
+        await run.bot.send_document(
+            run.chat_id,
+            InputFile(text.encode(), filename="transcript.txt"),
+            caption=caption if telegram_length(caption) <= CAPTION_LIMIT else None,
+            reply_to_message_id=reply_to,
+        )
+    else:
+        await send_text(run.bot, run.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
+    await run.delivered()
+
+
+def _reporting(status: StatusMessage, doing: str) -> Callable[[int, int], Awaitable[None]]:
+    async def report(done: int, total: int) -> None:
+        await status.update(texts.working(doing, (done, total)))
+
+    return report
+
+
+def document_text(data: bytes, mime_type: str, file_name: str) -> str:
+    """Text from a .txt/.md or PDF document; anything else is refused plainly."""
+    name = file_name.lower()
+    if mime_type == "application/pdf" or name.endswith(".pdf"):
+        try:
+            from pypdf import PdfReader
+
+            reader = PdfReader(BytesIO(data))
+            return "\n".join((page.extract_text() or "") for page in reader.pages).strip()
+        except Exception as exc:  # pypdf raises many kinds of errors for broken files
+            raise ParleyError(f"pdf: {exc}", user_message=texts.DOCUMENT_UNREADABLE) from exc
+    if mime_type.startswith("text/") or name.endswith((".txt", ".md", ".markdown")):
+        return data.decode("utf-8", "replace").strip()
+    raise ParleyError(f"document type {mime_type}", user_message=texts.DOCUMENT_UNREADABLE)

@@ -1,0 +1,212 @@
+"""The way in, once for every update: the access gate, the rate limits, and the job row.
+
+A feature's handler is a plain function from what arrived (`Incoming`) to a typed job, or None when there is
+nothing to do; `Intake.job` turns it into python-telegram-bot's callback. python-telegram-bot processes
+updates one at a time (no concurrent_updates) and each job row is written before the next update is read,
+so jobs enter each chat's queue in the order Telegram sent them.
+
+Someone not allowed costs nothing: no job, no download, no model call, nothing of theirs stored but the fact
+that they were refused (so they are told once an hour at most, not on every message).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Bot, CallbackQuery, Chat, Message, Update, User
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot import texts
+from bot.buttons import Press
+from bot.edge import Edge
+from bot.jobs import Payload
+from bot.sender import send_text, tell
+from parley.access import Rate, RateLimiter, Requester
+
+log = logging.getLogger(__name__)
+
+REFUSAL_QUIET_SECONDS = 3600.0
+
+Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+"""A python-telegram-bot handler callback."""
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A message that passed the gate, from someone: what a feature's handler reads."""
+
+    message: Message
+    user: User
+    chat: Chat
+    args: tuple[str, ...] = ()
+
+    @property
+    def bot(self) -> Bot:
+        return self.message.get_bot()
+
+    @property
+    def argument(self) -> str:
+        """The command's words after its name, or ''."""
+        return " ".join(self.args).strip()
+
+    @property
+    def command(self) -> str:
+        """'/Allow@parley_bot x' → 'allow'."""
+        return (self.message.text or "").split(maxsplit=1)[0].lstrip("/").split("@")[0].lower()
+
+    @property
+    def thread_id(self) -> int | None:
+        """The forum topic the message was sent in, if any."""
+        return self.message.message_thread_id if self.message.is_topic_message else None
+
+
+Parse = Callable[[Incoming], Payload | None]
+"""A feature's handler: the job this message asks for, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A command's own rate (beside the per-user one), counted per chat, with its one "slow down" text."""
+
+    rate: Rate
+    notice: Callable[[int], str]
+
+
+def requester(update: Update) -> Requester | None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return None
+    return Requester(
+        user_id=user.id,
+        username=user.username,
+        chat_id=chat.id,
+        in_group=chat.type in (ChatType.GROUP, ChatType.SUPERGROUP),
+    )
+
+
+class Intake:
+    def __init__(self, edge: Edge, *, user_rate: Rate, chat_rate: Rate) -> None:
+        self.edge = edge
+        self.user_limits = RateLimiter(user_rate)
+        self.chat_limits = RateLimiter(chat_rate)
+
+    # --- the gate: before every other handler ----------------------------------------------------
+
+    async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        who = requester(update)
+        if who is None:
+            raise ApplicationHandlerStop
+        if await self.edge.services.access.allows(who):
+            return
+        log.info("refused user=%s chat=%s", who.user_id, who.chat_id)
+        if update.callback_query is not None:
+            await _quietly(update.callback_query.answer(texts.REFUSED_SHORT))
+        elif not who.in_group and await self.edge.services.storage.privacy.note_refusal(
+            who.user_id, quiet_seconds=REFUSAL_QUIET_SECONDS
+        ):
+            await _quietly(send_text(context.bot, who.chat_id, texts.refused(who.user_id)))
+        raise ApplicationHandlerStop
+
+    # --- handlers as python-telegram-bot callbacks -----------------------------------------------
+
+    def job(self, parse: Parse, *, limit: Limit | None = None) -> Callback:
+        """The callback that runs `parse` on a message and accepts the job it asks for."""
+        limiter = RateLimiter(limit.rate) if limit is not None else None
+
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            got = incoming(update, context)
+            if got is None:
+                return
+            if limit is not None and limiter is not None and not await self._within(limiter, got.chat.id, limit):
+                return
+            job = parse(got)
+            if job is not None:
+                await self.accept(got, job)
+
+        return handle
+
+    def messages(self, *handlers: Callable[[Message, Intake], Awaitable[None]]) -> Callback:
+        """The callback for messages several features see in turn (a group's message: logged, maybe answered)."""
+
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message = update.effective_message
+            if message is None:
+                return
+            for handler in handlers:
+                await handler(message, self)
+
+        return handle
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A tap on one of our buttons: answered at once (the job may wait behind a long reply, and a query
+        goes stale in seconds); the job edits the buttons' message to say what happened."""
+        query = update.callback_query
+        if query is None or query.message is None or not query.data:
+            return
+        context.application.create_task(_answer(query), update=update)
+        tap = Press(user_id=query.from_user.id, message_id=query.message.message_id, data=query.data)
+        await self.edge.jobs.accept(chat_id=query.message.chat.id, source=f"callback:{query.id}", job=tap)
+
+    @staticmethod
+    async def ignore(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Matched so that nothing after it is: e.g. a group command meant for another bot."""
+
+    @staticmethod
+    async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("error while handling an update: %s", context.error, exc_info=context.error)
+
+    # --- the job row -------------------------------------------------------------------------------
+
+    async def accept(self, got: Incoming, job: Payload) -> bool:
+        """Within the sender's rate: record and schedule `job`, answering this message."""
+        if not await self.within_rate(got.user.id, got.chat.id):
+            return False
+        return await self.edge.jobs.accept(
+            chat_id=got.chat.id, source=f"message:{got.message.message_id}", job=job, message_id=got.message.message_id
+        )
+
+    async def within_rate(self, user_id: int, chat_id: int) -> bool:
+        """Over the per-user (or, in groups, per-chat) rate: one "slow down" per burst, nothing processed."""
+        if self.edge.services.access.is_admin(user_id):
+            return True
+        in_group = chat_id != user_id
+        limiter, key = (self.chat_limits, chat_id) if in_group else (self.user_limits, user_id)
+        return await self._within(limiter, key, Limit(limiter.rate, texts.slow_down), chat_id=chat_id)
+
+    async def _within(self, limiter: RateLimiter, key: int, limit: Limit, *, chat_id: int | None = None) -> bool:
+        now = time.monotonic()
+        wait = limiter.hit(key, now)
+        if wait is None:
+            return True
+        log.info("chat=%s key=%s over the rate limit (%s)", chat_id or key, key, limiter.rate)
+        if limiter.first_warning(key):
+            await tell(self.edge.bot, chat_id or key, limit.notice(wait))
+        limiter.forget_idle(now)
+        return False
+
+
+def incoming(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Incoming | None:
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return None
+    return Incoming(message=message, user=user, chat=chat, args=tuple(context.args or ()))
+
+
+async def _answer(query: CallbackQuery) -> None:
+    try:
+        await query.answer()
+    except TelegramError as exc:
+        log.info("could not answer callback query: %s", exc)
+
+
+async def _quietly(sending: Awaitable[object]) -> None:
+    try:
+        await sending
+    except TelegramError as exc:
+        log.info("could not tell a refused user: %s", exc)

@@ -1,0 +1,186 @@
+"""Everything Parley answers, on one screen: the command table (which also makes the menus and /help), the
+message kinds, the buttons, and the job each turns into. Each entry points at a plain function of a feature.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from telegram import Bot, BotCommand, BotCommandScopeChat, Update
+from telegram.error import BadRequest
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+
+from bot import texts
+from bot.buttons import RETRY, Buttons, Press
+from bot.features import admin, conversation, preferences, privacy, usage, voice_tools
+from bot.features.groups import log as group_log
+from bot.features.groups import summary
+from bot.features.groups.payloads import SetDigest, Summarize, TranscribeLog
+from bot.intake import Intake, Limit, Parse
+from bot.jobs import Payload, Route, routes
+from bot.replies import Run
+from parley.config import Settings
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+GROUP = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+ANYWHERE = filters.UpdateType.MESSAGE
+AUDIO_INPUT = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.AUDIO
+
+
+class Where(Enum):
+    """The chats a command works in; a private-only command sent in a group is answered "in private"."""
+
+    ANYWHERE = ANYWHERE
+    PRIVATE = PRIVATE
+    GROUP = GROUP
+
+
+# --- fixed answers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Say(Payload, kind="say"):
+    what: str  # a key of ANSWERS
+
+
+def saying(what: str) -> Parse:
+    return lambda _got: Say(what=what)
+
+
+async def say(job: Say, run: Run) -> bool:
+    return await run.say(ANSWERS[job.what])
+
+
+# --- the command table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    handle: Parse
+    where: Where
+    menu: str  # its line in the command menu
+    admins: bool = False  # in admins' menus only (the job checks who asked)
+    help: str | None = None  # its line in /help
+    aliases: tuple[str, ...] = ()
+    caption: bool = False  # also as the caption of the audio it is about
+    limit: Callable[[Settings], Limit] | None = None  # a rate of its own, beside the sender's
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("start", saying("start"), Where.ANYWHERE, "What Parley does"),
+    Command("help", saying("help"), Where.ANYWHERE, "How to use Parley", help="/help – this message"),
+    Command("voice", preferences.voice, Where.ANYWHERE, "Choose the voice Parley speaks with",
+            help="/voice – choose the voice I speak with"),
+    Command("reset", conversation.reset, Where.ANYWHERE, "Start a fresh conversation",
+            help="/reset – start a fresh conversation (I stop using what we said before)"),
+    Command("forget", privacy.forget, Where.PRIVATE, "Delete everything stored about you",
+            help="/forget – delete everything I have stored about you"),
+    Command("export", privacy.export, Where.PRIVATE, "Get everything stored about you as a file",
+            help="/export – get everything I have stored about you, as a file"),
+    Command("transcribe", voice_tools.transcribe, Where.ANYWHERE, "Reply to audio: what was said, word for word",
+            help="/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said",
+            caption=True),
+    Command("tone", voice_tools.tone, Where.ANYWHERE, "Reply to audio: how it was said (sentiment, emotions)",
+            aliases=("sentiment",), caption=True),
+    Command("speak", voice_tools.speak, Where.ANYWHERE, "Read text aloud in your voice",
+            help="/speak TEXT – I read text aloud (or reply /speak to a message or a document)"),
+    Command("mode", preferences.mode, Where.PRIVATE, "Reply with voice, text or both",
+            help="/mode voice|text|both – how I reply"),
+    Command("summary", summary.summary, Where.GROUP, "In a group: a spoken summary of what was said",
+            limit=lambda settings: Limit(settings.groups.summary_rate, texts.summary_limited)),
+    Command("digest", summary.digest, Where.GROUP, "In a group: a daily spoken digest (admins)"),
+    Command("model", preferences.model, Where.PRIVATE, "Choose the voice model",
+            help="/model – choose the voice model (the mini one is cheaper)"),
+    Command("usage", usage.usage, Where.PRIVATE, "Your tokens and cost",
+            help="/usage – what our conversations have cost"),
+    Command("allow", admin.change_access, Where.PRIVATE, "Allow a user id, @username or group", admins=True),
+    Command("deny", admin.change_access, Where.PRIVATE, "Deny a user id, @username or group", admins=True),
+    Command("users", admin.users, Where.PRIVATE, "Who is allowed, last seen, usage", admins=True),
+    Command("stats", admin.stats, Where.PRIVATE, "Spend: totals, top users, last 30 days", admins=True),
+)  # fmt: skip
+
+
+def help_text(commands: tuple[Command, ...] = COMMANDS) -> str:
+    """/help: the table's help lines in its order, /help's own line last."""
+    lines = [c.help for c in commands if c.help and c.name != "help"]
+    lines += [c.help for c in commands if c.help and c.name == "help"]
+    return texts.HELP_INTRO + "\n\n" + "\n".join(lines)
+
+
+HELP = help_text()
+ANSWERS: dict[str, str] = {**texts.CANNED, "help": HELP}
+
+
+def menu(*, admins: bool, commands: tuple[Command, ...] = COMMANDS) -> list[BotCommand]:
+    return [BotCommand(c.name, c.menu) for c in commands if admins or not c.admins]
+
+
+async def publish_menus(bot: Bot, admins: frozenset[int]) -> None:
+    """The command menu; admins also see the admin commands in their own chat with the bot."""
+    await bot.set_my_commands(menu(admins=False))
+    for admin_id in sorted(admins):
+        try:
+            await bot.set_my_commands(menu(admins=True), scope=BotCommandScopeChat(admin_id))
+        except BadRequest as exc:  # the admin has not opened a chat with the bot yet
+            log.info("admin %s: command menu not set (%s)", admin_id, exc.message)
+
+
+# --- the jobs they become ----------------------------------------------------------------------------
+
+BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS)
+
+ROUTES: dict[str, Route[Any]] = routes(
+    Route(Say, say),
+    Route(conversation.Converse, conversation.answer, logs_itself=True),
+    Route(conversation.Reset, conversation.start_afresh),
+    Route(preferences.ChooseVoice, preferences.choose_voice),
+    Route(preferences.ChooseModel, preferences.choose_model),
+    Route(preferences.ChooseMode, preferences.choose_mode),
+    Route(privacy.AskForget, privacy.ask_forget),
+    Route(privacy.Export, privacy.send_export),
+    Route(admin.ChangeAccess, admin.set_access),
+    Route(admin.Users, admin.list_users),
+    Route(admin.Stats, admin.show_stats),
+    Route(usage.Usage, usage.report),
+    Route(Summarize, summary.summarize),
+    Route(SetDigest, summary.set_digest),
+    Route(TranscribeLog, group_log.transcribe, background=True),
+    Route(voice_tools.Transcribe, voice_tools.transcript),
+    Route(voice_tools.Tone, voice_tools.tone_of),
+    Route(voice_tools.Speak, voice_tools.read_aloud),
+    Route(Press, BUTTONS.press),
+    aliases={"retry": "button"},  # rows from before every tap was a "button" job
+)
+
+
+# --- registration --------------------------------------------------------------------------------------
+
+
+def register(app: Application, intake: Intake, settings: Settings) -> None:
+    """Every command, message kind and button, in the order python-telegram-bot tries them."""
+    app.add_handler(TypeHandler(Update, intake.gate), group=-1)  # access first, for every update
+    for c in COMMANDS:
+        limit = c.limit(settings) if c.limit else None
+        app.add_handler(CommandHandler([c.name, *c.aliases], intake.job(c.handle, limit=limit), filters=c.where.value))
+    for c in COMMANDS:
+        for name in (c.name, *c.aliases) if c.caption else ():
+            caption = filters.CaptionRegex(rf"^/{name}(@\w+)?\b") & AUDIO_INPUT
+            app.add_handler(MessageHandler(ANYWHERE & caption, intake.job(c.handle)))
+    private_only = [name for c in COMMANDS if c.where is Where.PRIVATE for name in (c.name, *c.aliases)]
+    app.add_handler(CommandHandler(private_only, intake.job(saying("private_only")), filters=GROUP))
+    app.add_handler(MessageHandler(GROUP & filters.COMMAND, intake.ignore))  # maybe another bot's
+    app.add_handler(MessageHandler(GROUP, intake.messages(group_log.record, conversation.when_addressed)))
+    app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE,
+                                   intake.messages(group_log.edited)))  # fmt: skip
+    app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, intake.job(saying("unknown_command"))))
+    app.add_handler(MessageHandler(PRIVATE & (AUDIO_INPUT | filters.TEXT), intake.job(conversation.converse)))
+    app.add_handler(MessageHandler(PRIVATE, intake.job(saying("unsupported"))))
+    app.add_handler(CallbackQueryHandler(intake.press))
+    app.add_error_handler(intake.error)
