@@ -22,6 +22,7 @@ from parley.config.groups import (
     FILL_IN,
     GROUPS,
     Access,
+    Actions,
     Groups,
     Model,
     Operations,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_VOICES",
     "Access",
+    "Actions",
     "Address",
     "ConfigError",
     "Groups",
@@ -118,6 +120,7 @@ def load_settings(env: Mapping[str, str], *, webhook: bool = False) -> Settings:
         groups=read_group(Groups, env, problems),
         tools=read_group(Tools, env, problems),
         operations=_operations(env, problems, webhook),
+        actions=read_group(Actions, env, problems),
     )
     if problems:
         raise ConfigError(problems)

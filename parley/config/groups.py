@@ -149,6 +149,22 @@ class Tools:
 
 
 @dataclass(frozen=True, slots=True)
+class Actions:
+    """Tools the conversation model may call (reminders, the time, the group's memory, plugins)."""
+
+    enabled: tuple[str, ...] = setting(
+        "PARLEY_TOOLS", (), p.tool_names, "tools offered to the model, by entry-point name (e.g. datetime,reminders)"
+    )
+    rounds: int = setting("PARLEY_TOOL_ROUNDS", 3, p.whole(1), "rounds of tool calls before the model must answer")
+    timeout_seconds: float = setting(
+        "PARLEY_TOOL_TIMEOUT_SECONDS", 10.0, p.number(0.1), "how long one tool call may run"
+    )
+    result_chars: int = setting(
+        "PARLEY_TOOL_RESULT_CHARS", 4000, p.whole(200), "a tool's result is cut to this many characters"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Operations:
     """How Parley runs: its database, workers, time limits, logs, webhook or polling, the ops listener."""
 
@@ -179,7 +195,7 @@ class Operations:
         return self.webhook_url is not None
 
 
-GROUPS = (Telegram, Access, Model, Spend, Privacy, Groups, Tools, Operations)
+GROUPS = (Telegram, Access, Model, Spend, Privacy, Groups, Tools, Actions, Operations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +210,7 @@ class Settings:
     groups: Groups
     tools: Tools
     operations: Operations
+    actions: Actions = Actions()
 
     @property
     def secrets(self) -> tuple[str, ...]:

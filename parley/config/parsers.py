@@ -165,6 +165,14 @@ def names(value: str) -> tuple[str, ...]:
     return listed
 
 
+def tool_names(value: str) -> tuple[str, ...]:
+    """Comma-separated `parley.tools` entry-point names; whether each is installed is checked at start-up."""
+    listed = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not listed or any(not re.match(r"^[A-Za-z0-9_.-]{1,64}$", n) for n in listed):
+        raise Invalid(f"must be a comma-separated list of tool names like datetime,reminders, got {value!r}")
+    return listed
+
+
 def voices(value: str) -> tuple[str, ...]:
     parsed = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
     if not parsed or any(not _VOICE_RE.match(v) for v in parsed):
