@@ -180,3 +180,21 @@ async def test_stream_rejections(
     body = caught.value.body
     assert isinstance(body, dict) and body["param"] == param and body["type"] == "invalid_request_error"
     assert message in body["message"]
+
+
+async def test_a_stream_cut_mid_way_fails_in_the_sdk(openai_api: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
+    """A connection dropped mid-stream (no [DONE]) reaches the application as an error, never as a short
+    but seemingly complete reply."""
+    openai_api.queue_replies(REPLY)
+    openai_api.cut_stream_next(after_chunks=4)
+    received: list[ChatCompletionChunk] = []
+    with pytest.raises(openai.APIError):
+        stream = await client.chat.completions.create(**_voice_request())
+        async for chunk in stream:
+            received.append(chunk)
+    assert len(received) <= 4
+    assert not any(c.choices and c.choices[0].finish_reason for c in received)
+    [req] = openai_api.chat_requests()
+    assert isinstance(req.response, list) and len(req.response) == 4
+    # The next stream is whole again.
+    assert (await _collect(client, **_voice_request()))[-1].usage is not None

@@ -208,3 +208,30 @@ async def test_a_scripted_call_of_a_tool_not_offered_fails_the_lab_loudly() -> N
             await client.chat.completions.create(**_request([{"role": "user", "content": "hi"}]))
         [error] = fake.internal_errors
         assert "launch_rockets" in error and "current_time" in error
+
+
+@pytest.mark.parametrize(
+    ("overrides", "script", "expected"),
+    [
+        ({"tool_choice": "none"}, [("current_time", {})], "tool_choice 'none'"),
+        (
+            {"tool_choice": {"type": "function", "function": {"name": "set_reminder"}}},
+            [("current_time", {})],
+            "forces 'set_reminder'",
+        ),
+        ({"parallel_tool_calls": False}, [("current_time", {}), ("current_time", {})], "parallel_tool_calls"),
+        ({"tool_choice": "required"}, [], "requires a tool call"),
+    ],
+)
+async def test_a_script_no_model_could_follow_fails_the_lab_loudly(
+    overrides: dict[str, Any], script: list[tuple[str, dict[str, Any]]], expected: str
+) -> None:
+    async with FakeOpenAI() as fake, openai.AsyncOpenAI(
+        api_key=fake.api_key, base_url=fake.base_url, max_retries=0, timeout=10
+    ) as client:
+        if script:
+            fake.queue_tool_calls(*script)
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(**_request([{"role": "user", "content": "hi"}], **overrides))
+        [error] = fake.internal_errors
+        assert expected in error

@@ -18,12 +18,12 @@ from typing import Any
 
 from ..audio import _ffmpeg_ok, make_wav, parse_wav
 from .chat_checks import ChatPlan
-from .chat_tools import ToolCall, issue_calls, offered_tools
+from .chat_tools import ToolCall, check_script, issue_calls
 from .models import ALIASES, REPLY_RATE
 from .records import RecordedRequest
 from .script import Script
 
-__all__ = ["Reply", "ScriptError", "completion", "completion_id", "make_reply"]
+__all__ = ["Reply", "completion", "completion_id", "make_reply"]
 
 AUDIO_LIFETIME = 3600
 """Seconds a reply's audio id stays citable in later requests (the real API's expires_at)."""
@@ -129,15 +129,7 @@ def _usage(prompt_text: int, prompt_audio: int, completion_text: int, completion
     }
 
 
-class ScriptError(Exception):
-    """The test scripted something no model could do (call a tool it was not offered): a lab failure."""
-
-
 def _tool_reply(body: dict[str, Any], record: RecordedRequest, reply: Reply, calls: list[ToolCall]) -> Reply:
-    offered = offered_tools(body)
-    missing = [call.name for call in calls if call.name not in offered]
-    if missing:
-        raise ScriptError(f"scripted tool call(s) {missing} but the request offers only {sorted(offered)}")
     reply.tool_calls = issue_calls(calls)
     reply.finish_reason = "tool_calls"
     arguments = sum(len(c["function"]["arguments"]) + len(c["function"]["name"]) for c in reply.tool_calls)
@@ -150,9 +142,11 @@ async def make_reply(body: dict[str, Any], plan: ChatPlan, record: RecordedReque
     """Decide the answer: scripted tool calls, or text (queued, scripted or an echo) with its audio when the
     request wants audio."""
     now = int(time.time())
-    if script.tool_rounds:
+    calls = script.tool_rounds.popleft() if script.tool_rounds else None
+    check_script(body, calls)
+    if calls is not None:
         empty = Reply(model=ALIASES.get(plan.model, plan.model), text="", finish_reason="stop", created=now)
-        return _tool_reply(body, record, empty, script.tool_rounds.popleft())
+        return _tool_reply(body, record, empty, calls)
     text = _choose_text(body, plan, script)
     reply = Reply(model=ALIASES.get(plan.model, plan.model), text=text, finish_reason="stop", created=now)
     limit = body.get("max_completion_tokens") or body.get("max_tokens")

@@ -124,9 +124,11 @@ async def send_stream(
     first_delay: float,
     spread: float,
     headers: dict[str, str],
+    cut_after: int | None = None,
 ) -> tuple[web.StreamResponse, list[dict[str, Any]]]:
     """Write the reply as server-sent events: the first chunk after `first_delay` seconds, the rest spread
-    evenly over `spread` seconds. Returns the response and the chunks sent (for the record)."""
+    evenly over `spread` seconds; with `cut_after`, drop the connection after that many chunks, as a
+    network or the API sometimes does mid-stream. Returns the response and the chunks sent (for the record)."""
     response = web.StreamResponse(
         status=200,
         headers={**headers, "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"},
@@ -137,6 +139,9 @@ async def send_stream(
     await response.prepare(request)
     gap = spread / max(len(all_chunks) - 1, 1)
     for n, body in enumerate(all_chunks):
+        if n == cut_after and request.transport is not None:
+            request.transport.abort()
+            return response, all_chunks[:n]
         if n and gap > 0:
             await asyncio.sleep(gap)
         await response.write(f"data: {json.dumps(body)}\n\n".encode())

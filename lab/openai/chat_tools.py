@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import invalid, supported
 
-__all__ = ["ToolCall", "check_tool_messages", "check_tools", "issue_calls", "offered_tools"]
+__all__ = ["ScriptError", "ToolCall", "check_script", "check_tool_messages", "check_tools", "issue_calls"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _NOT_ANSWERED = (
@@ -85,8 +85,29 @@ def check_tools(body: dict[str, Any]) -> None:
             )
 
 
-def offered_tools(body: dict[str, Any]) -> set[str]:
-    return {t["function"]["name"] for t in body.get("tools") or [] if isinstance(t, dict)}
+class ScriptError(Exception):
+    """The test scripted what no model could do with this request (call a tool it was not offered, or none
+    when the request requires one): a failure of the lab's script, not of the application."""
+
+
+def check_script(body: dict[str, Any], calls: list[ToolCall] | None) -> None:
+    """Whether a model could answer this request with the scripted calls (None: with no call at all)."""
+    choice = body.get("tool_choice")
+    forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+    if calls is None:
+        if choice == "required" or forced:
+            raise ScriptError(f"tool_choice {choice!r} requires a tool call: script one with queue_tool_calls")
+        return
+    offered = {t["function"]["name"] for t in body.get("tools") or [] if isinstance(t, dict)}
+    missing = [call.name for call in calls if call.name not in offered]
+    if missing:
+        raise ScriptError(f"scripted tool call(s) {missing} but the request offers only {sorted(offered)}")
+    if choice == "none":
+        raise ScriptError("scripted tool calls but the request says tool_choice 'none'")
+    if forced and any(call.name != forced for call in calls):
+        raise ScriptError(f"scripted {[c.name for c in calls]} but tool_choice forces {forced!r}")
+    if body.get("parallel_tool_calls") is False and len(calls) > 1:
+        raise ScriptError(f"scripted {len(calls)} calls in one round but parallel_tool_calls is false")
 
 
 def _check_call_shape(call: Any, where: str) -> str:

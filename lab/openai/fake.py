@@ -53,6 +53,11 @@ class FakeOpenAI(OpenAIServer):
         Arguments given as a str are sent as is (a model's broken JSON, say)."""
         self.script.tool_rounds.append([ToolCall(name, arguments) for name, arguments in calls])
 
+    def cut_stream_next(self, after_chunks: int = 3, times: int = 1) -> None:
+        """The next `times` streamed answers drop the connection after `after_chunks` chunks (no [DONE]),
+        as networks and the API sometimes do mid-stream."""
+        self.script.cut_streams.extend([after_chunks] * times)
+
     def omit_audio_next(self, times: int = 1) -> None:
         """Answer the next audio requests with text content and audio null (the real API sometimes does)."""
         self.script.omit_audio += times

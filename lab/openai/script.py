@@ -35,6 +35,8 @@ class Script:
     """Rounds of tool calls the next chat completions answer with, in order (before any text reply)."""
     first_chunk_share: float = 0.25
     """In a stream, the share of the latency before the first chunk; the rest is spread between chunks."""
+    cut_streams: deque[int] = field(default_factory=deque)
+    """For the next streamed answers: how many chunks each sends before the connection drops (no [DONE])."""
     omit_audio: int = 0
     """How many of the next audio answers come with text content and audio null (the real API sometimes does)."""
     hang: int = 0

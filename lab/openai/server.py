@@ -233,8 +233,15 @@ class OpenAIServer(LabServer):
         if plan.stream:
             reply = await make_reply(body, plan, record, self.script)
             first = delay * self.script.first_chunk_share
+            cut = self.script.cut_streams.popleft() if self.script.cut_streams else None
             response, sent = await send_stream(
-                request, reply, plan.include_usage, first_delay=first, spread=delay - first, headers=response_headers()
+                request,
+                reply,
+                plan.include_usage,
+                first_delay=first,
+                spread=delay - first,
+                headers=response_headers(),
+                cut_after=cut,
             )
             record.status, record.response = 200, sent
             return response
