@@ -101,10 +101,10 @@ async def check_ffmpeg() -> Finding:
     missing = [encoder for encoder in REQUIRED_ENCODERS if encoder not in listed]
     if missing:
         return Finding(False, "ffmpeg", f"{path} ({origin}, {name}) lacks {', '.join(missing)}", fix)
-    converter = AudioConverter(path, timeout=NETWORK_SECONDS)
     try:  # the two conversions Parley makes, on half a second of tone
-        ogg = await converter.to_voice_ogg(_tone())
-        await converter.to_model_wav(ogg)
+        async with AudioConverter(path, timeout=NETWORK_SECONDS) as converter:
+            ogg = await converter.to_voice_ogg(_tone())
+            await converter.to_model_wav(ogg)
     except ParleyError as exc:
         return Finding(False, "ffmpeg", f"{path} ({origin}) cannot convert audio: {exc}", fix)
     return Finding(True, "ffmpeg", f"{path} ({origin}, {name}) with {' and '.join(REQUIRED_ENCODERS)}")

@@ -59,10 +59,8 @@ class Services:
         access = AccessPolicy(allowed=settings.access.allowed, admins=settings.access.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.operations.workers)
         metrics.watch_jobs(queued=lambda: scheduler.pending - scheduler.running, in_flight=lambda: scheduler.running)
-        long_audio = AudioConverter(
-            audio.ffmpeg_path,
-            timeout=settings.operations.ffmpeg_timeout_seconds * 10,
-            max_seconds=LONG_RECORDING_SECONDS,
+        long_audio = audio.with_limits(
+            timeout=settings.operations.ffmpeg_timeout_seconds * 10, max_seconds=LONG_RECORDING_SECONDS
         )
         summarizer = GroupSummarizer(
             model=model,
@@ -90,5 +88,6 @@ class Services:
         )
 
     async def close(self) -> None:
+        await self.audio.close()
         await self.model.close()
         await self.storage.close()

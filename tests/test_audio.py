@@ -1,20 +1,27 @@
-"""Audio conversion with real ffmpeg on audio made at test time."""
+"""Audio conversion with the real codecs (PyAV in worker processes, the ffmpeg command line) on audio made
+at test time."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import struct
+from collections.abc import AsyncIterator
 
 import pytest
 
 from lab.audio import InvalidWav, make_mp3, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
-from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, find_ffmpeg, normalise_wav, read_wav
+from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, find_ffmpeg, normalise_wav, read_wav
+from parley.audio.ffmpeg_cli import FfmpegCli
+from parley.audio.pool import WorkerCrashed
 from parley.errors import AudioError, AudioTimeout
 
 
 @pytest.fixture
-def converter() -> AudioConverter:
-    return AudioConverter(find_ffmpeg(), timeout=30)
+async def converter() -> AsyncIterator[AudioConverter]:
+    async with AudioConverter(find_ffmpeg(), timeout=30) as converter:
+        yield converter
 
 
 async def test_voice_note_becomes_a_valid_16k_mono_wav(converter: AudioConverter) -> None:
@@ -63,14 +70,96 @@ async def test_truncated_ogg_is_rejected_or_shorter(converter: AudioConverter) -
 
 
 async def test_ffmpeg_is_killed_at_its_timeout() -> None:
-    slow = AudioConverter(find_ffmpeg(), timeout=0.5)
+    slow = FfmpegCli(find_ffmpeg(), timeout=0.5)
     # -re reads input at its natural pace: ten minutes of silence cannot finish inside the timeout.
     command = [slow.ffmpeg_path, "-nostdin", "-re", "-f", "s16le", "-ar", "8000", "-ac", "1", "-i", "pipe:0"]
     command += ["-f", "s16le", "pipe:1"]
     before = _ffmpeg_children()
     with pytest.raises(AudioTimeout):
-        await slow._run(command, b"\x00" * (8000 * 2 * 600))
+        await slow.exec(command, b"\x00" * (8000 * 2 * 600))
     assert _ffmpeg_children() == before
+
+
+def silent_wav(seconds: float, rate: int = 8000) -> bytes:
+    """A long 16-bit mono WAV of silence, made without synthesising every sample in Python."""
+    pcm = bytes(round(seconds * rate) * 2)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+async def test_a_worker_past_its_deadline_is_killed_and_replaced() -> None:
+    """Twenty minutes of audio cannot decode in 50 ms: the worker is killed; the next request gets a new one."""
+    pool = CodecPool(1)
+    converter = AudioConverter(find_ffmpeg(), timeout=0.05, pool=pool)
+    try:
+        long_wav = silent_wav(20 * 60)
+        with pytest.raises(AudioTimeout):
+            await converter.to_model_wav(long_wav)
+        assert pool.started == 1 and not pool._idle  # killed, not returned to the pool
+        converter.timeout = 30
+        assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
+        assert pool.started == 2
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_that_dies_mid_conversion_is_replaced() -> None:
+    """A decoder crash (here the worker is killed from outside) fails that conversion only."""
+    pool = CodecPool(1)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        await converter.to_model_wav(make_voice_ogg(0.5))  # the worker exists now
+        [worker] = converter.pool._idle
+
+        async def kill_soon() -> None:
+            await asyncio.sleep(0.05)
+            os.kill(worker.proc.pid, signal.SIGKILL)
+
+        killer = asyncio.create_task(kill_soon())
+        with pytest.raises(WorkerCrashed):
+            await converter.to_model_wav(silent_wav(25 * 60))
+        await killer
+        assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
+        assert pool.started == 2
+    assert len(pool._idle) == 1  # a converter given a pool leaves it to its owner …
+    await pool.close()
+    assert pool._idle == [] and worker.proc.returncode is not None  # … who closes it
+
+
+async def test_a_cancelled_conversion_kills_its_worker() -> None:
+    """A conversion abandoned midway (the job cancelled at shutdown) leaves no worker half way through it."""
+    async with AudioConverter(find_ffmpeg(), timeout=30) as converter:
+        task = asyncio.create_task(converter.to_model_wav(silent_wav(25 * 60)))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert converter.pool._idle == [] and converter.pool._busy == set()
+        assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels"), [(1, 1), (7_999, 1), (384_001, 1), (16_000, 65)], ids=["1hz", "7999hz", "384001hz", "65ch"]
+)
+async def test_formats_outside_sane_ranges_are_refused_before_decoding(
+    converter: AudioConverter, rate: int, channels: int
+) -> None:
+    frames = 4000
+    block = channels * 2
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, 16)
+    pcm = b"\x10\x00" * frames * channels
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    with pytest.raises(AudioError) as refused:
+        await converter.to_model_wav(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert type(refused.value) is AudioError  # "couldn't read that audio", not "too long"
+    assert "Hz" in str(refused.value) or "channels" in str(refused.value)
+
+
+async def test_a_recording_declaring_more_than_the_cap_is_refused_before_decoding() -> None:
+    async with AudioConverter(find_ffmpeg(), timeout=30, max_seconds=5) as converter:
+        with pytest.raises(AudioTimeout, match="declares"):
+            await converter.to_model_wav(make_wav(8.0, rate=8000))
+        assert (await converter.to_model_wav(make_wav(4.0, rate=8000))).duration == pytest.approx(4.0)
 
 
 def _ffmpeg_children() -> int:

@@ -2,9 +2,9 @@
 
 The contract under test: whatever bytes arrive, AudioConverter.to_model_wav returns a WAV the strict lab
 validator accepts, or raises AudioError (AudioTimeout included) -- never another exception, never later
-than its timeout, never leaving an ffmpeg process behind. The pure-Python WAV parser (read_wav and
-normalise_wav) returns a WavAudio or raises AudioError for any bytes at all, and what normalise_wav
-writes is always a strictly valid WAV.
+than its timeout, never leaving an ffmpeg process behind, and the codec workers carry on to the next. The
+pure-Python WAV parser (read_wav and normalise_wav) returns a WavAudio or raises AudioError for any bytes
+at all, and what normalise_wav writes is always a strictly valid WAV.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import asyncio
 import os
 import struct
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -21,7 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab.audio import InvalidOgg, make_mp3, make_voice_ogg, make_wav, parse_wav
-from parley.audio import MAX_DECODED_SECONDS, AudioConverter, WavAudio, find_ffmpeg, normalise_wav, read_wav
+from parley.audio import (
+    MAX_DECODED_SECONDS,
+    AudioConverter,
+    CodecPool,
+    WavAudio,
+    find_ffmpeg,
+    normalise_wav,
+    read_wav,
+)
 from parley.errors import AudioError
 
 TIMEOUT = 4.0
@@ -125,19 +135,55 @@ def test_mutations_really_change_the_seed() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Session:
+    """One event loop and one pool of codec workers for the whole module, as in the bot: the workers live
+    across examples, so a hostile example that crashes or wedges one must not spoil the next."""
+
+    runner: asyncio.Runner
+    pool: CodecPool
+
+    def converter(self, **limits: float) -> AudioConverter:
+        return AudioConverter(find_ffmpeg(), pool=self.pool, **{"timeout": TIMEOUT, **limits})
+
+
+_session: Session | None = None
+
+
+def session() -> Session:
+    global _session
+    if _session is None:
+        runner = asyncio.Runner()
+        _session = Session(runner, runner.run(_new_pool()))
+    return _session
+
+
+async def _new_pool() -> CodecPool:
+    return CodecPool()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_session() -> Iterator[None]:
+    yield
+    global _session
+    if _session is not None:
+        _session.runner.run(_session.pool.close())
+        _session.runner.close()
+        _session = None
+
+
 def convert(data: bytes) -> tuple[WavAudio | AudioError, float]:
-    """to_model_wav in a fresh event loop: its result or AudioError, and how long it took. Any other
-    exception propagates and fails the example."""
+    """to_model_wav: its result or AudioError, and how long it took. Any other exception propagates and
+    fails the example."""
 
     async def run() -> WavAudio | AudioError:
-        converter = AudioConverter(find_ffmpeg(), timeout=TIMEOUT)
         try:
-            return await converter.to_model_wav(data)
+            return await session().converter().to_model_wav(data)
         except AudioError as exc:
             return exc
 
     started = time.monotonic()
-    outcome = asyncio.run(run())
+    outcome = session().runner.run(run())
     return outcome, time.monotonic() - started
 
 
@@ -326,13 +372,12 @@ def test_odd_reply_wavs_become_a_voice_note_or_audio_error(channels: int, rate: 
 
     async def run() -> bytes | AudioError:
         try:
-            converter = AudioConverter(find_ffmpeg(), timeout=TIMEOUT, max_seconds=REPLY_CAP)
-            return await converter.to_voice_ogg(read_wav(data))
+            return await session().converter(max_seconds=REPLY_CAP).to_voice_ogg(read_wav(data))
         except AudioError as exc:
             return exc
 
     started = time.monotonic()
-    outcome = asyncio.run(run())
+    outcome = session().runner.run(run())
     assert time.monotonic() - started < TIMEOUT + SLACK
     assert ffmpeg_children() == []
     if isinstance(outcome, bytes):

@@ -27,7 +27,7 @@ import pytest
 
 from lab import FakeOpenAI, FakeTelegram, SentMessage
 from lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg
-from parley.errors import AudioError, AudioTimeout, EmptyMessage
+from parley.errors import AudioError, EmptyMessage
 
 CHAT = 4242
 STILL_THERE = "are you still there?"
@@ -211,7 +211,7 @@ UNREADABLE: dict[str, tuple[Callable[[Path], bytes], int, str]] = {
     "riff-wave-header-then-text": (lambda _: _wav_header_then_text(), 2, AudioError.user_message),
     "hls-playlist-naming-a-local-file": (_playlist_to_local_file("hls"), 3, AudioError.user_message),
     "ffconcat-naming-a-local-file": (_playlist_to_local_file("concat"), 3, AudioError.user_message),
-    "1hz-sample-rate-bomb": (lambda _: _sample_rate_bomb(), 4, AudioTimeout.user_message),
+    "1hz-sample-rate-bomb": (lambda _: _sample_rate_bomb(), 4, AudioError.user_message),
 }
 
 READABLE: dict[str, tuple[Callable[[], bytes], int, float]] = {

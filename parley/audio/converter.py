@@ -1,0 +1,111 @@
+"""AudioConverter: the conversions the bot asks for, each routed to the codec workers or the ffmpeg command
+line (see the package docstring for which and why)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from parley.audio.ffmpeg_cli import FfmpegCli
+from parley.audio.pool import CodecPool
+from parley.audio.wav import PcmFormat, WavAudio, wav_from_pcm
+from parley.errors import AudioError, AudioTimeout
+
+MODEL_SAMPLE_RATE = 16_000
+"""16 kHz mono 16-bit is plenty for speech and keeps five minutes of audio near 10 MB."""
+
+MAX_DECODED_SECONDS = 30 * 60
+"""A safety cap, not a product limit: longer audio is refused (checked against the container's declared
+length before decoding, and against the audio really decoded while decoding)."""
+
+_WAV_HEADER = 44
+
+
+class AudioConverter:
+    """The bot's audio conversions. One pool of codec workers per process, shared by every converter
+    built from it (`with_limits`); close it at shutdown."""
+
+    def __init__(
+        self,
+        ffmpeg_path: str,
+        *,
+        timeout: float = 60.0,
+        max_seconds: float = MAX_DECODED_SECONDS,
+        pool: CodecPool | None = None,
+    ) -> None:
+        self.ffmpeg_path = ffmpeg_path
+        self.timeout = timeout
+        self.max_seconds = max_seconds
+        self.pool = pool or CodecPool()
+        self._owns_pool = pool is None
+        self._cli = FfmpegCli(ffmpeg_path, timeout=timeout)
+
+    def with_limits(self, *, timeout: float, max_seconds: float) -> AudioConverter:
+        """A converter for other limits (the voice tools take hours) on the same workers."""
+        return AudioConverter(self.ffmpeg_path, timeout=timeout, max_seconds=max_seconds, pool=self.pool)
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> AudioConverter:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def to_model_wav(self, source: bytes) -> WavAudio:
+        """Any audio people send → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE."""
+        fmt = PcmFormat(rate=MODEL_SAMPLE_RATE, channels=1, bits=16)
+        cap = _WAV_HEADER + int((self.max_seconds + 1) * fmt.bytes_per_second)
+        buffer = bytearray(_WAV_HEADER)  # the header is written once the length is known
+
+        def sink(piece: bytes) -> None:
+            if len(buffer) + len(piece) > cap:
+                raise AudioTimeout(f"decoded audio is longer than {self.max_seconds:g} s")
+            buffer.extend(piece)
+
+        header = {"op": "decode", "rate": fmt.rate, "max_seconds": self.max_seconds}
+        await self.pool.run(header, source, timeout=self.timeout, sink=sink)
+        pcm_bytes = len(buffer) - _WAV_HEADER
+        pcm_bytes -= pcm_bytes % 2
+        del buffer[_WAV_HEADER + pcm_bytes :]
+        if pcm_bytes < fmt.bytes_per_second // 10:
+            raise AudioError("decoded audio is shorter than 0.1 s")
+        if pcm_bytes > self.max_seconds * fmt.bytes_per_second:
+            raise AudioTimeout(f"decoded audio is longer than {self.max_seconds:g} s")
+        buffer[:_WAV_HEADER] = wav_from_pcm(b"", fmt)[:_WAV_HEADER]
+        buffer[4:8] = (36 + pcm_bytes).to_bytes(4, "little")
+        buffer[40:44] = pcm_bytes.to_bytes(4, "little")
+        data = bytes(buffer)
+        buffer.clear()  # one copy of the recording at a time
+        return WavAudio(data=data, format=fmt, pcm_offset=_WAV_HEADER, pcm_bytes=pcm_bytes)
+
+    async def to_voice_ogg(self, wav: WavAudio) -> bytes:
+        """WAV → OGG/Opus mono, the only format Telegram shows as a voice bubble."""
+        if wav.duration > self.max_seconds:
+            raise AudioTimeout(f"audio of {wav.duration:.0f} s is longer than {self.max_seconds:g} s")
+        if wav.format.bits != 16:
+            raise AudioError(f"cannot encode {wav.format.bits}-bit audio")
+        pieces: list[bytes] = []
+        header = {"op": "encode_voice", "rate": wav.format.rate, "channels": wav.format.channels}
+        await self.pool.run(header, wav.pcm, timeout=self.timeout, sink=pieces.append)
+        ogg = b"".join(pieces)
+        if not ogg:
+            raise AudioError("the encoder produced nothing")
+        return ogg
+
+    async def probe_seconds(self, source: bytes) -> float:
+        """How long a recording really is (declared durations lie), by decoding it once to nothing."""
+        header = {"op": "decode", "rate": MODEL_SAMPLE_RATE, "max_seconds": self.max_seconds, "measure_only": True}
+        result = await self.pool.run(header, source, timeout=self.timeout)
+        return float(result["seconds"])
+
+    async def silences(self, source: bytes, *, min_silence: float = 0.5, noise_db: int = -35) -> list[float]:
+        """Midpoints of the quiet stretches in a recording: where it can be cut without cutting a word."""
+        return await self._cli.silences(source, min_silence=min_silence, noise_db=noise_db)
+
+    async def to_model_mp3(self, source: bytes, *, start: float = 0.0, seconds: float | None = None) -> bytes:
+        """16 kHz mono MP3 (about 4 KB a second): how a long recording fits the model's 20 MB per request."""
+        return await self._cli.mp3(source, rate=MODEL_SAMPLE_RATE, start=start, seconds=seconds)
