@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import FakeOpenAI, FakeTelegram, ffmpeg_exe, make_voice_ogg
+from lab import FakeOpenAI, FakeTelegram, SentMessage, ffmpeg_exe, make_voice_ogg
 from lab.harness import ParleyProcess, lab_env
 from parley.errors import AudioError, AudioTimeout
 
@@ -87,19 +87,24 @@ async def test_many_bombs_at_once_leave_the_process_tree_small(
         for chat in chats:
             telegram.push_voice(chat, telegram.user(chat, f"U{chat}"), data, duration=4)
         peak = 0
-        while not all(telegram.sent_to(chat) for chat in chats):
+
+        def answers(chat: int) -> list[SentMessage]:
+            """What the chat was told, less the "still working" notices a loaded machine may bring."""
+            return [m for m in telegram.sent_to(chat) if not (m.text or "").startswith("Still working")]
+
+        while not all(answers(chat) for chat in chats):
             peak = max(peak, tree_rss(bot.proc.pid))
             assert bot.proc.returncode is None, "the bot died"
             await asyncio.sleep(0.02)
         peak = max(peak, tree_rss(bot.proc.pid))
         for chat in chats:
-            [reply] = telegram.sent_to(chat)
+            [reply] = answers(chat)
             assert (reply.kind, reply.text) == ("text", answer)
         assert peak < TREE_LIMIT_MB * 2**20, f"process tree peaked at {peak / 2**20:.0f} MB"
         assert openai_api.chat_requests() == []
         telegram.push_voice(chats[0], chats[0], make_voice_ogg(1.0), duration=1)
-        [_, ok] = await telegram.wait_sent(chats[0], count=2, timeout=30)
-        assert ok.kind == "voice"
+        await telegram.wait_for(lambda: len(answers(chats[0])) == 2, timeout=30, what="the ordinary note answered")
+        assert answers(chats[0])[-1].kind == "voice"
     finally:
         bot.signal(15)
         assert await bot.wait(60) == 0, bot.text[-3000:]
