@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import spoken_reply
-from parley.audio import AudioConverter, CodecPool, find_ffmpeg, read_wav
 from lab import make_voice_ogg, make_wav
+from parley.audio import AudioConverter, CodecPool, find_ffmpeg, read_wav
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,7 +43,7 @@ def tree_cpu(pool: CodecPool) -> float:
     """Seconds of CPU so far: this process, its reaped children, and the live codec workers."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    workers = sum(_proc_cpu(w.proc.pid) for w in [*pool._idle, *pool._busy] if w.alive)
+    workers = sum(_proc_cpu(pid) for pid in pool.pids())
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + workers
 
 
@@ -98,7 +98,7 @@ async def run(ffmpeg: str, runs: int) -> dict[str, Any]:
         results["mp3_segment_60s_of_3min"] = {
             "ffmpeg_cli": await measure(pool, runs, lambda: converter.to_model_mp3(long_note, start=60, seconds=60))
         }
-        results["worker_rss_mb"] = [round(_rss(w.proc.pid) / 2**20, 1) for w in pool._idle]
+        results["worker_rss_mb"] = [round(_rss(pid) / 2**20, 1) for pid in pool.pids()]
     finally:
         await pool.close()
     return results
