@@ -80,6 +80,10 @@ async def test_ffmpeg_is_killed_at_its_timeout() -> None:
     assert _ffmpeg_children() == before
 
 
+def running(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
 def silent_wav(seconds: float, rate: int = 8000) -> bytes:
     """A long 16-bit mono WAV of silence, made without synthesising every sample in Python."""
     pcm = bytes(round(seconds * rate) * 2)
@@ -96,7 +100,7 @@ async def test_a_worker_past_its_deadline_is_killed_and_replaced() -> None:
         long_wav = silent_wav(20 * 60)
         with pytest.raises(AudioTimeout):
             await converter.to_model_wav(long_wav)
-        assert pool.started == 1 and not pool._idle  # killed, not returned to the pool
+        assert pool.started == 1 and pool.pids() == []  # killed, not returned to the pool
         converter.timeout = 30
         assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
         assert pool.started == 2
@@ -109,11 +113,11 @@ async def test_a_worker_that_dies_mid_conversion_is_replaced() -> None:
     pool = CodecPool(1)
     async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
         await converter.to_model_wav(make_voice_ogg(0.5))  # the worker exists now
-        [worker] = converter.pool._idle
+        [worker] = pool.pids()
 
         async def kill_soon() -> None:
             await asyncio.sleep(0.05)
-            os.kill(worker.proc.pid, signal.SIGKILL)
+            os.kill(worker, signal.SIGKILL)
 
         killer = asyncio.create_task(kill_soon())
         with pytest.raises(WorkerCrashed):
@@ -121,9 +125,9 @@ async def test_a_worker_that_dies_mid_conversion_is_replaced() -> None:
         await killer
         assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
         assert pool.started == 2
-    assert len(pool._idle) == 1  # a converter given a pool leaves it to its owner …
+    [replacement] = pool.pids()  # a converter given a pool leaves it to its owner …
     await pool.close()
-    assert pool._idle == [] and worker.proc.returncode is not None  # … who closes it
+    assert pool.pids() == [] and not running(replacement)  # … who closes it
 
 
 async def test_a_cancelled_conversion_kills_its_worker() -> None:
@@ -134,7 +138,7 @@ async def test_a_cancelled_conversion_kills_its_worker() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert converter.pool._idle == [] and converter.pool._busy == set()
+        assert converter.pool.pids() == []
         assert (await converter.to_model_wav(make_voice_ogg(1.0))).duration == pytest.approx(1.0, abs=0.1)
 
 
@@ -204,3 +208,65 @@ async def test_input_cannot_make_ffmpeg_open_other_files(converter: AudioConvert
         playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{reference}\n#EXT-X-ENDLIST\n".encode()
         with pytest.raises(AudioError):
             await converter.to_model_wav(playlist)
+
+
+async def test_a_voice_stream_fed_in_odd_pieces_makes_the_whole_note() -> None:
+    """Pieces as a streaming model sends them (sizes vary, and need not end on a sample boundary)."""
+    pcm = read_wav(make_wav(6.3, rate=24000)).pcm
+    async with AudioConverter(find_ffmpeg(), timeout=30) as converter:
+        stream = await converter.open_voice_stream(rate=24000)
+        at, sizes = 0, [4801, 9600, 1, 333, 48_000, 7]
+        while at < len(pcm):
+            size = sizes[at % len(sizes)]
+            await stream.add(pcm[at : at + size])
+            at += size
+        ogg = await stream.finish()
+    assert stream.seconds == pytest.approx(6.3)
+    assert ogg.startswith(b"OggS") and ogg_opus_duration(ogg) == pytest.approx(6.3, abs=0.1)
+
+
+async def test_voice_streams_interleave_on_one_worker_without_holding_it() -> None:
+    """Two replies streaming at once on a single worker, and a voice note decoded in between: an open
+    stream keeps its encoder on the worker, not the worker itself."""
+    a, b = read_wav(make_wav(3.0, rate=24000)).pcm, read_wav(make_wav(2.0, rate=24000, freq=880)).pcm
+    pool = CodecPool(1)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        first, second = await converter.open_voice_stream(rate=24000), await converter.open_voice_stream(rate=24000)
+        for i in range(0, 48_000 * 3, 24_000):
+            await first.add(a[i : i + 24_000])
+            if i < len(b):
+                await second.add(b[i : i + 24_000])
+            note = await asyncio.wait_for(converter.to_model_wav(make_voice_ogg(0.5)), timeout=10)
+            assert note.duration == pytest.approx(0.5, abs=0.1)
+        one, two = await first.finish(), await second.finish()
+    await pool.close()
+    assert ogg_opus_duration(one) == pytest.approx(3.0, abs=0.1)
+    assert ogg_opus_duration(two) == pytest.approx(2.0, abs=0.1)
+    assert pool.started == 1
+
+
+async def test_a_voice_stream_whose_worker_died_fails_plainly_and_the_pool_goes_on() -> None:
+    pool = CodecPool(1)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        stream = await converter.open_voice_stream(rate=24000)
+        await stream.add(bytes(48_000 * 2))
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed):
+            await stream.add(bytes(48_000 * 2))
+            await stream.finish()
+        again = await converter.open_voice_stream(rate=24000)
+        await again.add(bytes(24_000 * 2))
+        assert ogg_opus_duration(await again.finish()) == pytest.approx(1.0, abs=0.1)
+    await pool.close()
+    assert pool.pids() == []
+
+
+async def test_a_voice_stream_longer_than_the_cap_is_stopped() -> None:
+    async with AudioConverter(find_ffmpeg(), timeout=30, max_seconds=2) as converter:
+        stream = await converter.open_voice_stream(rate=24000)
+        await stream.add(bytes(24_000 * 2))
+        with pytest.raises(AudioTimeout):
+            await stream.add(bytes(24_000 * 2 * 2))
+        with pytest.raises(AudioError):
+            await stream.finish()

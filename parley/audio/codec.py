@@ -171,35 +171,80 @@ def decode(data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes]
         container.close()
 
 
-def encode_voice(pcm: bytes, *, rate: int, channels: int) -> bytes:
-    """16-bit PCM → OGG/Opus mono, the only format Telegram shows as a voice bubble."""
-    if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= MAX_CHANNELS:
-        raise CodecError("unreadable", f"cannot encode {channels} channels at {rate} Hz")
-    out_rate = rate if rate in OPUS_RATES else 48_000
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="ogg") as container:
-        stream = container.add_stream("libopus", rate=out_rate, layout="mono")
-        stream.bit_rate = VOICE_BITRATE
-        stream.codec_context.options = {
+class _Pages:
+    """Where the OGG muxer writes: a write-only sink, so the muxer never seeks, and the pages written so
+    far can be taken away while the stream goes on."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+class VoiceEncoder:
+    """16-bit PCM → OGG/Opus mono, the only format Telegram shows as a voice bubble; fed in pieces as the
+    model's audio arrives, so the voice note is ready when the last piece is."""
+
+    def __init__(self, *, rate: int, channels: int = 1) -> None:
+        if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= MAX_CHANNELS:
+            raise CodecError("unreadable", f"cannot encode {channels} channels at {rate} Hz")
+        self.rate, self.channels = rate, channels
+        out_rate = rate if rate in OPUS_RATES else 48_000
+        self.pages = _Pages()
+        self.container = av.open(self.pages, mode="w", format="ogg")
+        self.stream = self.container.add_stream("libopus", rate=out_rate, layout="mono")
+        self.stream.bit_rate = VOICE_BITRATE
+        self.stream.codec_context.options = {
             "vbr": "constrained",
             "compression_level": str(VOICE_COMPLEXITY),
             "frame_duration": str(VOICE_FRAME_MS),
             "application": "audio",
         }
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
-        block = 2 * channels
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+        self.rest = b""  # a partial sample frame carried to the next piece
+        self.samples = 0
+
+    def feed(self, pcm: bytes) -> bytes:
+        """Encode a piece; return the OGG pages finished so far (often none: pages are a few KB)."""
+        block = 2 * self.channels
+        pcm = self.rest + pcm
         frames = len(pcm) // block
-        if channels <= 2:
-            frame = av.AudioFrame(format="s16", layout="mono" if channels == 1 else "stereo", samples=frames)
-            frame.planes[0].update(pcm[: frames * block])
-            frame.sample_rate = rate
-        else:
-            frame = _unlabelled(pcm[: frames * block], channels, rate)
-        for out in [*resampler.resample(frame), *resampler.resample(None)]:
+        self.rest = pcm[frames * block :]
+        if frames:
+            if self.channels <= 2:
+                layout = "mono" if self.channels == 1 else "stereo"
+                frame = av.AudioFrame(format="s16", layout=layout, samples=frames)
+                frame.planes[0].update(pcm[: frames * block])
+                frame.sample_rate = self.rate
+            else:
+                frame = _unlabelled(pcm[: frames * block], self.channels, self.rate)
+            self._encode(self.resampler.resample(frame))
+            self.samples += frames
+        return self.pages.take()
+
+    def finish(self) -> bytes:
+        """Flush the encoder and close the stream; return the last pages."""
+        self._encode(self.resampler.resample(None))
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+        return self.pages.take()
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for out in frames:
             out.pts = None
-            container.mux(stream.encode(out))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
+            self.container.mux(self.stream.encode(out))
+
+
+def encode_voice(pcm: bytes, *, rate: int, channels: int) -> bytes:
+    """A whole reply at once (see VoiceEncoder)."""
+    encoder = VoiceEncoder(rate=rate, channels=channels)
+    return encoder.feed(pcm) + encoder.finish()
 
 
 def _unlabelled(pcm: bytes, channels: int, rate: int) -> av.AudioFrame:

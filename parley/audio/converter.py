@@ -3,6 +3,7 @@ line (see the package docstring for which and why)."""
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 
 from parley.audio.ffmpeg_cli import FfmpegCli
@@ -96,6 +97,11 @@ class AudioConverter:
             raise AudioError("the encoder produced nothing")
         return ogg
 
+    async def open_voice_stream(self, *, rate: int) -> VoiceStream:
+        """An Opus encoder on a codec worker, fed 16-bit mono PCM at `rate` as the model's audio streams in."""
+        where = await self.pool.open_stream({"op": "voice_open", "rate": rate}, timeout=self.timeout)
+        return VoiceStream(self.pool, where, rate=rate, timeout=self.timeout, max_seconds=self.max_seconds)
+
     async def probe_seconds(self, source: bytes) -> float:
         """How long a recording really is (declared durations lie), by decoding it once to nothing."""
         header = {"op": "decode", "rate": MODEL_SAMPLE_RATE, "max_seconds": self.max_seconds, "measure_only": True}
@@ -109,3 +115,70 @@ class AudioConverter:
     async def to_model_mp3(self, source: bytes, *, start: float = 0.0, seconds: float | None = None) -> bytes:
         """16 kHz mono MP3 (about 4 KB a second): how a long recording fits the model's 20 MB per request."""
         return await self._cli.mp3(source, rate=MODEL_SAMPLE_RATE, start=start, seconds=seconds)
+
+
+class VoiceStream:
+    """A reply's voice note, encoded while the reply streams in: the note is ready when the last audio is.
+
+    PCM is passed on in pieces of about a second (a model sends many small chunks; each trip to the
+    worker costs a little), so at most that much of the reply's audio is held here at a time."""
+
+    PIECE_SECONDS = 1.0
+
+    def __init__(
+        self, pool: CodecPool, where: tuple[int, int, int], *, rate: int, timeout: float, max_seconds: float
+    ) -> None:
+        self.pool, self.where, self.rate = pool, where, rate
+        self.timeout, self.max_seconds = timeout, max_seconds
+        self.pending = bytearray()
+        self.pages: list[bytes] = []
+        self.pcm_bytes = 0
+        self.done = False
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio received so far."""
+        return self.pcm_bytes / (2 * self.rate)
+
+    async def add(self, pcm: bytes) -> None:
+        self.pcm_bytes += len(pcm)
+        if self.seconds > self.max_seconds:
+            await self.abort()
+            raise AudioTimeout(f"the reply is longer than {self.max_seconds:g} s")
+        self.pending.extend(pcm)
+        if len(self.pending) >= self.PIECE_SECONDS * 2 * self.rate:
+            await self._call("voice_feed")
+
+    async def finish(self) -> bytes:
+        """The whole voice note (OGG/Opus)."""
+        if self.pending:
+            await self._call("voice_feed")
+        await self._call("voice_finish")
+        self.done = True
+        self.pool.close_stream(self.where)
+        ogg = b"".join(self.pages)
+        self.pages = []
+        if not ogg:
+            raise AudioError("the encoder produced nothing")
+        return ogg
+
+    async def abort(self) -> None:
+        """Give up on the note (the reply failed, or goes out as text): the worker forgets the encoder."""
+        if self.done:
+            return
+        self.done = True
+        self.pool.close_stream(self.where)
+        self.pending.clear()
+        with contextlib.suppress(AudioError):
+            await self.pool.stream_call(self.where, {"op": "voice_abort"}, b"", timeout=self.timeout, sink=len)
+
+    async def _call(self, op: str) -> None:
+        if self.done:
+            raise AudioError("the voice stream is closed")
+        piece = bytes(self.pending)
+        self.pending.clear()
+        try:
+            await self.pool.stream_call(self.where, {"op": op}, piece, timeout=self.timeout, sink=self.pages.append)
+        except BaseException:
+            await self.abort()
+            raise

@@ -83,18 +83,37 @@ class _Worker:
             await self.proc.wait()
 
 
+class _Slot:
+    """One worker's place in the pool: requests on it run one at a time, in arrival order."""
+
+    def __init__(self) -> None:
+        self.worker: _Worker | None = None
+        self.lock = asyncio.Lock()
+        self.load = 0
+        """Requests running or waiting here, and open voice streams: where the next request goes."""
+        self.generation = 0
+        """Bumped with each worker started here: a voice stream opened on an older one is gone."""
+
+
 class CodecPool:
-    """Runs codec requests on at most `size` workers at once; each worker started on first need."""
+    """Runs codec requests on at most `size` workers at once; each worker started on first need.
+
+    A request goes to the least loaded worker. A voice stream (an Opus encoder fed as the model's audio
+    arrives) stays on the worker it was opened on, since the encoder's state lives there; its pieces are
+    short requests like any other, so it never holds a worker while waiting for the network."""
 
     def __init__(self, size: int | None = None, *, memory_mb: int = WORKER_MEMORY_MB) -> None:
         self.size = size or default_size()
         self.memory_mb = memory_mb
-        self._slots = asyncio.Semaphore(self.size)
-        self._idle: list[_Worker] = []
-        self._busy: set[_Worker] = set()
+        self._slots = [_Slot() for _ in range(self.size)]
         self._closed = False
+        self._next_stream = 0
         self.started = 0
         """Workers started so far (crashed and timed-out ones are replaced): for tests and metrics."""
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [slot.worker.proc.pid for slot in self._slots if slot.worker is not None and slot.worker.alive]
 
     async def _spawn(self) -> _Worker:
         env = {**os.environ, "MALLOC_ARENA_MAX": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -112,6 +131,9 @@ class CodecPool:
         self.started += 1
         return _Worker(proc)
 
+    def _least_loaded(self) -> int:
+        return min(range(self.size), key=lambda index: self._slots[index].load)
+
     async def run(
         self,
         header: dict[str, Any],
@@ -120,37 +142,84 @@ class CodecPool:
         timeout: float,  # noqa: ASYNC109
         sink: Callable[[bytes], None] = lambda _: None,
     ) -> dict[str, Any]:
-        """One request on a free worker, killed (and replaced later) when it outlives `timeout` or when the
-        caller is cancelled: a worker whose request was abandoned midway cannot be trusted with the next."""
+        """One request on the least loaded worker. See _run_on for what happens when it goes wrong."""
+        return await self._run_on(self._least_loaded(), None, header, payload, timeout, sink)
+
+    async def _run_on(
+        self,
+        index: int,
+        generation: int | None,
+        header: dict[str, Any],
+        payload: bytes,
+        timeout: float,  # noqa: ASYNC109
+        sink: Callable[[bytes], None],
+    ) -> dict[str, Any]:
+        """Run on worker `index` (one that is still of `generation`, when given). The worker is killed,
+        and replaced at the next request, when the request outlives `timeout` or the caller is cancelled:
+        a worker whose request was abandoned midway cannot be trusted with the next."""
         if self._closed:
             raise AudioError("the codec pool is closed")
-        async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            self._busy.add(worker)
-            clean = False
-            try:
-                async with asyncio.timeout(timeout):
-                    kind, message = await worker.call(header, payload, sink)
-                clean = True
-            except TimeoutError:
-                raise AudioTimeout(f"the codec ran longer than {timeout:g} s") from None
-            finally:
-                self._busy.discard(worker)
-                if clean and worker.alive and not self._closed:
-                    self._idle.append(worker)
-                else:
-                    await asyncio.shield(worker.stop(kill=True))
+        slot = self._slots[index]
+        slot.load += 1
+        try:
+            async with slot.lock:
+                alive = slot.worker is not None and slot.worker.alive
+                if generation is not None and (generation != slot.generation or not alive):
+                    raise WorkerCrashed("the codec worker holding this voice stream is gone")
+                if slot.worker is None or not alive:
+                    slot.worker = await self._spawn()
+                    slot.generation += 1
+                worker = slot.worker
+                clean = False
+                try:
+                    async with asyncio.timeout(timeout):
+                        kind, message = await worker.call(header, payload, sink)
+                    clean = True
+                except TimeoutError:
+                    raise AudioTimeout(f"the codec ran longer than {timeout:g} s") from None
+                finally:
+                    if not clean or not worker.alive:
+                        slot.worker = None  # the next request starts a new one (of the next generation)
+                        await asyncio.shield(worker.stop(kill=True))
+        finally:
+            slot.load -= 1
         if kind == b"R":
             return message
         if message.get("kind") == "too_long":
             raise AudioTimeout(str(message.get("message", "too long")))
         raise AudioError(str(message.get("message", "unreadable")))
 
+    async def open_stream(self, header: dict[str, Any], *, timeout: float) -> tuple[int, int, int]:  # noqa: ASYNC109
+        """Start a stream on the least loaded worker: (its slot, the worker's generation, the stream id)."""
+        index = self._least_loaded()
+        self._next_stream += 1
+        stream = self._next_stream
+        await self._run_on(index, None, {**header, "stream": stream}, b"", timeout, lambda _: None)
+        slot = self._slots[index]
+        slot.load += 1  # an open stream counts: its pieces will come here
+        return index, slot.generation, stream
+
+    async def stream_call(
+        self,
+        where: tuple[int, int, int],
+        header: dict[str, Any],
+        payload: bytes,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        sink: Callable[[bytes], None],
+    ) -> dict[str, Any]:
+        index, generation, stream = where
+        return await self._run_on(index, generation, {**header, "stream": stream}, payload, timeout, sink)
+
+    def close_stream(self, where: tuple[int, int, int]) -> None:
+        self._slots[where[0]].load -= 1
+
     async def close(self) -> None:
-        """Stop every worker (idle ones asked to exit, busy ones killed)."""
+        """Stop every worker: idle ones are asked to exit, busy ones killed."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        busy, self._busy = list(self._busy), set()
-        await asyncio.gather(
-            *(w.stop(kill=False) for w in idle), *(w.stop(kill=True) for w in busy), return_exceptions=True
-        )
+        stops = []
+        for slot in self._slots:
+            worker, slot.worker = slot.worker, None
+            if worker is not None:
+                stops.append(worker.stop(kill=slot.lock.locked()))
+        await asyncio.gather(*stops, return_exceptions=True)

@@ -31,10 +31,16 @@ def _send(out: BinaryIO, kind: bytes, body: bytes) -> None:
     out.write(body)
 
 
+_streams: dict[int, Any] = {}
+"""Open voice streams (codec.VoiceEncoder) by id: their encoder state lives here between pieces."""
+
+
 def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
     from parley.audio import codec
 
     op = header["op"]
+    if op.startswith("voice_"):
+        return _voice_stream(op, header, payload, out)
     if op == "decode":
         emit = None if header.get("measure_only") else (lambda piece: _send(out, b"D", piece))
         decoded = codec.decode(payload, rate=header["rate"], max_seconds=header["max_seconds"], emit=emit)
@@ -43,6 +49,31 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
         _send(out, b"D", codec.encode_voice(payload, rate=header["rate"], channels=header["channels"]))
         return {}
     raise ValueError(f"unknown operation {op!r}")
+
+
+def _voice_stream(op: str, header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
+    from parley.audio import codec
+
+    stream = int(header["stream"])
+    if op == "voice_open":
+        _streams[stream] = codec.VoiceEncoder(rate=header["rate"], channels=header.get("channels", 1))
+        return {}
+    if op == "voice_abort":
+        _streams.pop(stream, None)
+        return {}
+    encoder = _streams.get(stream)
+    if encoder is None:
+        raise codec.CodecError("unreadable", f"no open voice stream {stream}")
+    try:
+        pages = encoder.feed(payload) if op == "voice_feed" else encoder.finish()
+    except BaseException:
+        _streams.pop(stream, None)  # a failed encoder is not fed again
+        raise
+    if op == "voice_finish":
+        del _streams[stream]
+    if pages:
+        _send(out, b"D", pages)
+    return {"samples": encoder.samples}
 
 
 def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
