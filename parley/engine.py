@@ -17,7 +17,7 @@ from typing import Any
 
 from parley.audio import AudioConverter, WavAudio
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
-from parley.errors import AudioError, EmptyMessage, ParleyError, VoiceTooLong
+from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, VoiceTooLong
 from parley.jobs import cancel_and_wait
 from parley.metrics import Metrics
 from parley.model import ModelClient, ModelReply
@@ -148,7 +148,13 @@ class ConversationEngine:
         wav: WavAudio | None = None
         if request.audio is not None:
             started = time.perf_counter()
-            wav = await self.audio.to_model_wav(request.audio)
+            limit = self.max_voice_seconds + VOICE_GRACE_SECONDS + 1 if self.max_voice_seconds else None
+            try:
+                wav = await self.audio.to_model_wav(request.audio, max_seconds=limit)
+            except AudioTooLong as exc:  # the declared duration lied, or the container declares too much
+                if limit is None or self.max_voice_seconds is None:
+                    raise
+                raise VoiceTooLong(limit, self.max_voice_seconds) from exc
             clock.lap("convert", started)
             self.metrics.audio_conversion("to_model", clock.timings["convert"])
         elif not visible_text(request.text):

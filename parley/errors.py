@@ -27,6 +27,11 @@ class AudioTimeout(AudioError):
     user_message = "That recording took too long to process. Please try a shorter one."
 
 
+class AudioTooLong(AudioTimeout):
+    """The audio is longer than the decoder was allowed to go: found out by decoding (or by the container's
+    own declaration), whatever length the message claimed."""
+
+
 class AudioTooLarge(ParleyError):
     user_message = "That file is too large."
 

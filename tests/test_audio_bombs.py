@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.texts import voice_too_long
 from lab import FakeOpenAI, FakeTelegram, SentMessage, ffmpeg_exe, make_voice_ogg
 from lab.harness import ParleyProcess, lab_env
-from parley.errors import AudioError, AudioTimeout
+from parley.errors import AudioError
 
 TREE_LIMIT_MB = 300
 SENDERS = 16
@@ -42,7 +43,8 @@ def two_hours_of_flac_silence() -> bytes:
 BOMBS = {
     "1hz-8kb": (lambda: wav(1, 1, 4000), AudioError.user_message),
     "64-channels-at-1hz": (lambda: wav(1, 64, 64), AudioError.user_message),
-    "two-hours-of-flac": (two_hours_of_flac_silence, AudioTimeout.user_message),
+    # The conversation decodes no further than its longest voice note (PARLEY_MAX_VOICE_SECONDS, 5 min).
+    "two-hours-of-flac": (two_hours_of_flac_silence, voice_too_long(300)),
 }
 
 

@@ -9,7 +9,7 @@ from types import TracebackType
 from parley.audio.ffmpeg_cli import FfmpegCli
 from parley.audio.pool import CodecPool
 from parley.audio.wav import PcmFormat, WavAudio, wav_from_pcm
-from parley.errors import AudioError, AudioTimeout
+from parley.errors import AudioError, AudioTimeout, AudioTooLong
 
 MODEL_SAMPLE_RATE = 16_000
 """16 kHz mono 16-bit is plenty for speech and keeps five minutes of audio near 10 MB."""
@@ -56,26 +56,31 @@ class AudioConverter:
     ) -> None:
         await self.close()
 
-    async def to_model_wav(self, source: bytes) -> WavAudio:
-        """Any audio people send → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE."""
+    async def to_model_wav(self, source: bytes, *, max_seconds: float | None = None) -> WavAudio:
+        """Any audio people send → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE.
+
+        `max_seconds` narrows the converter's cap for one call: a conversation turn stops decoding at the
+        longest voice note it takes, so a file that lies about its length costs megabytes, not hundreds.
+        """
+        limit = min(max_seconds, self.max_seconds) if max_seconds else self.max_seconds
         fmt = PcmFormat(rate=MODEL_SAMPLE_RATE, channels=1, bits=16)
-        cap = _WAV_HEADER + int((self.max_seconds + 1) * fmt.bytes_per_second)
+        cap = _WAV_HEADER + int((limit + 1) * fmt.bytes_per_second)
         buffer = bytearray(_WAV_HEADER)  # the header is written once the length is known
 
         def sink(piece: bytes) -> None:
             if len(buffer) + len(piece) > cap:
-                raise AudioTimeout(f"decoded audio is longer than {self.max_seconds:g} s")
+                raise AudioTooLong(f"decoded audio is longer than {limit:g} s")
             buffer.extend(piece)
 
-        header = {"op": "decode", "rate": fmt.rate, "max_seconds": self.max_seconds}
+        header = {"op": "decode", "rate": fmt.rate, "max_seconds": limit}
         await self.pool.run(header, source, timeout=self.timeout, sink=sink)
         pcm_bytes = len(buffer) - _WAV_HEADER
         pcm_bytes -= pcm_bytes % 2
         del buffer[_WAV_HEADER + pcm_bytes :]
         if pcm_bytes < fmt.bytes_per_second // 10:
             raise AudioError("decoded audio is shorter than 0.1 s")
-        if pcm_bytes > self.max_seconds * fmt.bytes_per_second:
-            raise AudioTimeout(f"decoded audio is longer than {self.max_seconds:g} s")
+        if pcm_bytes > limit * fmt.bytes_per_second:
+            raise AudioTooLong(f"decoded audio is longer than {limit:g} s")
         buffer[:_WAV_HEADER] = wav_from_pcm(b"", fmt)[:_WAV_HEADER]
         buffer[4:8] = (36 + pcm_bytes).to_bytes(4, "little")
         buffer[40:44] = pcm_bytes.to_bytes(4, "little")

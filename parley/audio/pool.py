@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from parley.audio.worker import HEADER, MESSAGE
-from parley.errors import AudioError, AudioTimeout
+from parley.errors import AudioError, AudioTimeout, AudioTooLong
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class CodecPool:
         if kind == b"R":
             return message
         if message.get("kind") == "too_long":
-            raise AudioTimeout(str(message.get("message", "too long")))
+            raise AudioTooLong(str(message.get("message", "too long")))
         raise AudioError(str(message.get("message", "unreadable")))
 
     async def open_stream(self, header: dict[str, Any], *, timeout: float) -> tuple[int, int, int]:  # noqa: ASYNC109
