@@ -19,6 +19,7 @@ from parley.logs import configure_logging, redact
 from parley.memory import tune_allocator
 from parley.ops_server import ServeError
 from parley.services import Services
+from parley.shutdown import MARGIN_SECONDS, exit_after
 from storage import Storage, backup_file
 
 log = logging.getLogger("parley")
@@ -54,8 +55,14 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():  # jobs get the grace period; past it and a margin, the process ends regardless
+            exit_after(settings.shutdown_seconds + MARGIN_SECONDS, EXIT_FAILURE)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     try:
         storage = await Storage.open(settings.operations.db_path)
     except (OSError, sqlite3.Error) as exc:

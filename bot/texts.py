@@ -258,6 +258,9 @@ NOTHING_SAID = "I couldn't make out any words in that recording."
 TRANSCRIPT_ATTACHED = "The transcript is long, so here it is as a file."
 SPEAK_USAGE = "Usage: /speak TEXT, or reply with /speak to a message or to a .txt, .md or PDF document."
 DOCUMENT_UNREADABLE = "I can read aloud text messages and .txt, .md or PDF documents, but not that file."
+DOCUMENT_TOO_COMPLEX = (
+    "That document is too complex for me to read in reasonable time. Please send its text, or a simpler file."
+)
 DOCUMENT_TOO_LARGE = "That document is too large for me to read aloud (the limit is 1 MB)."
 
 

@@ -3,12 +3,10 @@ as its caption), /speak to read text aloud. The work itself is parley.tools; thi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 from telegram import InputFile, Message
@@ -28,6 +26,7 @@ from bot.sender import (
     split_message,
     telegram_length,
 )
+from parley.documents import DocumentError, DocumentTooComplex, document_kind, extract_text
 from parley.errors import ParleyError
 from parley.tools import Recorder, ToneReport
 
@@ -150,6 +149,14 @@ async def read_aloud(job: Speak, run: Run) -> bool:
     services = run.services
     try:
         text = job.text or await _text_to_speak(run, message.reply_to_message)
+    except DocumentTooComplex as exc:
+        # Finished as failed, not retried: the same document would only run out of time again.
+        log.warning("chat=%s speak: %s", run.chat_id, exc)
+        await run.say(texts.DOCUMENT_TOO_COMPLEX, reply_to=message.message_id)
+        return False
+    except DocumentError as exc:
+        log.info("chat=%s speak: %s", run.chat_id, exc)
+        return await run.say(texts.DOCUMENT_UNREADABLE, reply_to=message.message_id)
     except ParleyError as exc:
         return await run.say(texts.explain(exc), reply_to=message.message_id)
     if not text:
@@ -201,14 +208,18 @@ async def _text_to_speak(run: Run, source: Message | None) -> str | None:
     document = source.document
     if document is None:
         return None
+    kind = document_kind(document.mime_type or "", document.file_name or "")
+    if kind is None:
+        raise DocumentError(f"document type {document.mime_type}")
     if document.file_size and document.file_size > TEXT_DOCUMENT_LIMIT:
         raise ParleyError("document too large", user_message=texts.DOCUMENT_TOO_LARGE)
     try:
         data = bytes(await (await run.bot.get_file(document.file_id)).download_as_bytearray())
     except TelegramError as exc:
         raise ParleyError(f"download: {exc}", user_message=texts.DOWNLOAD_FAILED) from exc
-    # pypdf is pure Python and a hostile PDF can be slow: never on the event loop.
-    return await asyncio.to_thread(document_text, data, document.mime_type or "", document.file_name or "")
+    if len(data) > TEXT_DOCUMENT_LIMIT:  # Telegram's file_size is optional
+        raise ParleyError("document too large", user_message=texts.DOCUMENT_TOO_LARGE)
+    return await extract_text(data, kind)
 
 
 async def _send_long(run: Run, text: str, *, reply_to: int) -> None:
@@ -231,19 +242,3 @@ def _reporting(status: StatusMessage, doing: str) -> Callable[[int, int], Awaita
         await status.update(texts.working(doing, (done, total)))
 
     return report
-
-
-def document_text(data: bytes, mime_type: str, file_name: str) -> str:
-    """Text from a .txt/.md or PDF document; anything else is refused plainly."""
-    name = file_name.lower()
-    if mime_type == "application/pdf" or name.endswith(".pdf"):
-        try:
-            from pypdf import PdfReader
-
-            reader = PdfReader(BytesIO(data))
-            return "\n".join((page.extract_text() or "") for page in reader.pages).strip()
-        except Exception as exc:  # pypdf raises many kinds of errors for broken files
-            raise ParleyError(f"pdf: {exc}", user_message=texts.DOCUMENT_UNREADABLE) from exc
-    if mime_type.startswith("text/") or name.endswith((".txt", ".md", ".markdown")):
-        return data.decode("utf-8", "replace").strip()
-    raise ParleyError(f"document type {mime_type}", user_message=texts.DOCUMENT_UNREADABLE)
