@@ -14,9 +14,9 @@ import zlib
 from pathlib import Path
 
 from bot import texts
+from lab import FakeOpenAI, FakeTelegram
+from lab.harness import ParleyProcess, lab_env, running_bot
 from parley.documents import DocumentLimits, DocumentTooComplex, extract_text
-from tests.harness import ParleyProcess, lab_env, running_bot
-from tests.lab import FakeOpenAI, FakeTelegram
 
 CHAT = 1001
 LIMITS = DocumentLimits()
