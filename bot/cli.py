@@ -57,9 +57,10 @@ async def _serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
-        if not stop.is_set():  # jobs get the grace period; past it and a margin, the process ends regardless
-            exit_after(settings.shutdown_seconds + MARGIN_SECONDS, EXIT_FAILURE)
-        stop.set()
+        if stop.is_set():
+            return
+        stop.set()  # jobs get the grace period; past it and a margin, the process ends regardless
+        exit_after(settings.operations.shutdown_seconds + MARGIN_SECONDS, EXIT_FAILURE)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
