@@ -15,7 +15,7 @@ from bot.features.privacy import apply_retention
 from bot.intake import Intake
 from bot.observe import ObservedRateLimiter, observe
 from bot.registry import ROUTES, publish_menus, register
-from bot.webhook import receive_updates
+from bot.webhook import UpdateReceiver
 from parley.ops_server import serve_ops
 from parley.services import Services
 
@@ -64,9 +64,7 @@ async def run_bot(
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
     app, dispatcher = build_application(services)
-    updater = app.updater
-    if updater is None:  # pragma: no cover - the builder always makes one unless told not to
-        raise RuntimeError("python-telegram-bot was built without an Updater")
+    receiver = UpdateReceiver(app, services.settings, poll_timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
         me = app.bot
@@ -83,9 +81,7 @@ async def run_bot(
             await schedule.restore(dispatcher.edge)
             if on_started is not None:
                 on_started(app)
-            await receive_updates(
-                updater, services.settings, poll_timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
-            )
+            await receiver.start()
             log.info("Parley is running as @%s", me.username)
             if ready is not None:
                 ready.set()
@@ -93,8 +89,7 @@ async def run_bot(
             log.info("stopping: no new updates; finishing jobs in progress, the rest stay queued")
         finally:
             # Also on a failed start: a still-running Application would hide the real error at shutdown.
-            if updater.running:
-                await updater.stop()
+            await receiver.stop()
             await services.scheduler.shutdown(services.settings.operations.shutdown_seconds)
             await app.stop()
     log.info("stopped")

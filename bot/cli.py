@@ -14,6 +14,7 @@ from telegram.error import InvalidToken, NetworkError
 
 from bot.application import run_bot
 from bot.doctor import doctor
+from bot.log_privacy import withhold_updates
 from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging, redact
 from parley.memory import tune_allocator
@@ -124,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"parley: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.operations.log_level, settings.secrets, log_format=settings.operations.log_format)
+    handler = configure_logging(
+        settings.operations.log_level, settings.secrets, log_format=settings.operations.log_format
+    )
+    withhold_updates(handler)  # what people write never reaches the log
     tune_allocator()  # before any thread starts: the allocator's arenas are fixed then
     try:
         asyncio.run(_serve(settings))

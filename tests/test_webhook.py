@@ -58,7 +58,7 @@ async def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
 
 
 async def deliver_when_listening(telegram: FakeTelegram, port: int) -> list[int]:
-    """python-telegram-bot calls setWebhook just before its server listens: retry the first connection."""
+    """The first POST may come before the server listens (a process just started): retry the connection."""
     for _ in range(200):
         try:
             return await telegram.deliver_to_webhook(f"http://127.0.0.1:{port}")
