@@ -28,6 +28,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from parley.audio import AudioConverter, PcmFormat, WavAudio, find_ffmpeg, pcm_to_wav
 from parley.config import ConfigError, Settings, load_settings
+from parley.config.groups import DEFAULT_MODEL, DEFAULT_MODELS, RETIRED_MODELS
 from parley.errors import ParleyError
 from parley.logs import redact
 from parley.model import ModelClient
@@ -63,7 +64,23 @@ def check_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Findin
     operations = settings.operations
     mode = f"webhook {operations.webhook_url} on {operations.listen}" if operations.webhook else "long polling"
     ops = f"health and metrics on {operations.metrics_listen}" if operations.metrics_listen else "metrics off"
-    return settings, [Finding(True, "configuration", f"valid ({mode}; {ops})")]
+    return settings, [Finding(True, "configuration", f"valid ({mode}; {ops})"), *_retired_models(settings)]
+
+
+def _retired_models(settings: Settings) -> list[Finding]:
+    """A setting naming a model OpenAI has shut down: every call to it would fail. (On Azure the names are
+    deployments, which may still answer.)"""
+    if settings.model.azure_endpoint:
+        return []
+    named = [
+        ("PARLEY_MODEL", settings.model.name),
+        *(("PARLEY_MODELS", choice) for choice in settings.model.choices if choice != settings.model.name),
+        ("PARLEY_SUMMARY_MODEL", settings.model.summary_model),
+    ]
+    retired = {f"{variable} names {model} (retired {RETIRED_MODELS[model.lower()]})": None for variable, model in named
+               if model.lower() in RETIRED_MODELS}  # fmt: skip
+    fix = f"use {DEFAULT_MODEL} (or {', '.join(m for m in DEFAULT_MODELS if m != DEFAULT_MODEL)})"
+    return [Finding(False, "models", problem, fix) for problem in retired]
 
 
 # --- ffmpeg ----------------------------------------------------------------------------------------

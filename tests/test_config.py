@@ -15,7 +15,7 @@ REQUIRED = {"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test"}
 
 def test_defaults() -> None:
     settings = load_settings(REQUIRED)
-    assert settings.model.name == "gpt-audio"
+    assert settings.model.name == "gpt-audio-1.5"
     assert settings.model.transcribe_model == "gpt-4o-mini-transcribe"
     assert settings.model.voice == "alloy"
     assert settings.model.voices == DEFAULT_VOICES

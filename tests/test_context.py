@@ -77,7 +77,7 @@ async def test_the_context_stays_under_the_token_budget(
             telegram.push_text(ANN, ann, f"{turn} {long_turn}")
             await telegram.wait_sent(ANN, count=turn)
         await openai_api.wait_for(lambda: len(summary_requests(openai_api)) == 1, what="the fold after turn 3")
-    third = [r for r in openai_api.chat_requests() if r.json["model"] == "gpt-audio"][2].json["messages"]
+    third = [r for r in openai_api.chat_requests() if r.json["model"] == "gpt-audio-1.5"][2].json["messages"]
     assert tokens.count_messages(third) <= 500
     assert tokens.count_messages([*third, {"role": "user", "content": f"You said: 1 {long_turn}"}]) > 500
     assert third[-1]["content"] == f"3 {long_turn}"
@@ -151,7 +151,7 @@ async def test_both_providers_serve_a_voice_turn(
     if provider == "openai":
         assert (chat.path, transcription.path) == ("/v1/chat/completions", "/v1/audio/transcriptions")
         assert chat.headers["Authorization"] == f"Bearer {openai_api.api_key}"
-        assert models == {"reply": "gpt-audio-2025-08-28", "transcription": "gpt-4o-mini-transcribe"}
+        assert models == {"reply": "gpt-audio-1.5", "transcription": "gpt-4o-mini-transcribe"}
         return
     assert chat.path == "/openai/deployments/voice-prod/chat/completions"
     assert transcription.path == "/openai/deployments/stt/audio/transcriptions"

@@ -43,7 +43,7 @@ async def test_voice_note_gets_a_spoken_reply(parley, telegram: FakeTelegram, op
     # What the model received: one call, audio in and out, the note as a valid 16 kHz mono WAV of the right length.
     [chat] = openai_api.chat_requests()
     body = chat.json
-    assert body["model"] == "gpt-audio"
+    assert body["model"] == "gpt-audio-1.5"
     assert body["modalities"] == ["text", "audio"]
     assert body["audio"] == {"voice": "alloy", "format": "wav"}
     assert body["messages"][0]["role"] == "system"

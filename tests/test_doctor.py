@@ -36,13 +36,13 @@ async def test_a_healthy_deployment_passes_every_check(
     assert lines[3] == f"✓ Telegram: reachable, token valid: @{telegram.bot_username} (id {telegram.bot_id})"
     assert lines[4].startswith("✓ Telegram groups: privacy mode on")
     assert lines[5] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
-    assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio and gpt-4o-mini-transcribe available"
+    assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio-1.5 and gpt-4o-mini-transcribe available"
     assert lines[7:] == ["all checks passed"]
     assert no_secrets(lines, telegram, openai_api)
     # It changed nothing and spent nothing: getMe and getWebhookInfo, the two model look-ups, no chat.
     assert {call.method for call in telegram.calls} == {"getMe", "getWebhookInfo"}
     assert [(r.method, r.path) for r in openai_api.requests] == [
-        ("GET", "/v1/models/gpt-audio"),
+        ("GET", "/v1/models/gpt-audio-1.5"),
         ("GET", "/v1/models/gpt-4o-mini-transcribe"),
     ]
 
@@ -55,7 +55,7 @@ async def test_live_makes_exactly_one_tiny_model_request(
     assert f"✓ database: {tmp_path / 'new' / 'parley.db'} does not exist yet" in lines[2]
     assert not (tmp_path / "new").exists()  # the doctor creates nothing
     [live] = [line for line in lines if line.startswith("✓ OpenAI live:")]
-    assert "gpt-audio-2025-08-28 answered in" in live and "s of audio" in live
+    assert "gpt-audio-1.5 answered in" in live and "s of audio" in live
     [chat] = openai_api.chat_requests()
     assert chat.json["modalities"] == ["text", "audio"]
     assert openai_api.transcription_requests() == []
@@ -110,3 +110,25 @@ async def test_on_azure_the_doctor_checks_azure(telegram: FakeTelegram, openai_a
     assert any(line.startswith("✓ OpenAI live:") for line in lines)
     [chat] = openai_api.chat_requests()
     assert chat in openai_api.azure_requests()  # the Azure endpoint was asked, not api.openai.com's shape
+
+
+async def test_a_retired_model_in_the_settings_is_named_with_its_date(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """OpenAI shut the 2024-12-17 audio previews down: a setting still naming one fails every call."""
+    env = lab_env(
+        telegram,
+        openai_api,
+        tmp_path / "parley.db",
+        PARLEY_MODEL="gpt-4o-audio-preview-2024-12-17",
+        PARLEY_MODELS="gpt-audio-1.5,gpt-4o-mini-audio-preview-2024-12-17",
+    )
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 1
+    retired = [line for line in lines if line.startswith("✗ models:")]
+    assert retired == [
+        "✗ models: PARLEY_MODEL names gpt-4o-audio-preview-2024-12-17 (retired 2026-07-23)"
+        " → use gpt-audio-1.5 (or gpt-audio, gpt-audio-mini)",
+        "✗ models: PARLEY_MODELS names gpt-4o-mini-audio-preview-2024-12-17 (retired 2026-07-23)"
+        " → use gpt-audio-1.5 (or gpt-audio, gpt-audio-mini)",
+    ]

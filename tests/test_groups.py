@@ -190,7 +190,7 @@ async def test_large_spans_are_summarised_in_chunks_with_progress(
     chunks = [r for r in requests if r.json["model"] == "gpt-4o-mini"]
     assert len(chunks) >= 3
     assert all("modalities" not in r.json for r in chunks)  # the cheap text model reads the chunks
-    assert requests[-1].json["model"] == "gpt-audio"  # the audio model speaks the result
+    assert requests[-1].json["model"] == "gpt-audio-1.5"  # the audio model speaks the result
     combined = requests[-1].json["messages"][-1]["content"]
     for chunk in chunks:  # every chunk's point reaches the voice (one speaker: one point a chunk)
         first = chunk.json["messages"][-1]["content"].splitlines()[0].split(": ", 1)[1]

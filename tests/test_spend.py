@@ -61,7 +61,7 @@ async def charge(s: Spend, user_id: int, usd: int) -> None:
 
 def test_the_shipped_table_prices_every_kind_and_maps_snapshots() -> None:
     prices = PriceTable.shipped()
-    for model in ("gpt-audio", "gpt-audio-mini", "gpt-4o-audio-preview", "gpt-4o-mini-audio-preview",
+    for model in ("gpt-audio-1.5", "gpt-audio", "gpt-audio-mini", "gpt-4o-audio-preview", "gpt-4o-mini-audio-preview",
                   "gpt-4o-mini-transcribe", "gpt-4o-transcribe", "whisper-1", "gpt-4o-mini"):  # fmt: skip
         assert prices.knows(model), model
     assert prices.taken == "2026-11-25"

@@ -48,7 +48,7 @@ async def test_every_call_is_in_the_ledger_and_usage_shows_it(
         [request] = [r for r in openai_api.requests if r.kind == ("chat" if purpose == "reply" else "transcriptions")]
         usage = request.response["usage"]
         if purpose == "reply":
-            assert model == "gpt-audio-2025-08-28"
+            assert model == "gpt-audio-1.5"
             assert audio_in == usage["prompt_tokens_details"]["audio_tokens"] == 20  # 2 s of audio
             assert audio_out == usage["completion_tokens_details"]["audio_tokens"] > 0
             assert text_in + audio_in == usage["prompt_tokens"]
@@ -61,7 +61,7 @@ async def test_every_call_is_in_the_ledger_and_usage_shows_it(
     assert report.startswith("Your usage (days and months in UTC):")
     assert f"Today: {sum(sum(r[4:8]) for r in rows):,} tokens" in report
     assert texts.money(total) in report
-    assert "\n• gpt-audio: 158 tokens (50 audio), $0.0029 in 1 call\n" in report
+    assert "\n• gpt-audio-1.5: 158 tokens (50 audio), $0.0029 in 1 call\n" in report
     assert report.endswith("• gpt-4o-mini-transcribe: 25 tokens (20 audio), $0.0001 in 1 call")
 
 
@@ -158,10 +158,11 @@ async def test_model_choice_is_per_user_and_kept(
         telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hello")
         await telegram.wait_sent(ADMIN)
         await telegram.wait_sent(ANN, count=3)
-    assert listing.text == texts.model_list("gpt-audio", ("gpt-audio", "gpt-audio-mini"))
+    offered = ("gpt-audio-1.5", "gpt-audio", "gpt-audio-mini")
+    assert listing.text == texts.model_list("gpt-audio-1.5", offered)
     buttons = [b["callback_data"] for row in listing.reply_markup["inline_keyboard"] for b in row]
-    assert buttons == ["model:gpt-audio", "model:gpt-audio-mini"]
-    assert telegram.sent_to(ANN)[1].text == texts.model_unknown("gpt-5", ("gpt-audio", "gpt-audio-mini"))
-    assert sorted(r.json["model"] for r in openai_api.chat_requests()) == ["gpt-audio", "gpt-audio-mini"]
+    assert buttons == ["model:gpt-audio-1.5", "model:gpt-audio", "model:gpt-audio-mini"]
+    assert telegram.sent_to(ANN)[1].text == texts.model_unknown("gpt-5", offered)
+    assert sorted(r.json["model"] for r in openai_api.chat_requests()) == ["gpt-audio-1.5", "gpt-audio-mini"]
     models = {int(r[0]): r[2] for r in ledger(tmp_path / "parley.db")}
-    assert models == {ANN: "gpt-audio-mini-2025-10-06", ADMIN: "gpt-audio-2025-08-28"}
+    assert models == {ANN: "gpt-audio-mini-2025-10-06", ADMIN: "gpt-audio-1.5"}

@@ -15,8 +15,13 @@ from parley.config.declare import setting, specs
 from parley.config.parsers import Address
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
-DEFAULT_MODEL = "gpt-audio"
-DEFAULT_MODELS = ("gpt-audio", "gpt-audio-mini")
+DEFAULT_MODEL = "gpt-audio-1.5"
+DEFAULT_MODELS = ("gpt-audio-1.5", "gpt-audio", "gpt-audio-mini")
+RETIRED_MODELS = {
+    "gpt-4o-audio-preview-2024-12-17": "2026-07-23",
+    "gpt-4o-mini-audio-preview-2024-12-17": "2026-07-23",
+}
+"""Models OpenAI has shut down, with the date: `parley doctor` says so when a setting names one."""
 DEFAULT_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a friendly voice assistant in a Telegram chat. Your replies are listened to, "
