@@ -7,13 +7,16 @@ turned into a ModelError with a plain user message, so nothing above this layer 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types import CompletionUsage
 
 from parley.audio import WavAudio, normalise_wav
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
@@ -39,6 +42,76 @@ class ModelReply:
     usage: Usage
     tool_calls: tuple[ToolCall, ...] = ()
     """When not empty, the model wants these run before it answers; text and audio may then be empty."""
+
+
+PCM16_RATE = 24_000
+"""Streamed audio comes as pcm16: 16-bit little-endian samples, 24 kHz, mono."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedReply:
+    """A streamed reply: its audio went to the caller piece by piece; what remains is its words."""
+
+    text: str
+    audio_seconds: float
+    usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the chunks of a streamed reply add up to."""
+
+    transcript: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    model: str | None = None
+    pcm_bytes: int = 0
+    finish_reason: str | None = None
+
+    def take(self, data: str) -> bytes:
+        """Read one chunk; return the audio it carries (each piece is base64 on its own, never glued)."""
+        chunk = json.loads(data)
+        if chunk.get("error"):
+            raise ModelError(f"reply: the stream reported an error: {str(chunk['error'])[:200]}")
+        self.model = chunk.get("model") or self.model
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        pcm = b""
+        for choice in chunk.get("choices") or ():
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            delta = choice.get("delta") or {}
+            audio = delta.get("audio") or {}
+            if audio.get("transcript"):
+                self.transcript.append(audio["transcript"])
+            if audio.get("data"):
+                pcm += base64.b64decode(audio["data"])
+            if delta.get("content"):
+                self.content.append(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                entry = self.calls.setdefault(int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""})
+                function = call.get("function") or {}
+                entry["id"] = call.get("id") or entry["id"]
+                entry["name"] = function.get("name") or entry["name"]
+                entry["arguments"] += function.get("arguments") or ""
+        self.pcm_bytes += len(pcm)
+        return pcm
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items()) if c["name"])
+
+
+def _broken_stream(exc: Exception) -> bool:
+    """A connection that failed mid-stream, or a chunk that is not JSON: raised by the SDK's HTTP library
+    (httpx, or the fork some SDK versions vendor), not translated by the SDK once the stream has begun."""
+    return isinstance(exc, OSError | ValueError) or type(exc).__module__.split(".")[0] in {
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "h11",
+    }
 
 
 def _usage(model: str, usage: Any) -> Usage:
@@ -143,6 +216,67 @@ class ModelClient:
         if not text.strip() and audio is None and not calls:
             raise ModelError("reply: the model returned neither audio nor text")
         return ModelReply(text=text.strip(), audio=audio, usage=usage, tool_calls=calls)
+
+    async def reply_stream(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        voice: str,
+        on_audio: Callable[[bytes], Awaitable[None]],
+        model: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+    ) -> StreamedReply:
+        """The reply streamed (stream=True): its audio, 16-bit PCM at PCM16_RATE, handed to `on_audio` piece
+        by piece as it arrives (to be encoded meanwhile), its transcript and usage returned at the end.
+
+        Server-sent events are read as JSON lines through the SDK's streaming response rather than as
+        its typed chunks: a reply of 18 s is ~180 chunks, and building a typed object for each costs
+        more CPU than the rest of the turn's Python (measured: 56 ms against 23 ms for 17.7 s)."""
+        model = model or self.model
+        started = time.perf_counter()
+        options: dict[str, Any] = {
+            "modalities": ["text", "audio"],
+            "audio": {"voice": voice, "format": "pcm16"},
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            options["tools"] = tools
+            if tool_choice is not None:
+                options["tool_choice"] = tool_choice
+        state = _StreamState()
+        try:
+            async with self._client.chat.completions.with_streaming_response.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                **options,
+            ) as response:
+                async for line in response.iter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        pcm = state.take(line[6:])
+                        if pcm:
+                            await on_audio(pcm)
+        except openai.OpenAIError as exc:
+            error = _translate(exc, "reply")
+            self.metrics.model_call("reply", type(error).__name__, time.perf_counter() - started)
+            raise error from exc
+        except Exception as exc:
+            if not _broken_stream(exc):
+                raise
+            self.metrics.model_call("reply", "ModelBusy", time.perf_counter() - started)
+            raise ModelBusy(f"reply: the stream broke off: {type(exc).__name__}: {exc}") from exc
+        if state.finish_reason is None:
+            self.metrics.model_call("reply", "ModelBusy", time.perf_counter() - started)
+            raise ModelBusy("reply: the stream ended before the model finished")
+        self.metrics.model_call("reply", "ok", time.perf_counter() - started)
+        usage = _usage(state.model or model, CompletionUsage.model_validate(state.usage) if state.usage else None)
+        self.metrics.usage(usage)
+        text = "".join(state.transcript).strip() or "".join(state.content).strip()
+        calls = state.tool_calls()
+        if not text and not state.pcm_bytes and not calls:
+            raise ModelError("reply: the stream carried neither audio nor text")
+        return StreamedReply(text=text, audio_seconds=state.pcm_bytes / (2 * PCM16_RATE), usage=usage, tool_calls=calls)
 
     async def text(
         self,
