@@ -92,7 +92,7 @@ async def transcribe(job: TranscribeLog, run: Run) -> bool:
         if media.file_size and media.file_size > DOWNLOAD_LIMIT_BYTES:
             raise ParleyError("too large to download")
         data = bytes(await (await run.bot.get_file(media.file_id)).download_as_bytearray())
-        wav = await services.audio.to_model_wav(data)
+        wav = await services.audio.to_model_wav(data, max_seconds=services.settings.spend.max_voice_seconds)
         text, usage = await services.model.transcribe(wav)
         await services.engine.spend.record(
             user_id=message.from_user.id if message.from_user else 0,
