@@ -64,8 +64,10 @@ async def lab_with_bot(
         openai_api.reply_audio = lambda text: reply_wav
     env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60", **settings)
     bot = BotProcess(env, workdir, name)
+    watcher: asyncio.Task[None] | None = None
     try:
         await bot.start()
+        watcher = asyncio.create_task(bot.watch_memory())
         # The first getUpdates is a long poll: its arrival, not its answer 30 s later, marks "running".
         await telegram.wait_for(
             lambda: bool(telegram.calls_of("getUpdates")) or bot.exited, timeout=120, what="the first getUpdates"
@@ -78,6 +80,10 @@ async def lab_with_bot(
         if code != 0:
             raise RuntimeError(f"the bot exited with {code} on SIGTERM; see {bot.log_path}")
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if bot.proc is not None and bot.proc.returncode is None:
             bot.proc.kill()
             await bot.proc.wait()
@@ -123,7 +129,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         results["startup"]["large_db_seconds"] = round(first_poll, 2)
         idle = lab.bot.rss
         say(f"bench: memory, {plan['rss_concurrent']} seeded users at once")
-        await scenarios.makespan(
+        burst = await scenarios.makespan(
             lab, plan["rss_concurrent"], first_chat=FIRST_USER, model_latency=plan["model_seconds"]
         )
         results["rss"] = {
@@ -134,6 +140,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "concurrent_turns": plan["rss_concurrent"],
             "idle_mb": round(idle / 2**20, 1),
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
+            "peak_tree_mb": burst["peak_tree_mb"],
             "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,
         }
 

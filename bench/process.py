@@ -1,4 +1,9 @@
-"""The real `parley run` as a child process, its log written to a file, its memory read from /proc."""
+"""The real `parley run` as a child process, its log written to a file, its CPU and memory read from /proc.
+
+An operator pays for the whole process tree: the bot, its codec workers and any ffmpeg it runs. CPU is
+summed over the tree (live descendants, and the children the bot has reaped); memory is the sum of the
+tree's proportional set sizes (PSS: a library page shared by the workers is counted once, not once per
+process), sampled while the bot works, and the sum of resident sizes beside it."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class BotProcess:
         self.started_at = 0.0
         self._lines: list[str] = []
         self._log_read = 0
+        self.peak_tree = (0, 0)
 
     async def start(self) -> None:
         """Spawn `python -m bot run`; `started_at` is the monotonic time just before the spawn."""
@@ -53,12 +59,61 @@ class BotProcess:
         raise RuntimeError(f"{field} not in /proc/{self.proc.pid}/status")
 
     def cpu_seconds(self) -> tuple[float, float]:
-        """CPU time (user + system) of the bot itself, and of its finished children (its ffmpeg runs)."""
+        """CPU time (user + system) of the bot itself, and of everything under it: the codec workers and
+        any other live descendants, and the children it has already reaped (its ffmpeg runs)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        utime, stime, cutime, cstime = (int(value) / ticks for value in fields[11:15])
-        return utime + stime, cutime + cstime
+        own, reaped = _cpu(self.proc.pid)
+        below = reaped
+        for pid in self.descendants():
+            try:
+                mine, theirs = _cpu(pid)
+            except OSError:
+                continue  # gone meanwhile: its time is now in its parent's reaped children
+            below += mine + theirs
+        return own, below
+
+    def descendants(self) -> list[int]:
+        assert self.proc is not None
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        found, todo = [], list(children.get(self.proc.pid, []))
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def tree_memory(self) -> tuple[int, int]:
+        """(PSS, RSS) of the bot and its descendants now, in bytes."""
+        assert self.proc is not None
+        pss = rss = 0
+        for pid in [self.proc.pid, *self.descendants()]:
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return pss, rss
+
+    async def watch_memory(self, interval: float = 0.05) -> None:
+        """Sample the tree's memory until cancelled; `peak_tree` holds the highest (PSS, RSS) seen."""
+        while True:
+            if self.proc is not None and self.proc.returncode is None:
+                pss, rss = self.tree_memory()
+                self.peak_tree = (max(self.peak_tree[0], pss), max(self.peak_tree[1], rss))
+            await asyncio.sleep(interval)
+
+    def reset_peak_tree(self) -> None:
+        self.peak_tree = (0, 0)
 
     @property
     def rss(self) -> int:
@@ -103,3 +158,11 @@ class BotProcess:
         except TimeoutError:
             self.proc.kill()
             return await self.proc.wait()
+
+
+def _cpu(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds of a process, user + system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(value) / ticks for value in fields[11:15])
+    return utime + stime, cutime + cstime

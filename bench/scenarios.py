@@ -6,6 +6,7 @@ bot's spawn time are on one clock. "Model time" is how long the OpenAI stand-in 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import statistics
@@ -149,7 +150,8 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     for chat_id in chats:
         telegram.user(chat_id, f"User {chat_id}")
     done_before = lab.bot.count_in_log(TURN_LINE)
-    python_before, ffmpeg_before = lab.bot.cpu_seconds()
+    python_before, below_before = lab.bot.cpu_seconds()
+    lab.bot.reset_peak_tree()
     started = time.monotonic()
     for chat_id in sorted(chats):
         note.push(telegram, chat_id, chat_id)
@@ -157,17 +159,26 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     finished = [c.finished for c in _finished_voices(telegram, chats) if c.finished is not None]
     assert len(finished) == users, f"{len(finished)} replies for {users} users"
     seconds = max(finished) - started
-    python_after, ffmpeg_after = lab.bot.cpu_seconds()
+    python_after, below_after = lab.bot.cpu_seconds()
     openai_api.latency = openai_api.transcription_latency = 0.0
+    bot_ms = (python_after - python_before) * 1000 / users
+    below_ms = (below_after - below_before) * 1000 / users
+    cores = len(os.sched_getaffinity(0))
+    floor = model_latency + users * (bot_ms + below_ms) / 1000 / cores
+    pss, rss = lab.bot.peak_tree
     return {
         "users": users,
         "model_seconds": model_latency,
         "seconds": round(seconds, 2),
         "ratio": round(seconds / model_latency, 2),
-        "bot_cpu_ms_per_turn": {
-            "python": round((python_after - python_before) * 1000 / users, 1),
-            "ffmpeg": round((ffmpeg_after - ffmpeg_before) * 1000 / users, 1),
+        "floor_seconds": round(floor, 2),
+        "floor_ratio": round(seconds / floor, 2),
+        "cpu_ms_per_turn": {
+            "bot": round(bot_ms, 1),
+            "workers_and_children": round(below_ms, 1),
+            "total": round(bot_ms + below_ms, 1),
         },
+        "peak_tree_mb": {"pss": round(pss / 2**20, 1), "rss": round(rss / 2**20, 1)},
     }
 
 

@@ -30,7 +30,7 @@ async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) 
     table = stdout.decode()
     assert table.startswith("Machine: ") and "cores" in table
     assert "| measure | result | target |" in table
-    for row in ("bot overhead, 5 s note", "makespan, 1 users at once", "prompt tokens per turn", "peak RSS"):
+    for row in ("bot overhead, 5 s note", "makespan, 1 users at once", "prompt tokens per turn", "peak memory"):
         assert f"| {row}" in table, row
     assert "| start → first getUpdates |" in table
 
@@ -42,4 +42,5 @@ async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) 
     assert [item["users"] for item in results["makespan"]] == [1, 3]
     assert results["prompt_tokens"]["turns"] == 3 and len(results["prompt_tokens"]["per_turn"]) == 3
     assert results["rss"]["turns"] == 2000 and results["rss"]["peak_mb"] > 0
+    assert results["rss"]["peak_tree_mb"]["pss"] > 0 and results["makespan"][-1]["cpu_ms_per_turn"]["total"] > 0
     assert results["startup"]["empty_db_seconds"] > 0 and results["startup"]["large_db_seconds"] > 0

@@ -129,6 +129,7 @@ class CodecPool:
             limit=1 << 20,
         )
         self.started += 1
+        log.info("codec worker %d started (pid %d, %d MB address space)", self.started, proc.pid, self.memory_mb)
         return _Worker(proc)
 
     def _least_loaded(self) -> int:
