@@ -70,7 +70,7 @@ async def converse(turns: int, settings: dict[str, str], workdir: Path) -> dict[
         await telegram.stop()
         await openai_api.stop()
     audio = [r for r in openai_api.chat_requests() if r.json["model"] != "gpt-4o-mini"]
-    prompt = [int(r.response["usage"]["prompt_tokens"]) for r in audio]
+    prompt = [int(r.usage["prompt_tokens"]) for r in audio if r.usage]
     return {
         "prompt_tokens": prompt,
         "cost_usd": _costs_per_turn(db),

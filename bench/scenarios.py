@@ -193,7 +193,7 @@ async def prompt_tokens(lab: Lab, turns: int, chat_id: int) -> dict[str, Any]:
     for turn in range(turns):
         note.push(telegram, chat_id, user)
         await _turns_done(lab, done_before + turn + 1)
-    counts = [int(r.response["usage"]["prompt_tokens"]) for r in openai_api.chat_requests()[first:]]
+    counts = [int(r.usage["prompt_tokens"]) for r in openai_api.chat_requests()[first:] if r.usage]
     return {
         "turns": turns,
         "per_turn": counts,

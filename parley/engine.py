@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.audio import AudioConverter, WavAudio
+from parley.audio.converter import VoiceStream
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
 from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, VoiceTooLong
 from parley.jobs import cancel_and_wait
 from parley.metrics import Metrics
-from parley.model import ModelClient, ModelReply
+from parley.model import PCM16_RATE, ModelClient, ModelReply
 from parley.prices import PriceTable
 from parley.spend import Spend
 from storage import ForgetReport, NewTurn, Storage, Usage
@@ -94,6 +95,7 @@ class ConversationEngine:
         models: tuple[str, ...] = (),
         summary_model: str = "gpt-4o-mini",
         max_voice_seconds: float | None = None,
+        stream_replies: bool = True,
     ) -> None:
         self.storage = storage
         self.model = model
@@ -107,6 +109,9 @@ class ConversationEngine:
         self.models = models or (model.model,)
         self.summary_model = summary_model
         self.max_voice_seconds = max_voice_seconds
+        self.stream_replies = stream_replies
+        """Ask for the reply streamed and encode its voice note as it arrives (off for OpenAI-compatible
+        servers that cannot stream audio)."""
 
     async def model_of(self, user_id: int) -> str:
         """The user's /model choice while it is still offered, else the default (PARLEY_MODEL)."""
@@ -198,10 +203,15 @@ class ConversationEngine:
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
         speak = request.reply_mode != "text" or wav is None
         # The reply is the critical path, so its request goes out first; the transcription rides alongside.
-        answer = asyncio.create_task(self.model.reply(context.messages, voice=voice, model=model, speak=speak))
+        streamed = speak and request.reply_mode != "text" and self.stream_replies
+        answer = asyncio.create_task(
+            self._streamed(context.messages, voice, model, clock)
+            if streamed
+            else self._whole(context.messages, voice, model, speak)
+        )
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
         try:
-            reply = await answer
+            reply, voice_ogg = await answer
         except BaseException:
             await cancel_and_wait([answer, transcription])
             raise
@@ -213,7 +223,7 @@ class ConversationEngine:
         # Encoding the voice note (ffmpeg, another process) overlaps storing the turn (SQLite, a thread).
         encoding = (
             asyncio.create_task(self._encode(reply.audio, clock))
-            if reply.audio is not None and request.reply_mode != "text"  # nobody listens: no encode
+            if reply.audio is not None and not streamed and request.reply_mode != "text"  # nobody listens: no encode
             else None
         )
         try:
@@ -231,14 +241,15 @@ class ConversationEngine:
             user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
             if self.keep_audio and request.audio is not None:
                 await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
-            voice_ogg = await encoding if encoding is not None else None
+            if encoding is not None:
+                voice_ogg = await encoding
         except BaseException:
             await cancel_and_wait([encoding, transcription])
             raise
         result = Reply(
             text=reply.text,
             voice_ogg=voice_ogg,
-            voice_seconds=reply.audio.duration if reply.audio and voice_ogg else 0.0,
+            voice_seconds=(reply.audio_seconds or 0.0) if voice_ogg else 0.0,
             timings=clock.timings,
             new_conversation=context.new_conversation,
         )
@@ -258,6 +269,56 @@ class ConversationEngine:
             await self._fold(request)
             clock.lap("fold_after", started)
         return result
+
+    async def _whole(
+        self, messages: list[dict[str, Any]], voice: str, model: str, speak: bool
+    ) -> tuple[ModelReply, bytes | None]:
+        """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn)."""
+        return await self.model.reply(messages, voice=voice, model=model, speak=speak), None
+
+    async def _streamed(
+        self, messages: list[dict[str, Any]], voice: str, model: str, clock: _Stopwatch
+    ) -> tuple[ModelReply, bytes | None]:
+        """The reply streamed, its voice note encoded on a codec worker as the audio arrives, so the note is
+        ready when the model's last chunk is. If the encoder fails, the words still come (as text)."""
+        encoder: VoiceStream | None = None
+        try:
+            encoder = await self.audio.open_voice_stream(rate=PCM16_RATE)
+        except AudioError as exc:
+            log.warning("could not start encoding the reply, it will go out as text: %s", exc)
+
+        async def on_audio(pcm: bytes) -> None:
+            nonlocal encoder
+            if encoder is not None:
+                try:
+                    await encoder.add(pcm)
+                except AudioError as exc:  # the stream is closed by now; the reply goes on as text
+                    log.warning("could not encode the reply as a voice note, sending text: %s", exc)
+                    encoder = None
+
+        try:
+            reply = await self.model.reply_stream(messages, voice=voice, model=model, on_audio=on_audio)
+        except BaseException:
+            if encoder is not None:
+                await encoder.abort()
+            raise
+        voice_ogg: bytes | None = None
+        if encoder is not None:
+            started = time.perf_counter()
+            try:
+                voice_ogg = await encoder.finish()
+            except AudioError as exc:
+                log.warning("could not finish the reply's voice note, sending text: %s", exc)
+            clock.lap("encode", started)
+            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
+        whole = ModelReply(
+            text=reply.text,
+            audio=None,
+            usage=reply.usage,
+            tool_calls=reply.tool_calls,
+            streamed_seconds=reply.audio_seconds,
+        )
+        return whole, voice_ogg
 
     async def _encode(self, audio: WavAudio, clock: _Stopwatch) -> bytes | None:
         """The reply as a voice note; None (the reply goes out as text) when ffmpeg cannot make one."""
@@ -343,10 +404,10 @@ class ConversationEngine:
                     chat_id=request.chat_id,
                     user_id=request.user_id,
                     role="assistant",
-                    kind="voice" if reply.audio is not None else "text",
+                    kind="voice" if reply.audio_seconds is not None else "text",
                     text=reply.text,
                     message_id=request.message_id,  # the message it answers
-                    audio_seconds=reply.audio.duration if reply.audio else None,
+                    audio_seconds=reply.audio_seconds,
                     usage=reply.usage,
                     thread_id=request.thread_id,
                 ),

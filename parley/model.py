@@ -42,6 +42,15 @@ class ModelReply:
     usage: Usage
     tool_calls: tuple[ToolCall, ...] = ()
     """When not empty, the model wants these run before it answers; text and audio may then be empty."""
+    streamed_seconds: float = 0.0
+    """A streamed reply's audio went elsewhere as it arrived (`audio` is None): how long it was."""
+
+    @property
+    def audio_seconds(self) -> float | None:
+        """How long the spoken reply is; None when the model sent no audio."""
+        if self.audio is not None:
+            return self.audio.duration
+        return self.streamed_seconds or None
 
 
 PCM16_RATE = 24_000

@@ -55,6 +55,7 @@ class Services:
             models=settings.model.choices,
             summary_model=settings.model.summary_model,
             max_voice_seconds=settings.spend.max_voice_seconds,
+            stream_replies=settings.model.stream,
         )
         access = AccessPolicy(allowed=settings.access.allowed, admins=settings.access.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.operations.workers)

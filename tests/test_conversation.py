@@ -45,7 +45,9 @@ async def test_voice_note_gets_a_spoken_reply(parley, telegram: FakeTelegram, op
     body = chat.json
     assert body["model"] == "gpt-audio-1.5"
     assert body["modalities"] == ["text", "audio"]
-    assert body["audio"] == {"voice": "alloy", "format": "wav"}
+    # Streamed: the audio comes as pcm16 pieces, encoded to the voice note as they arrive.
+    assert body["audio"] == {"voice": "alloy", "format": "pcm16"}
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"][0]["role"] == "system"
     [part] = input_audio_parts(chat)
     assert part["input_audio"]["format"] == "wav"
@@ -289,3 +291,17 @@ async def test_buttons_are_answered_at_once_even_while_a_reply_is_being_made(
     await telegram.wait_calls("answerCallbackQuery")
     assert len(telegram.sent_to(CHAT)) == 1  # answered while the reply was still being made
     await telegram.wait_for(lambda: telegram.message(CHAT, listing.message_id)["text"] == texts.voice_set("sage"))
+
+
+async def test_with_streaming_off_the_reply_comes_whole_as_wav(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """For OpenAI-compatible servers that cannot stream audio: one answer, WAV, encoded afterwards."""
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_STREAM_REPLIES="false")
+    async with running_bot(env):
+        telegram.push_voice(CHAT, telegram.user(CHAT, "Ann"), make_voice_ogg(2.0))
+        [reply] = await telegram.wait_sent(CHAT)
+    [chat] = openai_api.chat_requests()
+    assert chat.json["audio"] == {"voice": "alloy", "format": "wav"} and "stream" not in chat.json
+    assert reply.kind == "voice" and reply.caption == "I heard 2.0 seconds of audio."
+    assert ogg_opus_duration(reply.data) == pytest.approx(0.05 * len(reply.caption), abs=0.15)

@@ -84,7 +84,7 @@ async def test_metrics_move_by_exactly_one_voice_turn(
         key("parley_model_call_seconds_count", purpose="transcription"): 1.0,
         key("parley_audio_conversion_seconds_count", direction="to_model"): 1.0,
         key("parley_audio_conversion_seconds_count", direction="to_voice"): 1.0,
-        **token_changes(chat.response["model"], chat.response["usage"]),
+        **token_changes(chat.answered_model, chat.usage),
         **token_changes("gpt-4o-mini-transcribe", transcription.response["usage"]),
     }
     assert counted(before, after) == expected

@@ -46,7 +46,7 @@ async def test_every_call_is_in_the_ledger_and_usage_shows_it(
         assert (user_id, chat_id) == (ANN, ANN)
         # the lab's usage, as the API reported it, priced by kind
         [request] = [r for r in openai_api.requests if r.kind == ("chat" if purpose == "reply" else "transcriptions")]
-        usage = request.response["usage"]
+        usage = request.usage
         if purpose == "reply":
             assert model == "gpt-audio-1.5"
             assert audio_in == usage["prompt_tokens_details"]["audio_tokens"] == 20  # 2 s of audio

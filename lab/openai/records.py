@@ -46,3 +46,21 @@ class RecordedRequest:
         if isinstance(self.json, dict):
             return self.json.get("model")
         return self.form.get("model")
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The usage the answer reported: the body's, or a stream's last chunk's (with include_usage)."""
+        if isinstance(self.response, dict):
+            return self.response.get("usage")
+        if isinstance(self.response, list):
+            return next((c["usage"] for c in reversed(self.response) if c.get("usage")), None)
+        return None
+
+    @property
+    def answered_model(self) -> str | None:
+        """The model the answer named (a dated snapshot, often): the body's, or a stream's chunks'."""
+        if isinstance(self.response, dict):
+            return self.response.get("model")
+        if isinstance(self.response, list) and self.response:
+            return self.response[0].get("model")
+        return None

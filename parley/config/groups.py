@@ -94,6 +94,9 @@ class Model:
         "PARLEY_MODEL_TIMEOUT_SECONDS", 90.0, p.number(1), "how long one attempt at a model call may take"
     )
     retries: int = setting("PARLEY_MODEL_RETRIES", 2, p.whole(0), "retries of 429s, 5xx, timeouts")
+    stream: bool = setting(
+        "PARLEY_STREAM_REPLIES", True, p.flag, "stream replies, encoding the voice note as the audio arrives"
+    )
 
 
 @dataclass(frozen=True, slots=True)
