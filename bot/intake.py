@@ -107,7 +107,7 @@ class Intake:
         log.info("refused user=%s chat=%s", who.user_id, who.chat_id)
         if update.callback_query is not None:
             await _quietly(update.callback_query.answer(texts.REFUSED_SHORT))
-        elif not who.in_group and await self.edge.services.storage.privacy.note_refusal(
+        elif not who.in_group and await self.edge.services.storage.access.note_refusal(
             who.user_id, quiet_seconds=REFUSAL_QUIET_SECONDS
         ):
             await _quietly(send_text(context.bot, who.chat_id, texts.refused(who.user_id)))

@@ -92,7 +92,7 @@ class AccessPolicy:
     async def allows(self, who: Requester) -> bool:
         if self.is_admin(who.user_id):
             return True
-        overrides = await self.storage.privacy.access_overrides()
+        overrides = await self.storage.access.overrides()
         user_keys = who.keys()
         if any(overrides.get(k) is False for k in user_keys):
             return False

@@ -87,19 +87,19 @@ class ContextBuilder:
 
     async def build(self, chat_id: int, user_id: int, current: dict[str, Any], *, thread_id: int = 0) -> Context:
         """Summary, then as many recent turns as fit (newest first, at most PARLEY_HISTORY_TURNS), then now."""
-        state = await self.storage.context.state(chat_id, user_id, thread_id)
+        state = await self.storage.turns.state(chat_id, user_id, thread_id)
         idle = (
             self.idle_reset_seconds is not None
             and state.last_turn_at is not None
             and self.now() - state.last_turn_at >= self.idle_reset_seconds
         )
         if idle:
-            await self.storage.reset_conversation(chat_id, user_id, thread_id)
+            await self.storage.turns.reset(chat_id, user_id, thread_id)
             log.info("chat=%s user=%s idle: a new conversation starts", chat_id, user_id)
         turns: list[StoredTurn] = []
         summary = "" if idle else state.summary
         if state.conversation_id is not None and not idle:
-            turns = await self.storage.context.turns_after(
+            turns = await self.storage.turns.after(
                 state.conversation_id, state.through_turn_id, self.history_turns + 1
             )
         system = self.system_message(summary)
@@ -138,10 +138,10 @@ class ContextBuilder:
 
         Runs after delivery; a failure only means the next request carries fewer verbatim turns.
         """
-        state = await self.storage.context.state(chat_id, user_id, thread_id)
+        state = await self.storage.turns.state(chat_id, user_id, thread_id)
         if state.conversation_id is None:
             return False
-        pending = await self.storage.context.turns_after(state.conversation_id, state.through_turn_id, 10_000)
+        pending = await self.storage.turns.after(state.conversation_id, state.through_turn_id, 10_000)
         keep = self._keep_by_bytes(state.summary, pending)
         if keep is None:  # too close to call without counting: load the tokenizer off the loop
             await asyncio.to_thread(tokens.o200k_base)
@@ -162,7 +162,7 @@ class ContextBuilder:
             log.warning("chat=%s could not fold %d turns into the summary: %s", chat_id, len(folding), exc)
             return False
         await record(usage)
-        await self.storage.context.set_summary(state.conversation_id, text.strip(), folding[-1].id)
+        await self.storage.turns.set_summary(state.conversation_id, text.strip(), folding[-1].id)
         log.info("chat=%s folded %d turns into the summary", chat_id, len(folding))
         return True
 

@@ -115,18 +115,18 @@ class ConversationEngine:
 
     async def model_of(self, user_id: int) -> str:
         """The user's /model choice while it is still offered, else the default (PARLEY_MODEL)."""
-        chosen = await self.storage.context.get_model(user_id)
+        chosen = (await self.storage.users.preferences(user_id)).model
         return chosen if chosen in self.models else self.model.model
 
     async def choose_model(self, user_id: int, name: str) -> str | None:
         """Persist the user's model; None (and nothing stored) when it is not one of PARLEY_MODELS."""
         found = next((m for m in self.models if m.lower() == name.strip().lower()), None)
         if found is not None:
-            await self.storage.context.set_model(user_id, found)
+            await self.storage.users.update_preferences(user_id, model=found)
         return found
 
     async def voice_of(self, user_id: int) -> str:
-        chosen = await self.storage.get_voice(user_id)
+        chosen = (await self.storage.users.preferences(user_id)).voice
         return chosen if chosen in self.voices else self.default_voice
 
     async def choose_voice(self, user_id: int, name: str) -> str | None:
@@ -134,14 +134,14 @@ class ConversationEngine:
         name = name.strip().lower()
         if name not in self.voices:
             return None
-        await self.storage.set_voice(user_id, name)
+        await self.storage.users.update_preferences(user_id, voice=name)
         return name
 
     async def reset(self, chat_id: int, user_id: int, thread_id: int = 0) -> bool:
-        return await self.storage.reset_conversation(chat_id, user_id, thread_id)
+        return await self.storage.turns.reset(chat_id, user_id, thread_id)
 
     async def forget(self, user_id: int) -> ForgetReport:
-        return await self.storage.forget_user(user_id)
+        return await self.storage.privacy.forget_user(user_id)
 
     async def respond(self, request: TurnRequest, deliver: Deliver) -> Reply:
         """Convert, ask the model, remember, encode, `deliver` the reply; then complete the note's transcript.
@@ -260,7 +260,7 @@ class ConversationEngine:
             started = time.perf_counter()
             try:
                 text, usage = await late_transcript
-                await self.storage.set_turn_text(user_turn_id, text, usage)
+                await self.storage.turns.set_text(user_turn_id, text, usage)
             except Exception:  # the reply is out; a lost transcript only leaves the placeholder
                 log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
             clock.lap("transcript_after", started)
@@ -387,7 +387,7 @@ class ConversationEngine:
     ) -> int:
         """Store the user's turn and the reply in one transaction; return the user turn's id."""
         kind = "voice" if wav is not None else "text"
-        user_turn_id, _ = await self.storage.add_turns(
+        user_turn_id, _ = await self.storage.turns.add(
             [
                 NewTurn(
                     chat_id=request.chat_id,

@@ -50,17 +50,17 @@ def _probe_directory(directory: Path) -> None:
 
 
 async def check_database(storage: Storage) -> str | None:
-    if str(storage.path) != ":memory:":
+    if storage.path is not None and str(storage.path) != ":memory:":
         directory = storage.path.resolve().parent
         try:
             await asyncio.to_thread(_probe_directory, directory)
         except OSError as exc:
             return f"cannot write in {directory} ({exc.strerror or exc}): SQLite needs to create files there"
     try:
-        async with storage.transaction():  # BEGIN IMMEDIATE … COMMIT: takes the write lock
+        async with storage.db.transaction():  # BEGIN IMMEDIATE … COMMIT: takes the write lock
             pass
     except Exception as exc:
-        return f"cannot write to {storage.path} ({exc})"
+        return f"cannot write to {storage.db.description} ({exc})"
     return None
 
 

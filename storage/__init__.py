@@ -1,6 +1,13 @@
-"""Parley's SQLite storage: the only package that knows the schema or writes SQL."""
+"""Parley's storage: the only package that knows the schema or writes SQL.
 
-from storage.database import ForgetReport, NewTurn, Storage, StoredTurn, Usage, backup_file
+Layers, bottom up: `connection` (a database, transactions, the dialect) with its engines (`sqlite`);
+`records` (what goes in and out); one module per group of tables (users, turns, jobs, groups, usage,
+access, privacy, cache), each importing only the layers below; `facade.Storage`, which assembles them.
+"""
+
+from storage.facade import Storage
 from storage.jobs import JobRow
+from storage.records import ForgetReport, NewTurn, Preferences, StoredTurn, Usage
+from storage.sqlite import backup_file
 
-__all__ = ["ForgetReport", "JobRow", "NewTurn", "Storage", "StoredTurn", "Usage", "backup_file"]
+__all__ = ["ForgetReport", "JobRow", "NewTurn", "Preferences", "Storage", "StoredTurn", "Usage", "backup_file"]

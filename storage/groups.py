@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from storage.database import Storage
+from storage.connection import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +37,13 @@ _COLUMNS = (
 
 
 class GroupStore:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def record(self, message: GroupMessage) -> bool:
         """Store one message; False when it was already recorded (a redelivered update)."""
-        async with self._storage.transaction() as db:
-            cursor = await db.execute(
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
                 f"""INSERT INTO group_messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (chat_id, message_id) DO NOTHING""",
                 (
@@ -62,33 +60,33 @@ class GroupStore:
                     message.sent_at,
                 ),
             )
-            return cursor.rowcount > 0
+            return changed > 0
 
     async def edit(self, chat_id: int, message_id: int, text: str) -> bool:
-        async with self._storage.transaction() as db:
-            cursor = await db.execute(
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
                 "UPDATE group_messages SET text = ?, edited_at = ? WHERE chat_id = ? AND message_id = ?",
                 (text, time.time(), chat_id, message_id),
             )
-            return cursor.rowcount > 0
+            return changed > 0
 
     async def set_transcript(self, chat_id: int, message_id: int, text: str | None, *, ok: bool) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
+        async with self._db.transaction() as tx:
+            await tx.execute(
                 """UPDATE group_messages SET text = COALESCE(?, text), transcript_state = ?
                    WHERE chat_id = ? AND message_id = ?""",
                 (text, "done" if ok else "failed", chat_id, message_id),
             )
 
     async def since(self, chat_id: int, since: float) -> list[GroupMessage]:
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ? AND sent_at >= ? ORDER BY sent_at, message_id",
             (chat_id, since),
         )
         return [GroupMessage(*row) for row in rows]
 
     async def last(self, chat_id: int, count: int) -> list[GroupMessage]:
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             f"""SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ?
                 ORDER BY sent_at DESC, message_id DESC LIMIT ?""",
             (chat_id, count),
@@ -96,28 +94,29 @@ class GroupStore:
         return [GroupMessage(*row) for row in reversed(rows)]
 
     async def after(self, chat_id: int, message_id: int) -> list[GroupMessage]:
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             f"SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ? AND message_id > ? ORDER BY sent_at, message_id",
             (chat_id, message_id),
         )
         return [GroupMessage(*row) for row in rows]
 
     async def last_summarized(self, chat_id: int) -> int | None:
-        row = await self._storage.fetch_one("SELECT last_summarized FROM group_settings WHERE chat_id = ?", (chat_id,))
+        row = await self._db.fetch_one("SELECT last_summarized FROM group_settings WHERE chat_id = ?", (chat_id,))
         return row[0] if row else None
 
     async def set_last_summarized(self, chat_id: int, message_id: int) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
+        async with self._db.transaction() as tx:
+            await tx.execute(
                 """INSERT INTO group_settings (chat_id, last_summarized) VALUES (?, ?)
-                   ON CONFLICT (chat_id) DO UPDATE SET last_summarized = MAX(COALESCE(last_summarized, 0),
-                       excluded.last_summarized)""",
+                   ON CONFLICT (chat_id) DO UPDATE SET last_summarized = CASE
+                       WHEN group_settings.last_summarized > excluded.last_summarized
+                       THEN group_settings.last_summarized ELSE excluded.last_summarized END""",
                 (chat_id, message_id),
             )
 
     async def set_digest(self, chat_id: int, at: str | None, timezone: str | None) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
+        async with self._db.transaction() as tx:
+            await tx.execute(
                 """INSERT INTO group_settings (chat_id, digest_time, timezone) VALUES (?, ?, ?)
                    ON CONFLICT (chat_id) DO UPDATE SET digest_time = excluded.digest_time,
                        timezone = excluded.timezone""",
@@ -125,12 +124,12 @@ class GroupStore:
             )
 
     async def digests(self) -> list[Digest]:
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             "SELECT chat_id, digest_time, COALESCE(timezone, 'UTC') FROM group_settings WHERE digest_time IS NOT NULL"
         )
         return [Digest(*row) for row in rows]
 
     async def prune(self, before: float) -> int:
-        async with self._storage.transaction() as db:
-            cursor = await db.execute("DELETE FROM group_messages WHERE sent_at < ?", (before,))
-            return cursor.rowcount
+        async with self._db.transaction() as tx:
+            changed = await tx.execute("DELETE FROM group_messages WHERE sent_at < ?", (before,))
+            return changed

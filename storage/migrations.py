@@ -1,7 +1,8 @@
 """The schema, as an ordered list of migrations. Append new ones; never edit a released one.
 
 `_migrations` records which ran and when; `migrate()` applies the missing ones at start-up, each in its
-own transaction, so a database from any earlier version is brought forward in place.
+own transaction, so a database from any earlier version is brought forward in place. The DDL is written
+once, in SQLite's spelling; the dialect maps its types for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -9,19 +10,23 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-import aiosqlite
+from storage.connection import Connection, Database
 
-Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
+Migration = Callable[[Connection], Awaitable[None]]
+MIGRATIONS: list[Migration] = []
+migration = MIGRATIONS.append
 
 
-async def _script(db: aiosqlite.Connection, sql: str) -> None:
-    """Run DDL statement by statement: executescript() would COMMIT and break the migration's transaction."""
+async def _script(db: Connection, sql: str) -> None:
+    """Run DDL statement by statement (one transaction: the migration's), skipping comment-only pieces."""
     for statement in sql.split(";"):
-        if statement.strip():
-            await db.execute(statement)
+        code = [line for line in statement.splitlines() if line.strip() and not line.strip().startswith("--")]
+        if code:
+            await db.execute(db.dialect.ddl(statement))
 
 
-async def m001_initial(db: aiosqlite.Connection) -> None:
+@migration
+async def m001_initial(db: Connection) -> None:
     await _script(
         db,
         """
@@ -69,7 +74,8 @@ async def m001_initial(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m002_jobs(db: aiosqlite.Connection) -> None:
+@migration
+async def m002_jobs(db: Connection) -> None:
     """Durable jobs: every accepted update is a row before any work starts, so nothing is lost to a crash."""
     await _script(
         db,
@@ -97,7 +103,8 @@ async def m002_jobs(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m003_access_and_retention(db: aiosqlite.Connection) -> None:
+@migration
+async def m003_access_and_retention(db: Connection) -> None:
     """Admins' allow/deny on top of the environment's lists, refusal notices, optional raw audio, retention."""
     await _script(
         db,
@@ -131,7 +138,8 @@ async def m003_access_and_retention(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m004_group_log(db: aiosqlite.Connection) -> None:
+@migration
+async def m004_group_log(db: Connection) -> None:
     """What the bot sees in groups (bots cannot fetch history, so it records as messages arrive), and
     per-topic conversations in forum groups."""
     await _script(
@@ -167,7 +175,8 @@ async def m004_group_log(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m005_spend(db: aiosqlite.Connection) -> None:
+@migration
+async def m005_spend(db: Connection) -> None:
     """Spend control: a ledger of every API call's usage and cost, running summaries of long conversations,
     and each user's chosen model."""
     await _script(
@@ -207,7 +216,8 @@ async def m005_spend(db: aiosqlite.Connection) -> None:
     )
 
 
-async def m006_voice_tools(db: aiosqlite.Connection) -> None:
+@migration
+async def m006_voice_tools(db: Connection) -> None:
     """How each user wants replies (voice, text or both), and results worth not paying for twice."""
     await _script(
         db,
@@ -235,40 +245,32 @@ async def m006_voice_tools(db: aiosqlite.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [
-    m001_initial,
-    m002_jobs,
-    m003_access_and_retention,
-    m004_group_log,
-    m005_spend,
-    m006_voice_tools,
-]
+async def applied(db: Database) -> list[str]:
+    """The names of the migrations this database has had, oldest first."""
+    async with db.transaction() as tx:
+        await tx.execute(
+            db.dialect.ddl("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        )
+    return [row[0] for row in await db.fetch_all("SELECT name FROM _migrations ORDER BY name")]
 
 
-async def applied(db: aiosqlite.Connection) -> list[str]:
-    await db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    async with db.execute("SELECT name FROM _migrations ORDER BY rowid") as cursor:
-        return [row[0] async for row in cursor]
-
-
-async def migrate(db: aiosqlite.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 
-    The connection is in autocommit mode (isolation_level=None): each migration is one explicit transaction.
+    Each migration is one transaction that first checks, inside it, that no other process applied it
+    meanwhile; on PostgreSQL an advisory lock also makes concurrent starters wait for the first.
     """
-    done = set(await applied(db))
     ran: list[str] = []
-    for migration in MIGRATIONS if migrations is None else migrations:
-        name = migration.__name__
-        if name in done:
-            continue
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            await migration(db)
-            await db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-        ran.append(name)
+    async with db.migration_lock():
+        done = set(await applied(db))
+        for step in MIGRATIONS if migrations is None else migrations:
+            name = step.__name__
+            if name in done:
+                continue
+            async with db.transaction() as tx:
+                if await tx.fetch_one("SELECT 1 FROM _migrations WHERE name = ?", (name,)):
+                    continue
+                await step(tx)
+                await tx.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+            ran.append(name)
     return ran

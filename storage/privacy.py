@@ -1,19 +1,15 @@
-"""Access overrides, refusal notices, kept audio, retention and export: the SQL behind issue "who may talk".
-
-Kept apart from the conversation tables' code so each module has one job; it shares Storage's connection
-and write lock.
-"""
+"""What the person is owed: /forget (everything about them, across tables), /export, retention, and the
+opt-in raw audio. Deleting ends with the database's scrub, so removed words survive in no file."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from storage.usage import FORGOTTEN_SPEND_DAYS
-
-if TYPE_CHECKING:
-    from storage.database import Storage
+from storage.connection import Database
+from storage.records import ForgetReport
+from storage.usage import FORGOTTEN_SPEND_DAYS, UsageStore
 
 DAY = 86400.0
 
@@ -26,66 +22,36 @@ class RetentionReport:
     audio: int
 
 
-@dataclass(frozen=True, slots=True)
-class UserSummary:
-    user_id: int
-    first_name: str | None
-    username: str | None
-    last_seen_at: float | None
-    turns: int
-    tokens: int
-
-
 class PrivacyStore:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    # --- access ------------------------------------------------------------------------------------
+    # --- /forget ------------------------------------------------------------------------------------
 
-    async def access_overrides(self) -> dict[str, bool]:
-        rows = await self._storage.fetch_all("SELECT subject, allowed FROM access_overrides")
-        return {subject: bool(allowed) for subject, allowed in rows}
-
-    async def set_access(self, subject: str, *, allowed: bool, changed_by: int) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
-                """INSERT INTO access_overrides (subject, allowed, changed_by, changed_at) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (subject) DO UPDATE SET allowed = excluded.allowed,
-                       changed_by = excluded.changed_by, changed_at = excluded.changed_at""",
-                (subject, int(allowed), changed_by, time.time()),
+    async def forget_user(self, user_id: int) -> ForgetReport:
+        """Delete everything stored about a user: turns, conversations, settings, group messages, cached
+        results; the ledger keeps its amounts under a pseudonym."""
+        async with self._db.transaction() as tx:
+            turns = await tx.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
+            conversations = await tx.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
+            users = await tx.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            await tx.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
+            await UsageStore.pseudonymise(tx, user_id)  # spend totals stay, the person does not
+            await tx.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
+            await tx.execute("DELETE FROM tool_cache WHERE user_id = ?", (user_id,))
+            # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
+            await tx.execute(
+                "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)
             )
-
-    async def note_refusal(self, user_id: int, *, quiet_seconds: float, now: float | None = None) -> bool:
-        """Count a refused message; True when the user should be told (not told within `quiet_seconds`)."""
-        now = time.time() if now is None else now
-        async with self._storage.transaction() as db:
-            async with db.execute("SELECT last_notice_at FROM refusals WHERE user_id = ?", (user_id,)) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                await db.execute("INSERT INTO refusals (user_id, last_notice_at) VALUES (?, ?)", (user_id, now))
-                return True
-            tell = now - row[0] >= quiet_seconds
-            await db.execute(
-                "UPDATE refusals SET refused = refused + 1, last_notice_at = ? WHERE user_id = ?",
-                (now if tell else row[0], user_id),
-            )
-            return tell
-
-    async def users_overview(self, limit: int = 50) -> list[UserSummary]:
-        rows = await self._storage.fetch_all(
-            """SELECT u.user_id, u.first_name, u.username, u.last_seen_at,
-                      COUNT(t.id), COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
-               FROM users u LEFT JOIN turns t ON t.user_id = u.user_id
-               GROUP BY u.user_id ORDER BY u.last_seen_at DESC LIMIT ?""",
-            (limit,),
-        )
-        return [UserSummary(*row) for row in rows]
+            report = ForgetReport(turns, conversations, users)
+        await self._db.scrub()
+        return report
 
     # --- raw audio (opt-in) ------------------------------------------------------------------------
 
     async def keep_audio(self, turn_id: int, user_id: int, data: bytes) -> None:
-        async with self._storage.transaction() as db:
-            await db.execute(
+        async with self._db.transaction() as tx:
+            await tx.execute(
                 "INSERT INTO kept_audio (turn_id, user_id, data, created_at) VALUES (?, ?, ?, ?)",
                 (turn_id, user_id, data, time.time()),
             )
@@ -94,7 +60,7 @@ class PrivacyStore:
         sql, params = "SELECT COUNT(*) FROM kept_audio", ()
         if user_id is not None:
             sql, params = sql + " WHERE user_id = ?", (user_id,)
-        row = await self._storage.fetch_one(sql, params)
+        row = await self._db.fetch_one(sql, params)
         return int(row[0]) if row else 0
 
     # --- retention ---------------------------------------------------------------------------------
@@ -104,34 +70,34 @@ class PrivacyStore:
         kept audio. Queued or working jobs are never touched: they are work still owed."""
         now = time.time() if now is None else now
         cutoff, audio_cutoff = now - days * DAY, now - min(audio_days, days) * DAY
-        async with self._storage.transaction() as db:
-            audio = await db.execute("DELETE FROM kept_audio WHERE created_at < ?", (audio_cutoff,))
-            turns = await db.execute("DELETE FROM turns WHERE created_at < ?", (cutoff,))
-            conversations = await db.execute(
+        async with self._db.transaction() as tx:
+            audio = await tx.execute("DELETE FROM kept_audio WHERE created_at < ?", (audio_cutoff,))
+            turns = await tx.execute("DELETE FROM turns WHERE created_at < ?", (cutoff,))
+            conversations = await tx.execute(
                 """DELETE FROM conversations WHERE started_at < ?
                    AND NOT EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = conversations.id)""",
                 (cutoff,),
             )
-            jobs = await db.execute("DELETE FROM jobs WHERE updated_at < ? AND state IN ('done', 'failed')", (cutoff,))
-            await db.execute("DELETE FROM tool_cache WHERE created_at < ?", (cutoff,))
-            await db.execute("DELETE FROM forgotten_spend WHERE created_at < ?", (now - FORGOTTEN_SPEND_DAYS * DAY,))
-            report = RetentionReport(turns.rowcount, conversations.rowcount, jobs.rowcount, audio.rowcount)
-        await self._storage.checkpoint()
+            jobs = await tx.execute("DELETE FROM jobs WHERE updated_at < ? AND state IN ('done', 'failed')", (cutoff,))
+            await tx.execute("DELETE FROM tool_cache WHERE created_at < ?", (cutoff,))
+            await tx.execute("DELETE FROM forgotten_spend WHERE created_at < ?", (now - FORGOTTEN_SPEND_DAYS * DAY,))
+            report = RetentionReport(turns, conversations, jobs, audio)
+        await self._db.scrub()
         return report
 
     # --- export ------------------------------------------------------------------------------------
 
     async def export_user(self, user_id: int) -> dict[str, Any]:
         """Everything stored about a user, as plain data (the /export document)."""
-        user = await self._storage.fetch_one(
+        user = await self._db.fetch_one(
             "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode"
             " FROM users WHERE user_id = ?",
             (user_id,),
         )
-        conversations = await self._storage.fetch_all(
+        conversations = await self._db.fetch_all(
             "SELECT id, chat_id, started_at, ended_at FROM conversations WHERE user_id = ? ORDER BY id", (user_id,)
         )
-        turns = await self._storage.fetch_all(
+        turns = await self._db.fetch_all(
             """SELECT conversation_id, role, kind, text, audio_seconds, model, prompt_tokens, completion_tokens,
                       created_at
                FROM turns WHERE user_id = ? ORDER BY id""",
@@ -177,7 +143,7 @@ class PrivacyStore:
             "stored_audio_files": await self.kept_audio_count(user_id),
             "group_messages": [
                 {"chat_id": chat_id, "at": _iso(at), "kind": kind, "text": text}
-                for chat_id, at, kind, text in await self._storage.fetch_all(
+                for chat_id, at, kind, text in await self._db.fetch_all(
                     "SELECT chat_id, sent_at, kind, text FROM group_messages WHERE user_id = ? ORDER BY id",
                     (user_id,),
                 )
@@ -190,7 +156,7 @@ class PrivacyStore:
                     "tokens": {"prompt": prompt, "completion": completion},
                     "cost_usd": round(cost, 6),
                 }
-                for at, model, purpose, prompt, completion, cost in await self._storage.fetch_all(
+                for at, model, purpose, prompt, completion, cost in await self._db.fetch_all(
                     """SELECT created_at, model, purpose, prompt_text_tokens + prompt_audio_tokens,
                               completion_text_tokens + completion_audio_tokens, cost_usd
                        FROM usage_ledger WHERE user_id = ? ORDER BY id""",

@@ -9,12 +9,9 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import aiosqlite
-
-if TYPE_CHECKING:
-    from storage.database import Storage, Usage
+from storage.connection import Connection, Database
+from storage.records import Usage
 
 PURPOSES = ("reply", "transcription", "summary")
 
@@ -69,14 +66,14 @@ FORGOTTEN_SPEND_DAYS = 32
 
 
 class UsageStore:
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def record(self, entry: LedgerEntry, *, now: float | None = None) -> None:
         u = entry.usage
         cached = min(u.cached_tokens, max(0, u.prompt_tokens - u.prompt_audio_tokens))
-        async with self._storage.transaction() as db:
-            await db.execute(
+        async with self._db.transaction() as tx:
+            await tx.execute(
                 """INSERT INTO usage_ledger (user_id, chat_id, model, purpose, prompt_text_tokens,
                        prompt_audio_tokens, cached_tokens, completion_text_tokens, completion_audio_tokens,
                        audio_seconds, cost_usd, created_at)
@@ -105,10 +102,10 @@ class UsageStore:
             sql = (
                 "SELECT COALESCE(SUM(cost_usd), 0.0) FROM (SELECT cost_usd FROM usage_ledger"
                 " WHERE created_at >= ? AND user_id = ? UNION ALL SELECT cost_usd FROM forgotten_spend"
-                " WHERE created_at >= ? AND user_id = ?)"
+                " WHERE created_at >= ? AND user_id = ?) AS spent"
             )
             params = (since, user_id, since, user_id)
-        row = await self._storage.fetch_one(sql, params)
+        row = await self._db.fetch_one(sql, params)
         return float(row[0]) if row else 0.0
 
     async def by_model(self, *, since: float = 0.0, user_id: int | None = None) -> list[ModelTotals]:
@@ -116,25 +113,25 @@ class UsageStore:
         where, params = "created_at >= ?", [since]
         if user_id is not None:
             where, params = where + " AND user_id = ?", [since, user_id]
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             f"SELECT model, {_TOTALS} FROM usage_ledger WHERE {where} GROUP BY model ORDER BY 8 DESC",
             tuple(params),
         )
-        return [ModelTotals(*row) for row in rows]
+        return [ModelTotals(row[0], *(int(n) for n in row[1:7]), float(row[7])) for row in rows]
 
     async def top_users(self, *, since: float, limit: int = 10) -> list[UserSpend]:
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             """SELECT l.user_id, COALESCE('@' || u.username, u.first_name), COUNT(*), SUM(l.cost_usd)
                FROM usage_ledger l LEFT JOIN users u ON u.user_id = l.user_id
-               WHERE l.created_at >= ? GROUP BY l.user_id ORDER BY 4 DESC LIMIT ?""",
+               WHERE l.created_at >= ? GROUP BY l.user_id, u.username, u.first_name ORDER BY 4 DESC LIMIT ?""",
             (since, limit),
         )
-        return [UserSpend(*row) for row in rows]
+        return [UserSpend(user, name, int(calls), float(cost)) for user, name, calls, cost in rows]
 
     async def cost_by_quarter_hour(self, *, since: float) -> list[tuple[float, float]]:
         """(start of each 15-minute slot, USD) from `since`: fine enough to add up into days in any time
         zone (every UTC offset is a multiple of 15 minutes), coarse enough to stay a few thousand rows."""
-        rows = await self._storage.fetch_all(
+        rows = await self._db.fetch_all(
             """SELECT CAST(created_at / 900 AS INTEGER) * 900, SUM(cost_usd) FROM usage_ledger
                WHERE created_at >= ? GROUP BY 1 ORDER BY 1""",
             (since,),
@@ -142,22 +139,22 @@ class UsageStore:
         return [(float(slot), float(cost)) for slot, cost in rows]
 
     async def rows_of(self, user_id: int) -> int:
-        row = await self._storage.fetch_one("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (user_id,))
+        row = await self._db.fetch_one("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (user_id,))
         return int(row[0]) if row else 0
 
     @staticmethod
-    async def pseudonymise(db: aiosqlite.Connection, user_id: int) -> int:
+    async def pseudonymise(tx: Connection, user_id: int) -> int:
         """/forget: the user's rows get one random negative id (their private chat too; a group's id is
         dropped), so spend totals stay and nothing points back at the person. Returns the rows changed."""
         pseudonym = -(secrets.randbelow(2**62) + 1)
-        await db.execute(
+        await tx.execute(
             """INSERT INTO forgotten_spend (user_id, cost_usd, created_at)
                SELECT user_id, cost_usd, created_at FROM usage_ledger WHERE user_id = ? AND created_at >= ?""",
             (user_id, time.time() - FORGOTTEN_SPEND_DAYS * 86400),
         )
-        cursor = await db.execute(
-            """UPDATE usage_ledger SET chat_id = CASE WHEN chat_id = user_id THEN ? ELSE NULL END, user_id = ?
+        return await tx.execute(
+            """UPDATE usage_ledger SET chat_id = CASE WHEN chat_id = user_id THEN CAST(? AS BIGINT) ELSE NULL END,
+                   user_id = ?
                WHERE user_id = ?""",
             (pseudonym, pseudonym, user_id),
         )
-        return cursor.rowcount

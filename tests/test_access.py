@@ -58,9 +58,9 @@ async def test_the_refusal_is_repeated_after_an_hour(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
     storage = await Storage.open(tmp_path / "parley.db")
-    assert await storage.privacy.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0) is True
-    assert await storage.privacy.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0 + 3599) is False
-    assert await storage.privacy.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0 + 3600) is True
+    assert await storage.access.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0) is True
+    assert await storage.access.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0 + 3599) is False
+    assert await storage.access.note_refusal(STRANGER, quiet_seconds=3600, now=1000.0 + 3600) is True
     await storage.close()
 
 
@@ -183,7 +183,7 @@ async def test_raw_audio_kept_when_asked_and_forgotten_with_the_user(
         with sqlite3.connect(tmp_path / "parley.db") as db:
             [(kept,)] = db.execute("SELECT data FROM kept_audio WHERE user_id = ?", (FRIEND,)).fetchall()
         assert kept == note
-        report = await bot.services.storage.forget_user(FRIEND)
+        report = await bot.services.storage.privacy.forget_user(FRIEND)
         assert report.turns == 2
         assert await bot.services.storage.privacy.kept_audio_count() == 0
 
@@ -191,28 +191,28 @@ async def test_raw_audio_kept_when_asked_and_forgotten_with_the_user(
 async def test_retention_deletes_exactly_what_is_due(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "parley.db")
     now = time.time()
-    ids = await storage.add_turns(
+    ids = await storage.turns.add(
         [NewTurn(chat_id=1, user_id=1, role="user", kind="text", text=f"turn {i}") for i in range(6)]
     )
     ages = {ids[0]: 40, ids[1]: 31, ids[2]: 29.9, ids[3]: 10, ids[4]: 0, ids[5]: 30.01}
-    async with storage.transaction() as db:
+    async with storage.db.transaction() as db:
         for turn_id, days in ages.items():
             await db.execute("UPDATE turns SET created_at = ? WHERE id = ?", (now - days * DAY, turn_id))
     for turn_id in (ids[2], ids[3]):  # audio kept 8 and 20 days ago is beyond a 7-day audio retention
         await storage.privacy.keep_audio(turn_id, 1, b"ogg")
-    async with storage.transaction() as db:
+    async with storage.db.transaction() as db:
         await db.execute("UPDATE kept_audio SET created_at = ? WHERE turn_id = ?", (now - 8 * DAY, ids[3]))
         await db.execute("UPDATE kept_audio SET created_at = ? WHERE turn_id = ?", (now - 2 * DAY, ids[2]))
     done = await storage.jobs.add(chat_id=1, source="message:1", kind="converse", payload={})
     queued = await storage.jobs.add(chat_id=1, source="message:2", kind="converse", payload={})
     assert done and queued
     await storage.jobs.finish(done, ok=True)
-    async with storage.transaction() as db:
+    async with storage.db.transaction() as db:
         await db.execute("UPDATE jobs SET updated_at = ?", (now - 60 * DAY,))
 
     report = await storage.privacy.apply_retention(days=30, audio_days=7, now=now)
 
-    remaining = [t.text for t in await storage.recent_turns(1, 1, 100)]
+    remaining = [t.text for t in await storage.turns.recent(1, 1, 100)]
     assert remaining == ["turn 2", "turn 3", "turn 4"]
     assert (report.turns, report.audio, report.jobs) == (3, 1, 1)
     assert await storage.privacy.kept_audio_count() == 1
@@ -225,15 +225,15 @@ async def test_retention_runs_at_start_up_and_on_its_schedule(
 ) -> None:
     db_path = tmp_path / "parley.db"
     storage = await Storage.open(db_path)
-    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="ancient")])
-    async with storage.transaction() as db:
+    await storage.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="ancient")])
+    async with storage.db.transaction() as db:
         await db.execute("UPDATE turns SET created_at = ?", (time.time() - 100 * DAY,))
     await storage.close()
     env = env_for(telegram, openai_api, tmp_path, PARLEY_RETENTION_DAYS="30")
     async with running_bot(env, retention_every=0.5) as bot:
-        assert await bot.services.storage.count_turns(1) == 0  # gone at start-up
-        await bot.services.storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="x")])
-        async with bot.services.storage.transaction() as db:
+        assert await bot.services.storage.turns.count(1) == 0  # gone at start-up
+        await bot.services.storage.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="x")])
+        async with bot.services.storage.db.transaction() as db:
             await db.execute("UPDATE turns SET created_at = ?", (time.time() - 31 * DAY,))
         await telegram.wait_for(lambda: _turns(db_path) == 0, 5, what="the scheduled retention run")
 
@@ -263,7 +263,7 @@ async def test_forget_keeps_totals_and_does_not_reset_budgets(tmp_path: Path) ->
     assert cost > 0
     before_user = await storage.usage.spent(0, user_id=FRIEND)
     before_all = await storage.usage.spent(0)
-    await storage.forget_user(FRIEND)
+    await storage.privacy.forget_user(FRIEND)
     with sqlite3.connect(tmp_path / "parley.db") as db:
         assert db.execute("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (FRIEND,)).fetchone()[0] == 0
     assert await storage.usage.spent(0) == pytest.approx(before_all)  # the totals stay …

@@ -54,7 +54,7 @@ async def test_older_turns_are_folded_into_a_summary_after_the_reply(
                 [fold] = summary_requests(openai_api)
                 [fourth_reply] = [c for c in telegram.calls_of("sendVoice") if c.ok][3:4]
                 assert fourth_reply.finished is not None and fold.started >= fourth_reply.finished
-        assert await bot.services.storage.count_turns(ANN) == 10  # every turn is still stored
+        assert await bot.services.storage.turns.count(ANN) == 10  # every turn is still stored
 
     [fold] = summary_requests(openai_api)
     assert fold.json["max_completion_tokens"] == 300
@@ -180,7 +180,7 @@ from parley.context import ContextBuilder
 from storage import NewTurn, Storage
 async def main():
     storage = await Storage.open({str(tmp_path / "p.db")!r})
-    await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="hello there")])
+    await storage.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="hello there")])
     builder = ContextBuilder(storage, system_prompt="Be brief.", max_tokens=6000, history_turns=12)
     context = await builder.build(1, 1, {{"role": "user", "content": "and again"}})
     assert len(context.messages) == 3, context.messages

@@ -161,17 +161,17 @@ async def test_forget_deletes_everything_after_confirmation(
     telegram.push_text(CHAT, ann, "my secret is 42")
     await telegram.wait_sent(CHAT, count=2)
     storage: Storage = parley.services.storage
-    assert await storage.count_turns(ann["id"]) == 2
+    assert await storage.turns.count(ann["id"]) == 2
 
     telegram.push_text(CHAT, ann, "/forget")
     confirm = (await telegram.wait_sent(CHAT, count=3))[2]
     assert confirm.text == texts.FORGET_CONFIRM
-    assert await storage.count_turns(ann["id"]) == 2  # nothing happens before the tap
+    assert await storage.turns.count(ann["id"]) == 2  # nothing happens before the tap
 
     telegram.push_callback(CHAT, ann, confirm.message_id, "forget:yes")
     await telegram.wait_for(lambda: telegram.message(CHAT, confirm.message_id)["text"] == texts.forget_done(2))
-    assert await storage.count_turns(ann["id"]) == 0
-    assert await storage.get_voice(ann["id"]) is None
+    assert await storage.turns.count(ann["id"]) == 0
+    assert (await storage.users.preferences(ann["id"])).voice is None
     assert telegram.calls_of("answerCallbackQuery")
 
     telegram.push_text(CHAT, ann, "what is my secret?")
@@ -186,7 +186,7 @@ async def test_forget_can_be_cancelled(parley, telegram: FakeTelegram) -> None:
     confirm = (await telegram.wait_sent(CHAT, count=2))[1]
     telegram.push_callback(CHAT, ann, confirm.message_id, "forget:no")
     await telegram.wait_for(lambda: telegram.message(CHAT, confirm.message_id)["text"] == texts.FORGET_CANCELLED)
-    assert await parley.services.storage.count_turns(ann["id"]) == 2
+    assert await parley.services.storage.turns.count(ann["id"]) == 2
 
 
 async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:

@@ -227,11 +227,11 @@ async def test_backup_is_a_consistent_copy(tmp_path: Path, busy_writer: bool) ->
     db_path = tmp_path / "parley.db"
     storage = await Storage.open(db_path)
     for i in range(50):
-        await storage.add_turns([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text=f"turn {i}")])
+        await storage.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text=f"turn {i}")])
 
     async def keep_writing() -> None:
         for i in range(200):
-            await storage.add_turns([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text=f"more {i}")])
+            await storage.turns.add([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text=f"more {i}")])
 
     writer = asyncio.create_task(keep_writing()) if busy_writer else None
     process = ParleyProcess({"PARLEY_DB": str(db_path)}, tmp_path)

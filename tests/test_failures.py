@@ -137,7 +137,7 @@ async def test_reply_without_audio_is_sent_as_text(parley, telegram: FakeTelegra
     assert answer.kind == "text"
     assert answer.text == "You said: hello"
     assert answer.reply_to_message_id == note
-    turns = await parley.services.storage.recent_turns(CHAT, ann["id"], 10)
+    turns = await parley.services.storage.turns.recent(CHAT, ann["id"], 10)
     assert [t.text for t in turns] == ["hello", "You said: hello"]
 
 
@@ -149,7 +149,7 @@ async def test_failed_transcription_stores_a_placeholder_and_the_reply_still_com
     telegram.push_voice(CHAT, ann, make_voice_ogg(2.0))
     [answer] = await telegram.wait_sent(CHAT)
     assert answer.kind == "voice"
-    turns = await parley.services.storage.recent_turns(CHAT, ann["id"], 10)
+    turns = await parley.services.storage.turns.recent(CHAT, ann["id"], 10)
     assert turns[0].text == "[voice message, 2 s]"
 
 

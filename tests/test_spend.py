@@ -190,15 +190,15 @@ async def test_exempt_users_are_never_refused_but_still_counted(storage: Storage
 
 async def test_forget_pseudonymises_the_ledger_and_keeps_the_totals(storage: Storage) -> None:
     s = spend(storage, Clock(NOV_30_LATE))
-    await storage.add_turns([NewTurn(chat_id=ANN, user_id=ANN, role="user", kind="text", text="hi")])
+    await storage.turns.add([NewTurn(chat_id=ANN, user_id=ANN, role="user", kind="text", text="hi")])
     await charge(s, ANN, 3)
     await s.record(user_id=ANN, chat_id=-100123, purpose="summary", usage=Usage("m", prompt_tokens=2))
     await charge(s, BOB, 4)
-    await storage.forget_user(ANN)
+    await storage.privacy.forget_user(ANN)
 
     assert await storage.usage.rows_of(ANN) == 0
     assert await storage.usage.spent(0.0) == pytest.approx(9.0)  # totals stay
-    rows = await storage.fetch_all("SELECT user_id, chat_id, cost_usd FROM usage_ledger ORDER BY id")
+    rows = await storage.db.fetch_all("SELECT user_id, chat_id, cost_usd FROM usage_ledger ORDER BY id")
     pseudonym = rows[0][0]
     assert pseudonym < 0 and rows[1][0] == pseudonym  # one stable stand-in for all of Ann's rows
     assert rows[0][1] == pseudonym and rows[1][1] is None  # her private chat too; the group is dropped

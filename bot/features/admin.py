@@ -68,7 +68,7 @@ async def set_access(job: ChangeAccess, run: Run) -> bool:
         subject = subject_key(job.subject)
     except ValueError:
         return await run.say(texts.ALLOW_USAGE if job.allow else texts.DENY_USAGE)
-    await run.services.storage.privacy.set_access(subject, allowed=job.allow, changed_by=job.user_id)
+    await run.services.storage.access.set(subject, allowed=job.allow, changed_by=job.user_id)
     log.info("access: %s %s by admin %s", subject, "allowed" if job.allow else "denied", job.user_id)
     return await run.say(texts.access_changed(subject, job.allow))
 
@@ -77,8 +77,8 @@ async def list_users(job: Users, run: Run) -> bool:
     access = run.services.access
     if not access.is_admin(job.user_id):
         return await run.say(texts.ADMIN_ONLY)
-    overrides = await run.services.storage.privacy.access_overrides()
-    people = await run.services.storage.privacy.users_overview()
+    overrides = await run.services.storage.access.overrides()
+    people = await run.services.storage.access.users_overview()
     return await run.say(texts.users_report(access.allowed, access.admins, overrides, people))
 
 

@@ -104,7 +104,7 @@ async def answer(job: Converse, run: Run) -> bool:
             run.bot, chat_id, reply_to=message.message_id, notice_after=services.settings.operations.slow_notice_seconds
         ) as progress:
             audio = await _download_voice(run, message, timings) if media_of(message) else None
-            mode = await services.storage.get_reply_mode(user.id) or "voice"
+            mode = (await services.storage.users.preferences(user.id)).reply_mode or "voice"
 
             async def deliver(reply: Reply) -> None:
                 await progress.stop()
@@ -179,6 +179,6 @@ async def _download_voice(run: Run, message: Message, timings: dict[str, float])
 
 
 async def _touch(run: Run, user: User) -> None:
-    await run.services.storage.touch_user(
+    await run.services.storage.users.touch(
         user.id, first_name=user.first_name, username=user.username, language_code=user.language_code
     )

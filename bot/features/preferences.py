@@ -118,9 +118,9 @@ async def choose_mode(job: ChooseMode, run: Run) -> bool:
     choice = job.mode.lower()
     storage = run.services.storage
     if choice not in MODES:
-        current = await storage.get_reply_mode(job.user_id) or "voice"
+        current = (await storage.users.preferences(job.user_id)).reply_mode or "voice"
         return await run.say(texts.mode_usage(current))
-    await storage.set_reply_mode(job.user_id, choice)
+    await storage.users.update_preferences(job.user_id, reply_mode=choice)
     return await run.say(texts.mode_set(choice))
 
 

@@ -104,7 +104,7 @@ async def apply_retention(services: Services) -> None:
         settings.privacy.group_retention_days or settings.privacy.retention_days, settings.privacy.retention_days
     )
     group_messages = await services.storage.groups.prune(time.time() - group_days * 86400)
-    await services.storage.checkpoint()  # what was pruned survives in no file
+    await services.storage.db.scrub()  # what was pruned survives in no file
     if group_messages:
         log.info("retention (%g days): deleted %d group log entries", group_days, group_messages)
     log.info(

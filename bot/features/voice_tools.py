@@ -94,7 +94,7 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
         return await run.say(texts.NEEDS_RECORDING.format(command=job.kind))
     services = run.services
     cache_key = f"transcribe:{media.file_unique_id}" if isinstance(job, Transcribe) else None
-    if cache_key and (cached := await services.storage.cached(cache_key)):
+    if cache_key and (cached := await services.storage.cache.get(cache_key)):
         await _send_long(run, cached, reply_to=message.message_id)
         return True
     # The status message the work shows reports progress: no second "still working" notice.
@@ -125,7 +125,7 @@ async def _transcript(
     await progress.stop()
     media = media_of(message if media_of(message) else message.reply_to_message)
     if media is not None:
-        await run.services.storage.cache(f"transcribe:{media.file_unique_id}", text, user_id=user_id)
+        await run.services.storage.cache.put(f"transcribe:{media.file_unique_id}", text, user_id=user_id)
     await _send_long(run, text, reply_to=message.message_id)
 
 
@@ -166,7 +166,7 @@ async def read_aloud(job: Speak, run: Run) -> bool:
     key = "speak:" + hashlib.sha256(f"{voice}\0{model}\0{text}".encode()).hexdigest()
     max_chars = services.settings.tools.speak_max_chars
     caption = texts.spoken_summary(len(text)) if len(text) > max_chars else None
-    if cached := await services.storage.cached(key):
+    if cached := await services.storage.cache.get(key):
         try:  # the same text in the same voice: send the voice Telegram already has, free
             await run.bot.send_voice(run.chat_id, cached, caption=caption, reply_to_message_id=message.message_id)
             return True
@@ -196,7 +196,7 @@ async def read_aloud(job: Speak, run: Run) -> bool:
     )
     await run.delivered()
     if sent.voice is not None:
-        await services.storage.cache(key, sent.voice.file_id, user_id=job.user_id)
+        await services.storage.cache.put(key, sent.voice.file_id, user_id=job.user_id)
     return True
 
 

@@ -1,0 +1,53 @@
+"""`Storage`: one object that opens the database, migrates it, and hands out one store per group of tables.
+
+It only assembles: every query lives in a table module (users, turns, jobs, groups, usage, access, privacy,
+cache), and none of them imports this one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.access import AccessStore
+from storage.cache import CacheStore
+from storage.connection import Database
+from storage.groups import GroupStore
+from storage.jobs import JobStore
+from storage.migrations import migrate
+from storage.privacy import PrivacyStore
+from storage.sqlite import SqliteDatabase
+from storage.turns import TurnStore
+from storage.usage import UsageStore
+from storage.users import UserStore
+
+
+class Storage:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.users = UserStore(db)
+        self.turns = TurnStore(db)
+        self.jobs = JobStore(db)
+        self.groups = GroupStore(db)
+        self.usage = UsageStore(db)
+        self.access = AccessStore(db)
+        self.privacy = PrivacyStore(db)
+        self.cache = CacheStore(db)
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Storage:
+        """Open (creating with owner-only permissions if new) and migrate the database."""
+        db = await SqliteDatabase.open(path)
+        try:
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, None for a database server."""
+        return self.db.path if isinstance(self.db, SqliteDatabase) else None
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,107 @@
+"""SQLite: the embedded default. One aiosqlite connection in autocommit mode; writes go through
+`transaction()`, which serialises them with a lock so concurrent chats never interleave half-finished
+transactions (SQLite has one writer at a time anyway)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.connection import SQLITE, Connection, Database, Params
+
+
+class SqliteDatabase(Database):
+    dialect = SQLITE
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteDatabase:
+        """Open (creating with owner-only permissions if new) and tune the database; no migrating here."""
+        path = Path(path)
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA secure_delete=ON")  # deleted content is overwritten, not left in free pages
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    @property
+    def description(self) -> str:
+        return str(self.path)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._write_lock:
+            began = False
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                began = True
+                yield self
+            except BaseException:
+                if began or self._db.in_transaction:  # a cancel can land just after BEGIN took effect
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Each migration's BEGIN IMMEDIATE already excludes other processes; `migrate` re-checks inside it."""
+        yield
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._db.execute(sql, params) as cursor:
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int | None:
+        rows = await self._db.execute_fetchall(sql, params)  # one trip to the worker thread
+        return int(next(iter(rows))[0]) if rows else None
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        rows = await self._db.execute_fetchall(sql, params)
+        return tuple(next(iter(rows))) if rows else None
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
+
+    async def scrub(self) -> None:
+        """secure_delete already overwrote deleted rows in the database file; this pushes the write-ahead log
+        into it and truncates the log, so removed content survives in no file."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def backup_file(source: Path | str, target: Path | str) -> None:
+    """A consistent copy of a live database (SQLite's online backup API), private to its owner like the
+    original, made without migrating or otherwise touching the source."""
+    target = Path(target)
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    origin = await aiosqlite.connect(f"file:{Path(source)}?mode=ro", uri=True)
+    try:
+        destination = await aiosqlite.connect(target)
+        try:
+            await origin.backup(destination)
+        finally:
+            await destination.close()
+    finally:
+        await origin.close()
