@@ -21,7 +21,7 @@ from parley.memory import tune_allocator
 from parley.ops_server import ServeError
 from parley.services import Services
 from parley.shutdown import MARGIN_SECONDS, exit_after
-from storage import Storage, backup_file
+from storage import Storage, StorageUnavailable, backup_file
 
 log = logging.getLogger("parley")
 
@@ -66,7 +66,9 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
     try:
-        storage = await Storage.open(settings.operations.db_path)
+        storage = await Storage.open(settings.operations.database)
+    except StorageUnavailable as exc:
+        raise StartupError(f"DATABASE_URL: {exc}: check the server, the URL and the password", EXIT_CONFIG) from exc
     except (OSError, sqlite3.Error) as exc:
         raise StartupError(
             f"PARLEY_DB: cannot open the database at {settings.operations.db_path} ({exc}): "
@@ -97,7 +99,11 @@ async def _serve(settings: Settings) -> None:
 
 def backup(env_file: str, target: Path) -> int:
     """Only the database path is needed: a backup must work without the bot's secrets."""
-    source = Path(read_environment(env_file).get("PARLEY_DB") or "parley.db")
+    environment = read_environment(env_file)
+    if (environment.get("DATABASE_URL") or "").strip():
+        print("parley: DATABASE_URL is set: back PostgreSQL up with pg_dump (this copies SQLite)", file=sys.stderr)
+        return EXIT_CONFIG
+    source = Path(environment.get("PARLEY_DB") or "parley.db")
     if not source.is_file():
         print(f"parley: PARLEY_DB: no database at {source}", file=sys.stderr)
         return EXIT_CONFIG

@@ -52,7 +52,7 @@ class RunningBot:
 @contextlib.asynccontextmanager
 async def running_bot(env: dict[str, str], **run_options: float) -> AsyncIterator[RunningBot]:
     settings = load_settings(env)
-    services = Services.build(settings, await Storage.open(settings.operations.db_path))
+    services = Services.build(settings, await Storage.open(settings.operations.database))
     stop, ready = asyncio.Event(), asyncio.Event()
     running = RunningBot(settings, services)
 

@@ -19,6 +19,10 @@ from typing import Any
 Params = Sequence[Any]
 
 
+class StorageUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it without any password."""
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """What differs between the engines, and nothing else."""

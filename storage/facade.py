@@ -14,6 +14,7 @@ from storage.connection import Database
 from storage.groups import GroupStore
 from storage.jobs import JobStore
 from storage.migrations import migrate
+from storage.postgres import PostgresDatabase, is_postgres_url
 from storage.privacy import PrivacyStore
 from storage.sqlite import SqliteDatabase
 from storage.turns import TurnStore
@@ -34,9 +35,12 @@ class Storage:
         self.cache = CacheStore(db)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Storage:
-        """Open (creating with owner-only permissions if new) and migrate the database."""
-        db = await SqliteDatabase.open(path)
+    async def open(cls, where: Path | str) -> Storage:
+        """Open and migrate the database: a postgresql:// URL, or a SQLite file (created with owner-only
+        permissions if new)."""
+        db: Database = (
+            await PostgresDatabase.open(where) if is_postgres_url(where) else await SqliteDatabase.open(where)
+        )
         try:
             await migrate(db)
         except BaseException:

@@ -15,6 +15,7 @@ import pytest
 from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
 from parley.logs import quiet_noisy_loggers
+from tests import postgres
 
 # ---------------------------------------------------------------------------------------------------------
 # lab fixtures
@@ -93,3 +94,29 @@ def no_secret_in_any_log() -> Iterator[None]:
     # (A run of pure unit tests logs nothing; any run that starts the bot logs plenty.)
     leaks = [line for line in lines if any(secret in line for secret in LAB_SECRETS)]
     assert not leaks, "secrets in the logs:\n" + "\n".join(leaks[:5])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# databases: every storage test runs on SQLite and on a real PostgreSQL (tests/postgres.py finds or starts it)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The URL of this test session's own PostgreSQL database (created here, dropped at the end)."""
+    with postgres.server() as admin, postgres.session_database(admin) as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url(postgres_database: str) -> str:
+    """A URL whose connections see a new, empty schema of their own."""
+    return await postgres.fresh_schema(postgres_database)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's database lives: a fresh SQLite file, then a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "parley.db"
+    return await postgres.fresh_schema(request.getfixturevalue("postgres_database"))

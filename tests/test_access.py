@@ -188,8 +188,8 @@ async def test_raw_audio_kept_when_asked_and_forgotten_with_the_user(
         assert await bot.services.storage.privacy.kept_audio_count() == 0
 
 
-async def test_retention_deletes_exactly_what_is_due(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "parley.db")
+async def test_retention_deletes_exactly_what_is_due(database_target: Path | str) -> None:
+    storage = await Storage.open(database_target)
     now = time.time()
     ids = await storage.turns.add(
         [NewTurn(chat_id=1, user_id=1, role="user", kind="text", text=f"turn {i}") for i in range(6)]

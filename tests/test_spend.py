@@ -26,8 +26,9 @@ DEC_1_EARLY = datetime(2026, 12, 1, 1, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    db = await Storage.open(tmp_path / "parley.db")
+async def storage(database_target: Path | str) -> AsyncIterator[Storage]:
+    """The ledger on each engine: SQLite, then PostgreSQL."""
+    db = await Storage.open(database_target)
     yield db
     await db.close()
 

@@ -177,6 +177,9 @@ class Operations:
     """How Parley runs: its database, workers, time limits, logs, webhook or polling, the ops listener."""
 
     db_path: Path = setting("PARLEY_DB", Path("parley.db"), p.path, "the SQLite file")
+    database_url: str | None = setting(
+        "DATABASE_URL", None, p.database_url, "PostgreSQL instead of the SQLite file", secret=True
+    )
     workers: int = setting("PARLEY_WORKERS", 16, p.whole(1), "jobs run at once across all chats")
     max_queue: int = setting("PARLEY_MAX_QUEUE", 500, p.whole(1), "accepted jobs not yet finished")
     shutdown_seconds: float = setting("PARLEY_SHUTDOWN_SECONDS", 20.0, p.number(0), "grace for replies on SIGTERM")
@@ -196,6 +199,11 @@ class Operations:
     metrics_listen: Address | None = setting(
         "PARLEY_METRICS_LISTEN", DEFAULT_METRICS_LISTEN, p.address_or_off, "health and metrics; off: none"
     )
+
+    @property
+    def database(self) -> Path | str:
+        """Where the data lives: the PostgreSQL URL when DATABASE_URL is set, else the SQLite file."""
+        return self.database_url or self.db_path
 
     @property
     def webhook(self) -> bool:

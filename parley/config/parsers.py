@@ -57,6 +57,13 @@ def url(value: str) -> str:
     return value.rstrip("/")
 
 
+def database_url(value: str) -> str:
+    """A PostgreSQL connection URL. The value is never echoed back: it usually carries a password."""
+    if not re.match(r"^postgres(ql)?://[^\s/]*[^\s/@:]/?", value):
+        raise Invalid("must be a postgresql://user:password@host:5432/database URL")
+    return value
+
+
 def https_url(value: str) -> str:
     if not re.match(r"^https://[^\s/]+", value):
         raise Invalid(f"must be an https:// URL (Telegram only posts to HTTPS), got {value!r}")

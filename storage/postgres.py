@@ -1,0 +1,110 @@
+"""PostgreSQL: the way to share one database between several Parley processes (asyncpg, a small pool).
+
+Reads run on any pooled connection; a transaction holds one connection from BEGIN to COMMIT. Unlike the
+SQLite engine nothing serialises writes in the process: PostgreSQL's row locks do, so each table module's
+writes are single statements or short transactions that stay correct when they run side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from storage.connection import POSTGRESQL, Connection, Database, Params, StorageUnavailable
+
+SCHEMES = ("postgresql", "postgres")
+
+_MIGRATION_LOCK = zlib.crc32(b"parley migrations")
+"""The advisory lock key every Parley process takes while migrating (any fixed number would do)."""
+
+
+def is_postgres_url(target: object) -> TypeGuard[str]:
+    return isinstance(target, str) and urlsplit(target).scheme in SCHEMES
+
+
+def redacted(url: str) -> str:
+    """user@host:port/database: what a message may show of a connection URL (never the password)."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
+def _changed(status: str) -> int:
+    """The row count at the end of a command tag ("UPDATE 3", "INSERT 0 1"); 0 for DDL ("CREATE TABLE")."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _Statements(Connection):
+    """The Connection operations over anything with asyncpg's execute/fetch methods (a pool or a connection)."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._target = target
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return _changed(await self._target.execute(POSTGRESQL.sql(sql), *params))
+
+    async def insert(self, sql: str, params: Params = ()) -> int | None:
+        value = await self._target.fetchval(POSTGRESQL.sql(sql), *params)
+        return None if value is None else int(value)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        row = await self._target.fetchrow(POSTGRESQL.sql(sql), *params)
+        return None if row is None else tuple(row)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._target.fetch(POSTGRESQL.sql(sql), *params)]
+
+
+class PostgresDatabase(_Statements, Database):
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        super().__init__(pool)
+        self._pool = pool
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str, *, max_connections: int = 10) -> PostgresDatabase:
+        """Connect (a pool of up to `max_connections`); no migrating here."""
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections, command_timeout=60, timeout=30)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageUnavailable(f"cannot connect to {redacted(url)} ({type(exc).__name__}: {exc})") from exc
+        return cls(pool, url)
+
+    @property
+    def description(self) -> str:
+        return redacted(self.url)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield _Statements(connection)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """A session-level advisory lock on its own connection: the first process to start migrates, the
+        others wait here and then find nothing left to do."""
+        async with self._pool.acquire() as connection:
+            await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                yield
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+    async def scrub(self) -> None:
+        """Nothing to do for correctness: a deleted row is invisible to every query at once. What PostgreSQL
+        keeps for a while is the dead row version in the table's pages until (auto)vacuum reclaims the space
+        (VACUUM marks it reusable; only VACUUM FULL rewrites the file), the write-ahead log segments until
+        they are recycled after a checkpoint, and whatever WAL archives, replicas and backups the operator
+        runs. Erasing those is the database operator's retention policy, not something a client can force."""
