@@ -15,6 +15,7 @@ from telegram.error import InvalidToken, NetworkError
 from bot.application import run_bot
 from bot.doctor import doctor
 from bot.log_privacy import withhold_updates
+from bot.migrate_db import migrate_db
 from parley.config import ConfigError, Settings, load_settings, read_environment
 from parley.logs import configure_logging, redact
 from parley.memory import tune_allocator
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup", help="copy the database consistently, even while the bot runs")
     backup.add_argument("path", type=Path, help="where to write the copy (must not exist yet)")
     backup.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
+    move = commands.add_parser("migrate-db", help="copy the SQLite database (PARLEY_DB) into PostgreSQL")
+    move.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host:5432/database")
+    move.add_argument("--env-file", default=".env", help="file of settings to read (default: .env)")
     return parser
 
 
@@ -125,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         return backup(args.env_file, args.path)
     if args.command == "doctor":
         return doctor(read_environment(args.env_file), live=args.live)
+    if args.command == "migrate-db":
+        return migrate_db(args.env_file, args.to)
     try:
         settings = load_settings(read_environment(args.env_file), webhook=args.webhook)
     except ConfigError as exc:

@@ -91,6 +91,10 @@ class PostgresDatabase(_Statements, Database):
         async with self._pool.acquire() as connection, connection.transaction():
             yield _Statements(connection)
 
+    def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """One pooled connection of one's own, for work beyond the Connection operations (bulk COPY)."""
+        return self._pool.acquire()
+
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[None]:
         """A session-level advisory lock on its own connection: the first process to start migrates, the

@@ -85,6 +85,23 @@ class SqliteDatabase(Database):
     async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Reads inside see one consistent state of the database, while other processes go on writing
+        (a read transaction under WAL); this process's writes wait until it ends."""
+        async with self._write_lock:
+            await self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                await self._db.execute("COMMIT")
+
+    async def batches(self, sql: str, size: int, params: Params = ()) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """A query's rows, `size` at a time: a table of any size in bounded memory."""
+        async with self._db.execute(sql, params) as cursor:
+            while rows := await cursor.fetchmany(size):
+                yield [tuple(row) for row in rows]
+
     async def scrub(self) -> None:
         """secure_delete already overwrote deleted rows in the database file; this pushes the write-ahead log
         into it and truncates the log, so removed content survives in no file."""
