@@ -57,9 +57,9 @@ class PrivacyStore:
             )
 
     async def kept_audio_count(self, user_id: int | None = None) -> int:
-        sql, params = "SELECT COUNT(*) FROM kept_audio", ()
+        sql, params = "SELECT COUNT(*) FROM kept_audio", []
         if user_id is not None:
-            sql, params = sql + " WHERE user_id = ?", (user_id,)
+            sql, params = sql + " WHERE user_id = ?", [user_id]
         row = await self._db.fetch_one(sql, params)
         return int(row[0]) if row else 0
 

@@ -96,7 +96,8 @@ class UsageStore:
 
     async def spent(self, since: float, *, user_id: int | None = None) -> float:
         """USD recorded from `since` on, for one user or (None) for everyone."""
-        sql, params = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?", (since,)
+        sql = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?"
+        params: tuple[float | int, ...] = (since,)
         if user_id is not None:
             # What a user spent before /forget still counts against their budgets, this month.
             sql = (
@@ -117,7 +118,10 @@ class UsageStore:
             f"SELECT model, {_TOTALS} FROM usage_ledger WHERE {where} GROUP BY model ORDER BY 8 DESC",
             tuple(params),
         )
-        return [ModelTotals(row[0], *(int(n) for n in row[1:7]), float(row[7])) for row in rows]
+        return [
+            ModelTotals(row[0], int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]), int(row[6]), row[7])
+            for row in rows
+        ]
 
     async def top_users(self, *, since: float, limit: int = 10) -> list[UserSpend]:
         rows = await self._db.fetch_all(

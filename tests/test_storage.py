@@ -152,13 +152,13 @@ async def test_a_summary_covers_turns_up_to_its_mark(storage: Storage) -> None:
     ids = await storage.turns.add(
         [NewTurn(chat_id=1, user_id=1, role="user", kind="text", text=f"t{i}") for i in range(4)]
     )
-    state = await storage.turns.state(1, 1)
-    assert state.conversation_id is not None
-    await storage.turns.set_summary(state.conversation_id, "the gist", ids[1])
-    await storage.turns.set_summary(state.conversation_id, "the gist, later", ids[2])
+    conversation = (await storage.turns.state(1, 1)).conversation_id
+    assert conversation is not None
+    await storage.turns.set_summary(conversation, "the gist", ids[1])
+    await storage.turns.set_summary(conversation, "the gist, later", ids[2])
     state = await storage.turns.state(1, 1)
     assert (state.summary, state.through_turn_id) == ("the gist, later", ids[2])
-    assert [t.text for t in await storage.turns.after(state.conversation_id, state.through_turn_id, 10)] == ["t3"]
+    assert [t.text for t in await storage.turns.after(conversation, state.through_turn_id, 10)] == ["t3"]
 
 
 async def test_preferences_are_one_record_updated_field_by_field(storage: Storage) -> None:
