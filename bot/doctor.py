@@ -33,7 +33,9 @@ from parley.errors import ParleyError
 from parley.logs import redact
 from parley.model import ModelClient
 from parley.providers import openai_client
-from storage.migrations import MIGRATIONS
+from storage import StorageUnavailable
+from storage.migrations import MIGRATIONS, recorded
+from storage.postgres import PostgresDatabase, redacted
 
 OK, FAIL = "✓", "✗"
 NETWORK_SECONDS = 15.0
@@ -154,7 +156,6 @@ def _inspect_database(path: Path) -> Finding:
         return Finding(False, "database", f"{path}: {problem}", fix_path)
     if not path.exists():
         return Finding(True, "database", f"{path} does not exist yet: `parley run` creates it (directory writable)")
-    known = [migration.__name__ for migration in MIGRATIONS]
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5, isolation_level=None)
     except sqlite3.Error as exc:
@@ -172,26 +173,53 @@ def _inspect_database(path: Path) -> Finding:
         return Finding(False, "database", f"{path} is not writable ({exc})", fix_path)
     finally:
         db.close()
+    return _migration_finding(str(path), applied, "take a `parley backup`, then ")
+
+
+def _migration_finding(where: str, applied: list[str], backup_first: str = "") -> Finding:
+    known = [migration.__name__ for migration in MIGRATIONS]
     unknown = [name for name in applied if name not in known]
     if unknown:
         return Finding(
             False,
             "database",
-            f"{path} has migrations this version does not know ({', '.join(unknown)})",
+            f"{where} has migrations this version does not know ({', '.join(unknown)})",
             "run the Parley version that made this database, or restore a backup",
         )
     if applied != known[: len(applied)] or len(applied) < len(known):
         return Finding(
             False,
             "database",
-            f"{path} is at migration {len(applied)} of {len(known)}",
-            "take a `parley backup`, then start `parley run` once: it migrates the database at start-up",
+            f"{where} is at migration {len(applied)} of {len(known)}",
+            f"{backup_first}start `parley run` once: it migrates the database at start-up",
         )
-    return Finding(True, "database", f"{path} writable, at the latest migration ({known[-1]})")
+    return Finding(True, "database", f"{where} writable, at the latest migration ({known[-1]})")
 
 
 async def check_database(path: Path) -> Finding:
     return await asyncio.to_thread(_inspect_database, path)
+
+
+async def check_postgres(url: str) -> Finding:
+    """Connect, prove Parley could create its tables (one made and dropped in a transaction), read the
+    migrations; changes nothing."""
+    where = redacted(url)
+    try:
+        db = await PostgresDatabase.open(url, max_connections=1)
+    except StorageUnavailable as exc:
+        return Finding(False, "database", str(exc), "check DATABASE_URL, the server and the password")
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("CREATE TABLE parley_doctor_probe (x INTEGER)")
+            await tx.execute("DROP TABLE parley_doctor_probe")
+        applied = await recorded(db)
+    except Exception as exc:
+        return Finding(False, "database", f"{where} is not writable ({exc})", "grant the user CREATE on the schema")
+    finally:
+        await db.close()
+    if applied is None:
+        return Finding(True, "database", f"{where} reachable and writable: `parley run` creates the tables")
+    return _migration_finding(where, applied)
 
 
 # --- Telegram --------------------------------------------------------------------------------------
@@ -319,7 +347,8 @@ async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets:
     ok = show(findings)
     ok = show([await check_ffmpeg()]) and ok
     db_path = settings.operations.db_path if settings else Path((env.get("PARLEY_DB") or "").strip() or "parley.db")
-    ok = show([await check_database(db_path)]) and ok
+    database_url = settings.operations.database_url if settings else None
+    ok = show([await (check_postgres(database_url) if database_url else check_database(db_path))]) and ok
     if settings is None:
         skipped = "not checked: fix the configuration first"
         return show([Finding(False, "Telegram", skipped), Finding(False, "OpenAI", skipped)]) and False

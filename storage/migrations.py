@@ -254,6 +254,14 @@ async def applied(db: Database) -> list[str]:
     return [row[0] for row in await db.fetch_all("SELECT name FROM _migrations ORDER BY name")]
 
 
+async def recorded(db: Database) -> list[str] | None:
+    """The migrations a database has had, changing nothing; None when it has no record at all (new)."""
+    try:
+        return [row[0] for row in await db.fetch_all("SELECT name FROM _migrations ORDER BY name")]
+    except Exception:  # no such table: each engine raises its own error class
+        return None
+
+
 async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now.
 

@@ -132,3 +132,21 @@ async def test_a_retired_model_in_the_settings_is_named_with_its_date(
         "✗ models: PARLEY_MODELS names gpt-4o-mini-audio-preview-2024-12-17 (retired 2026-07-23)"
         " → use gpt-audio-1.5 (or gpt-audio, gpt-audio-mini)",
     ]
+
+
+async def test_on_postgresql_the_doctor_checks_the_server_and_never_shows_the_password(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, postgres_url: str
+) -> None:
+    env = lab_env(telegram, openai_api, tmp_path / "unused.db", DATABASE_URL=postgres_url)
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 0, lines
+    assert lines[2].startswith("✓ database: postgresql://") and "`parley run` creates the tables" in lines[2]
+    await (await Storage.open(postgres_url)).close()
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 0 and lines[2].endswith(f"at the latest migration ({MIGRATIONS[-1].__name__})"), lines
+
+    unreachable = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2-secret@")
+    unreachable = unreachable.replace("127.0.0.1", "127.0.0.2", 1).replace(":5432/", ":1/")
+    code, lines = await run_doctor({**env, "DATABASE_URL": unreachable}, tmp_path)
+    assert code == 1 and lines[2].startswith("✗ database: cannot connect to postgresql://postgres@"), lines
+    assert "hunter2-secret" not in "\n".join(lines)
