@@ -24,6 +24,7 @@ from bot.intake import Intake, Limit, Parse
 from bot.jobs import Payload, Route, routes
 from bot.replies import Run
 from parley.config import Settings
+from parley.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Where(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Say(Payload, kind="say"):
-    what: str  # a key of ANSWERS
+    what: str  # "help" or a key of texts.CANNED
 
 
 def saying(what: str) -> Parse:
@@ -54,7 +55,7 @@ def saying(what: str) -> Parse:
 
 
 async def say(job: Say, run: Run) -> bool:
-    return await run.say(ANSWERS[job.what])
+    return await run.say(answer(job.what))
 
 
 # --- the command table -------------------------------------------------------------------------------
@@ -74,52 +75,54 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("start", saying("start"), Where.ANYWHERE, "What Parley does"),
-    Command("help", saying("help"), Where.ANYWHERE, "How to use Parley", help="/help – this message"),
-    Command("voice", preferences.voice, Where.ANYWHERE, "Choose the voice Parley speaks with",
-            help="/voice – choose the voice I speak with"),
-    Command("reset", conversation.reset, Where.ANYWHERE, "Start a fresh conversation",
-            help="/reset – start a fresh conversation (I stop using what we said before)"),
-    Command("forget", privacy.forget, Where.PRIVATE, "Delete everything stored about you",
-            help="/forget – delete everything I have stored about you"),
-    Command("export", privacy.export, Where.PRIVATE, "Get everything stored about you as a file",
-            help="/export – get everything I have stored about you, as a file"),
-    Command("transcribe", voice_tools.transcribe, Where.ANYWHERE, "Reply to audio: what was said, word for word",
-            help="/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said",
+    Command("start", saying("start"), Where.ANYWHERE, N_("What Parley does")),
+    Command("help", saying("help"), Where.ANYWHERE, N_("How to use Parley"), help=N_("/help – this message")),
+    Command("voice", preferences.voice, Where.ANYWHERE, N_("Choose the voice Parley speaks with"),
+            help=N_("/voice – choose the voice I speak with")),
+    Command("reset", conversation.reset, Where.ANYWHERE, N_("Start a fresh conversation"),
+            help=N_("/reset – start a fresh conversation (I stop using what we said before)")),
+    Command("forget", privacy.forget, Where.PRIVATE, N_("Delete everything stored about you"),
+            help=N_("/forget – delete everything I have stored about you")),
+    Command("export", privacy.export, Where.PRIVATE, N_("Get everything stored about you as a file"),
+            help=N_("/export – get everything I have stored about you, as a file")),
+    Command("transcribe", voice_tools.transcribe, Where.ANYWHERE, N_("Reply to audio: what was said, word for word"),
+            help=N_("/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said"),
             caption=True),
-    Command("tone", voice_tools.tone, Where.ANYWHERE, "Reply to audio: how it was said (sentiment, emotions)",
+    Command("tone", voice_tools.tone, Where.ANYWHERE, N_("Reply to audio: how it was said (sentiment, emotions)"),
             aliases=("sentiment",), caption=True),
-    Command("speak", voice_tools.speak, Where.ANYWHERE, "Read text aloud in your voice",
-            help="/speak TEXT – I read text aloud (or reply /speak to a message or a document)"),
-    Command("mode", preferences.mode, Where.PRIVATE, "Reply with voice, text or both",
-            help="/mode voice|text|both – how I reply"),
-    Command("summary", summary.summary, Where.GROUP, "In a group: a spoken summary of what was said",
+    Command("speak", voice_tools.speak, Where.ANYWHERE, N_("Read text aloud in your voice"),
+            help=N_("/speak TEXT – I read text aloud (or reply /speak to a message or a document)")),
+    Command("mode", preferences.mode, Where.PRIVATE, N_("Reply with voice, text or both"),
+            help=N_("/mode voice|text|both – how I reply")),
+    Command("summary", summary.summary, Where.GROUP, N_("In a group: a spoken summary of what was said"),
             limit=lambda settings: Limit(settings.groups.summary_rate, texts.summary_limited)),
-    Command("digest", summary.digest, Where.GROUP, "In a group: a daily spoken digest (admins)"),
-    Command("model", preferences.model, Where.PRIVATE, "Choose the voice model",
-            help="/model – choose the voice model (the mini one is cheaper)"),
-    Command("usage", usage.usage, Where.PRIVATE, "Your tokens and cost",
-            help="/usage – what our conversations have cost"),
-    Command("allow", admin.change_access, Where.PRIVATE, "Allow a user id, @username or group", admins=True),
-    Command("deny", admin.change_access, Where.PRIVATE, "Deny a user id, @username or group", admins=True),
-    Command("users", admin.users, Where.PRIVATE, "Who is allowed, last seen, usage", admins=True),
-    Command("stats", admin.stats, Where.PRIVATE, "Spend: totals, top users, last 30 days", admins=True),
+    Command("digest", summary.digest, Where.GROUP, N_("In a group: a daily spoken digest (admins)")),
+    Command("model", preferences.model, Where.PRIVATE, N_("Choose the voice model"),
+            help=N_("/model – choose the voice model (the mini one is cheaper)")),
+    Command("usage", usage.usage, Where.PRIVATE, N_("Your tokens and cost"),
+            help=N_("/usage – what our conversations have cost")),
+    Command("allow", admin.change_access, Where.PRIVATE, N_("Allow a user id, @username or group"), admins=True),
+    Command("deny", admin.change_access, Where.PRIVATE, N_("Deny a user id, @username or group"), admins=True),
+    Command("users", admin.users, Where.PRIVATE, N_("Who is allowed, last seen, usage"), admins=True),
+    Command("stats", admin.stats, Where.PRIVATE, N_("Spend: totals, top users, last 30 days"), admins=True),
 )  # fmt: skip
 
 
 def help_text(commands: tuple[Command, ...] = COMMANDS) -> str:
-    """/help: the table's help lines in its order, /help's own line last."""
-    lines = [c.help for c in commands if c.help and c.name != "help"]
-    lines += [c.help for c in commands if c.help and c.name == "help"]
+    """/help in the current language: the table's help lines in its order, /help's own line last."""
+    lines = [_(c.help) for c in commands if c.help and c.name != "help"]
+    lines += [_(c.help) for c in commands if c.help and c.name == "help"]
     return texts.HELP_INTRO + "\n\n" + "\n".join(lines)
 
 
-HELP = help_text()
-ANSWERS: dict[str, str] = {**texts.CANNED, "help": HELP}
+def answer(what: str) -> str:
+    """A fixed answer by its key, in the current language."""
+    return help_text() if what == "help" else texts.canned(what)
 
 
 def menu(*, admins: bool, commands: tuple[Command, ...] = COMMANDS) -> list[BotCommand]:
-    return [BotCommand(c.name, c.menu) for c in commands if admins or not c.admins]
+    """The command menu in the current language."""
+    return [BotCommand(c.name, _(c.menu)) for c in commands if admins or not c.admins]
 
 
 async def publish_menus(bot: Bot, admins: frozenset[int]) -> None:

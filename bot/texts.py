@@ -1,300 +1,427 @@
-"""Everything Parley says in the chat that is not the model's own words, in one place."""
+"""Everything Parley says in the chat that is not the model's own words, in one place, in the reader's language.
+
+Every sentence is English source text for the message catalogue (`parley/locales`): `_()` translates it when
+the text is made, in the language of the update or job being handled (see `parley.i18n`). The fixed texts
+below are read as attributes (`texts.START`) and translated on each read, so a call site gets the current
+language without a change; a new fixed text goes into `_FIXED` (never a plain string constant, which would
+stay English), and `./scripts/messages` puts it into every catalogue for translation.
+"""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
+from typing import Any
 
 from parley.errors import ParleyError, VoiceTooLong
+from parley.i18n import N_, _, formats, ngettext
 from parley.spend import BudgetExceeded
 
 TELEGRAM_DOWNLOAD_LIMIT_MB = 20
+"""The TOO_LARGE text says this number in words of its own."""
 
-START = (
-    "Hi, I'm Parley: send me a voice message (or type) and I'll answer out loud, remembering our "
-    "conversation. Type /help to see what else I can do."
-)
+_FIXED: dict[str, str] = {
+    "START": N_(
+        "Hi, I'm Parley: send me a voice message (or type) and I'll answer out loud, remembering our "
+        "conversation. Type /help to see what else I can do."
+    ),
+    "HELP_INTRO": N_("Send a voice message or text and I'll reply with a voice message and its transcript."),
+    "RESET_DONE": N_("Fresh start: I won't use anything we said before. What's on your mind?"),
+    "RESET_NOTHING": N_("We're already at a fresh start. Send me a voice message!"),
+    "FORGET_CONFIRM": N_(
+        "This deletes everything I have stored about you: our conversations and your settings. "
+        "It can't be undone. Delete it all?"
+    ),
+    "FORGET_YES": N_("Delete everything"),
+    "FORGET_NO": N_("Cancel"),
+    "FORGET_CANCELLED": N_("Cancelled: nothing was deleted."),
+    "UNSUPPORTED": N_(
+        "I understand voice messages, audio files, video notes and text. Send me a voice note, or type a "
+        "message. /help has more."
+    ),
+    "UNKNOWN_COMMAND": N_("I don't know that command. /help lists what I can do."),
+    "TOO_LARGE": N_(
+        "That voice message is larger than 20 MB, the most a bot can download from Telegram. Please send a shorter one."
+    ),
+    "DOWNLOAD_FAILED": N_("I couldn't download that voice message from Telegram. Please send it again."),
+    "PRIVATE_ONLY": N_("Let's do that in our private chat: open a chat with me and send the command there."),
+    "RETRY": N_("Try again"),
+    "RETRYING": N_("Trying again…"),
+    "RETRY_GONE": N_("That message was already answered or can no longer be retried."),
+    "GAVE_UP": N_("Sorry, I couldn't process this message, even after several tries. Please send it again."),
+    "BUSY": N_("I'm very busy right now. Please try again in a minute."),
+    "REFUSED_SHORT": N_("This bot is private."),
+    "ADMIN_ONLY": N_("That command is for the bot's admins."),
+    "ALLOW_USAGE": N_("Usage: /allow ID — a user id, an @username, or a group chat id (negative)."),
+    "DENY_USAGE": N_("Usage: /deny ID — a user id, an @username, or a group chat id (negative)."),
+    "EXPORT_CAPTION": N_("Everything I have stored about you, as JSON."),
+    "PRIVACY_MODE": N_(
+        "Note: I can only see commands, mentions of me and replies to my messages here, so a summary covers "
+        "just those. To let me read the whole group, turn privacy mode off (BotFather → /mybots → your bot → "
+        "Bot Settings → Group Privacy → Turn off, then remove and re-add me), or make me a group admin."
+    ),
+    "SUMMARY_USAGE": N_(
+        "Usage: /summary (since my last summary, or the last 24 h), /summary 3h, /summary 90m, /summary 2d, "
+        "/summary 200 (the last 200 messages) or /summary today."
+    ),
+    "NOTHING_TO_SUMMARIZE": N_("There's nothing new to summarize in that span."),
+    "DIGEST_ADMINS_ONLY": N_("Only the group's admins can schedule a daily digest."),
+    "DIGEST_USAGE": N_(
+        "Usage: /digest HH:MM [timezone], e.g. /digest 18:00 or /digest 08:30 Europe/Berlin; /digest off."
+    ),
+    "DIGEST_OFF": N_("Daily digest turned off."),
+    "NEW_CONVERSATION": N_("(It's been a while, so this is a fresh conversation.)"),
+    "STATS_CHART_CAPTION": N_("Cost per day, last 30 days."),
+    "NEEDS_RECORDING": N_(
+        "Reply to a voice message or an audio file with /{command}, or send the audio with /{command} as its caption."
+    ),
+    "NOTHING_SAID": N_("I couldn't make out any words in that recording."),
+    "TRANSCRIPT_ATTACHED": N_("The transcript is long, so here it is as a file."),
+    "SPEAK_USAGE": N_("Usage: /speak TEXT, or reply with /speak to a message or to a .txt, .md or PDF document."),
+    "DOCUMENT_UNREADABLE": N_("I can read aloud text messages and .txt, .md or PDF documents, but not that file."),
+    "DOCUMENT_TOO_COMPLEX": N_(
+        "That document is too complex for me to read in reasonable time. Please send its text, or a simpler file."
+    ),
+    "DOCUMENT_TOO_LARGE": N_("That document is too large for me to read aloud (the limit is 1 MB)."),
+}
 
-HELP_INTRO = "Send a voice message or text and I'll reply with a voice message and its transcript."
+CANNED: dict[str, str] = {
+    "start": "START",
+    "unknown_command": "UNKNOWN_COMMAND",
+    "unsupported": "UNSUPPORTED",
+    "private_only": "PRIVATE_ONLY",
+}
+"""Fixed answers a job names by key (the key is stored in the job row): key → the name of its text."""
 
-RESET_DONE = "Fresh start: I won't use anything we said before. What's on your mind?"
-RESET_NOTHING = "We're already at a fresh start. Send me a voice message!"
 
-FORGET_CONFIRM = (
-    "This deletes everything I have stored about you: our conversations and your settings. "
-    "It can't be undone. Delete it all?"
-)
-FORGET_YES = "Delete everything"
-FORGET_NO = "Cancel"
-FORGET_CANCELLED = "Cancelled: nothing was deleted."
+def __getattr__(name: str) -> str:
+    """`texts.START` and the other fixed texts, in the current language."""
+    try:
+        return _(_FIXED[name])
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def canned(key: str) -> str:
+    return _(_FIXED[CANNED[key]])
 
 
 def forget_done(turns: int) -> str:
-    noun = "message" if turns == 1 else "messages"
-    return f"Done: I deleted {turns} stored {noun} and your settings. I no longer know anything about you."
+    return ngettext(
+        "Done: I deleted {count} stored message and your settings. I no longer know anything about you.",
+        "Done: I deleted {count} stored messages and your settings. I no longer know anything about you.",
+        turns,
+        count=formats.number(turns),
+    )
 
 
 def voice_list(current: str, voices: tuple[str, ...]) -> str:
-    return (
-        f"I'm speaking as {current}. Voices you can choose: {', '.join(voices)}.\n"
-        "Send /voice NAME (for example /voice coral) or tap one below."
+    return _(
+        "I'm speaking as {current}. Voices you can choose: {voices}.\n"
+        "Send /voice NAME (for example /voice coral) or tap one below.",
+        current=current,
+        voices=formats.items(voices),
     )
 
 
 def voice_unknown(name: str, voices: tuple[str, ...]) -> str:
-    return f"I don't have a voice called “{name[:40]}”. Choose one of: {', '.join(voices)}."
+    return _(
+        "I don't have a voice called “{name}”. Choose one of: {voices}.", name=name[:40], voices=formats.items(voices)
+    )
 
 
 def voice_set(name: str) -> str:
-    return f"Done: from now on I'll speak as {name}."
-
-
-UNSUPPORTED = (
-    "I understand voice messages, audio files, video notes and text. Send me a voice note, or type a "
-    "message. /help has more."
-)
-UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
-
-TOO_LARGE = (
-    f"That voice message is larger than {TELEGRAM_DOWNLOAD_LIMIT_MB} MB, the most a bot can download "
-    "from Telegram. Please send a shorter one."
-)
-DOWNLOAD_FAILED = "I couldn't download that voice message from Telegram. Please send it again."
-
-CANNED: dict[str, str] = {
-    "start": START,
-    "unknown_command": UNKNOWN_COMMAND,
-    "unsupported": UNSUPPORTED,
-    "private_only": "Let's do that in our private chat: open a chat with me and send the command there.",
-}
-
-RETRY = "Try again"
-RETRYING = "Trying again…"
-RETRY_GONE = "That message was already answered or can no longer be retried."
-GAVE_UP = "Sorry, I couldn't process this message, even after several tries. Please send it again."
-BUSY = "I'm very busy right now. Please try again in a minute."
+    return _("Done: from now on I'll speak as {name}.", name=name)
 
 
 def still_working(seconds: float) -> str:
-    return f"Still working on your reply… ({seconds:.0f} s so far). It's coming."
-
-
-REFUSED_SHORT = "This bot is private."
+    return _("Still working on your reply… ({seconds} s so far). It's coming.", seconds=formats.number(round(seconds)))
 
 
 def refused(user_id: int) -> str:
-    return (
+    return _(
         "Sorry, this bot is private: access is restricted to the people its operator has added. "
-        f"Your user id is {user_id}. Send it to the operator if you should have access."
+        "Your user id is {user_id}. Send it to the operator if you should have access.",
+        user_id=user_id,
     )
 
 
 def slow_down(seconds: int) -> str:
-    return f"Slow down a little: you've sent a lot of messages. Try again in {seconds} s."
-
-
-ADMIN_ONLY = "That command is for the bot's admins."
-ALLOW_USAGE = "Usage: /allow ID — a user id, an @username, or a group chat id (negative)."
-DENY_USAGE = "Usage: /deny ID — a user id, an @username, or a group chat id (negative)."
+    return _(
+        "Slow down a little: you've sent a lot of messages. Try again in {seconds} s.",
+        seconds=formats.number(seconds),
+    )
 
 
 def access_changed(subject: str, allowed: bool) -> str:
-    return f"Done: {subject} is now {'allowed' if allowed else 'denied'}. No restart needed."
+    if allowed:
+        return _("Done: {subject} is now allowed. No restart needed.", subject=subject)
+    return _("Done: {subject} is now denied. No restart needed.", subject=subject)
 
 
-EXPORT_CAPTION = "Everything I have stored about you, as JSON."
-
-
-def users_report(allowed, admins: frozenset[int], overrides: dict[str, bool], people: list) -> str:
+def users_report(allowed: Any, admins: frozenset[int], overrides: dict[str, bool], people: list[Any]) -> str:
     """/users: who may use the bot (environment, then admins' changes) and who has, with usage."""
-    base = "everyone (*)" if allowed.everyone else (", ".join(sorted(allowed.subjects)) or "nobody but admins")
+    none = _("none")
+    if allowed.everyone:
+        base = _("everyone (*)")
+    else:
+        base = formats.items(sorted(allowed.subjects)) or _("nobody but admins")
     allowed_now = sorted(k for k, v in overrides.items() if v)
     denied_now = sorted(k for k, v in overrides.items() if not v)
     lines = [
-        f"Admins: {', '.join(str(a) for a in sorted(admins)) or 'none'}",
-        f"Allowed by PARLEY_ALLOWED: {base}",
-        f"Allowed with /allow: {', '.join(allowed_now) or 'none'}",
-        f"Denied with /deny: {', '.join(denied_now) or 'none'}",
+        _("Admins: {admins}", admins=formats.items([str(a) for a in sorted(admins)]) or none),
+        _("Allowed by PARLEY_ALLOWED: {subjects}", subjects=base),
+        _("Allowed with /allow: {subjects}", subjects=formats.items(allowed_now) or none),
+        _("Denied with /deny: {subjects}", subjects=formats.items(denied_now) or none),
         "",
-        "Seen:" if people else "Nobody has talked to me yet.",
+        _("Seen:") if people else _("Nobody has talked to me yet."),
     ]
     for person in people:
         name = f"@{person.username}" if person.username else (person.first_name or "?")
-        seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(person.last_seen_at)) if person.last_seen_at else "never"
-        lines.append(f"{person.user_id} {name}: last seen {seen} UTC, {person.turns} turns, {person.tokens} tokens")
+        if person.last_seen_at:
+            seen = formats.when(datetime.fromtimestamp(person.last_seen_at, UTC)) + " UTC"
+        else:
+            seen = _("never")
+        lines.append(
+            _(
+                "{user_id} {name}: last seen {seen}, {turns} turns, {tokens} tokens",
+                user_id=person.user_id,
+                name=name,
+                seen=seen,
+                turns=formats.number(person.turns),
+                tokens=formats.number(person.tokens),
+            )
+        )
     return "\n".join(lines)
 
 
 # --- groups ------------------------------------------------------------------------------------------
 
-PRIVACY_MODE = (
-    "Note: I can only see commands, mentions of me and replies to my messages here, so a summary covers "
-    "just those. To let me read the whole group, turn privacy mode off (BotFather → /mybots → your bot → "
-    "Bot Settings → Group Privacy → Turn off, then remove and re-add me), or make me a group admin."
-)
-SUMMARY_USAGE = (
-    "Usage: /summary (since my last summary, or the last 24 h), /summary 3h, /summary 90m, /summary 2d, "
-    "/summary 200 (the last 200 messages) or /summary today."
-)
-NOTHING_TO_SUMMARIZE = "There's nothing new to summarize in that span."
+
+def _progress(progress: tuple[int, int] | None) -> str:
+    return f" {progress[0]}/{progress[1]}" if progress else ""
 
 
 def reading(count: int, progress: tuple[int, int] | None) -> str:
-    noun = "message" if count == 1 else "messages"
-    return f"Reading {count:,} {noun}…" + (f" {progress[0]}/{progress[1]}" if progress else "")
+    text = ngettext("Reading {count} message…", "Reading {count} messages…", count, count=formats.number(count))
+    return text + _progress(progress)
 
 
 def summary_limited(seconds: int) -> str:
-    return f"That's enough summaries for now in this chat. Try again in {seconds} s."
-
-
-DIGEST_ADMINS_ONLY = "Only the group's admins can schedule a daily digest."
-DIGEST_USAGE = "Usage: /digest HH:MM [timezone], e.g. /digest 18:00 or /digest 08:30 Europe/Berlin; /digest off."
-DIGEST_OFF = "Daily digest turned off."
+    return _("That's enough summaries for now in this chat. Try again in {seconds} s.", seconds=formats.number(seconds))
 
 
 def digest_set(at: str, timezone: str) -> str:
-    return f"Done: every day at {at} ({timezone}) I'll post a spoken digest of the day's talk."
+    return _(
+        "Done: every day at {at} ({timezone}) I'll post a spoken digest of the day's talk.", at=at, timezone=timezone
+    )
 
 
 # --- spend control: /usage, /stats, /model, budgets -------------------------------------------------
 
-NEW_CONVERSATION = "(It's been a while, so this is a fresh conversation.)"
-STATS_CHART_CAPTION = "Cost per day, last 30 days."
-
 
 def money(usd: float) -> str:
     """Cents matter at the top, fractions of a cent at the bottom: $12.34, $0.0123."""
-    return f"${usd:,.2f}" if usd >= 1 else f"${usd:.4f}"
+    return formats.money(usd, decimals=2 if usd >= 1 else 4)
 
 
-def _when(moment) -> str:
-    return f"{moment:%d %b %H:%M} {moment.tzname()}"
+def _when(moment: Any) -> str:
+    return f"{formats.when(moment)} {moment.tzname()}"
 
 
 def voice_too_long(limit: float) -> str:
     minutes, seconds = divmod(int(limit), 60)
-    span = f"{minutes} min {seconds} s" if minutes and seconds else (f"{minutes} min" if minutes else f"{seconds} s")
-    return f"That voice message is too long: I take voice messages of up to {span}. Please send a shorter one."
-
-
-def over_budget(allowance, estimate: float) -> str:
-    """A plain refusal: which budget, what is left, when it starts over. Nothing was sent to the model."""
-    left, resets = money(allowance.left), _when(allowance.resets_at)
-    if allowance.scope == "global":
-        return (
-            f"Sorry, this bot has used up its monthly budget ({money(allowance.limit)}; {left} left, less than "
-            f"this message would cost, about {money(estimate)}). It starts over on {resets}."
-        )
-    return (
-        f"Sorry, you've reached your {allowance.scope} budget of {money(allowance.limit)}: {left} left, less "
-        f"than this message would cost (about {money(estimate)}). It starts over on {resets}."
+    if minutes and seconds:
+        span = _("{minutes} min {seconds} s", minutes=minutes, seconds=seconds)
+    elif minutes:
+        span = _("{minutes} min", minutes=minutes)
+    else:
+        span = _("{seconds} s", seconds=seconds)
+    return _(
+        "That voice message is too long: I take voice messages of up to {span}. Please send a shorter one.",
+        span=span,
     )
 
 
-def _totals_line(label: str, totals) -> str:
+def over_budget(allowance: Any, estimate: float) -> str:
+    """A plain refusal: which budget, what is left, when it starts over. Nothing was sent to the model."""
+    left, resets = money(allowance.left), _when(allowance.resets_at)
+    limit, cost = money(allowance.limit), money(estimate)
+    if allowance.scope == "global":
+        return _(
+            "Sorry, this bot has used up its monthly budget ({limit}; {left} left, less than this message would "
+            "cost, about {cost}). It starts over on {resets}.",
+            limit=limit,
+            left=left,
+            cost=cost,
+            resets=resets,
+        )
+    return _(
+        "Sorry, you've reached your {budget}: {left} left, less than this message would cost (about {cost}). "
+        "It starts over on {resets}.",
+        budget=_budget_name(allowance.scope, limit),
+        left=left,
+        cost=cost,
+        resets=resets,
+    )
+
+
+def _budget_name(scope: str, limit: str) -> str:
+    if scope == "daily":
+        return _("daily budget of {limit}", limit=limit)
+    if scope == "monthly":
+        return _("monthly budget of {limit}", limit=limit)
+    return _("{scope} budget of {limit}", scope=scope, limit=limit)
+
+
+def period(label: str) -> str:
+    """A totals line's label ("Today", "This month", "All time"), from the period's English name."""
+    return {"Today": _("Today"), "This month": _("This month"), "All time": _("All time")}.get(label, label)
+
+
+def _totals_line(label: str, totals: list[Any]) -> str:
     calls = sum(t.calls for t in totals)
     if not calls:
-        return f"{label}: nothing yet"
+        return _("{label}: nothing yet", label=period(label))
     tokens, audio = sum(t.tokens for t in totals), sum(t.audio_tokens for t in totals)
     cost = sum(t.cost_usd for t in totals)
-    noun = "call" if calls == 1 else "calls"
-    return f"{label}: {tokens:,} tokens ({audio:,} audio), {money(cost)} in {calls:,} {noun}"
+    return ngettext(
+        "{label}: {tokens} tokens ({audio} audio), {cost} in {calls} call",
+        "{label}: {tokens} tokens ({audio} audio), {cost} in {calls} calls",
+        calls,
+        label=period(label),
+        tokens=formats.number(tokens),
+        audio=formats.number(audio),
+        cost=money(cost),
+        calls=formats.number(calls),
+    )
 
 
-def usage_report(periods: list[tuple[str, list]], by_model: list, allowances: list, zone: str) -> str:
+def usage_report(periods: list[tuple[str, list[Any]]], by_model: list[Any], allowances: list[Any], zone: str) -> str:
     """/usage: the user's tokens and cost today, this month, all time, per model, and budgets left."""
-    lines = [f"Your usage (days and months in {zone}):"]
+    lines = [_("Your usage (days and months in {zone}):", zone=zone)]
     lines += [_totals_line(label, totals) for label, totals in periods]
     if by_model:
-        lines += ["", "By model, all time:"]
+        lines += ["", _("By model, all time:")]
         lines += [_totals_line(f"• {t.model}", [t]) for t in by_model]
     if allowances:
-        lines += ["", "Your budgets:"]
+        lines += ["", _("Your budgets:")]
         for a in allowances:
-            name = "the bot's monthly budget (everyone)" if a.scope == "global" else f"{a.scope} budget"
-            lines.append(f"• {name}: {money(a.limit)}, {money(a.left)} left, starts over {_when(a.resets_at)}")
+            values = {"limit": money(a.limit), "left": money(a.left), "resets": _when(a.resets_at)}
+            if a.scope == "global":
+                lines.append(_("• the bot's monthly budget (everyone): {limit}, {left} left, starts over {resets}",
+                               **values))  # fmt: skip
+            else:
+                lines.append(_("• {budget}: {limit}, {left} left, starts over {resets}",
+                               budget=_scope_budget(a.scope), **values))  # fmt: skip
     return "\n".join(lines)
 
 
-def stats_report(periods: list[tuple[str, list]], top: list, days: list, prices_taken: str, zone: str) -> str:
+def _scope_budget(scope: str) -> str:
+    if scope == "daily":
+        return _("daily budget")
+    if scope == "monthly":
+        return _("monthly budget")
+    return _("{scope} budget", scope=scope)
+
+
+def stats_report(
+    periods: list[tuple[str, list[Any]]], top: list[Any], days: list[Any], prices_taken: str, zone: str
+) -> str:
     """/stats: totals, top users this month, cost per day for the last 30 days."""
-    lines = [f"Spend (days and months in {zone}):"]
+    lines = [_("Spend (days and months in {zone}):", zone=zone)]
     lines += [_totals_line(label, totals) for label, totals in periods]
-    lines += ["", "Top users this month:" if top else "Nobody has spent anything this month."]
+    lines += ["", _("Top users this month:") if top else _("Nobody has spent anything this month.")]
     for rank, person in enumerate(top, 1):
-        who = "a forgotten user" if person.user_id is None or person.user_id < 0 else f"{person.user_id}"
-        if person.name and who != "a forgotten user":
+        forgotten = person.user_id is None or person.user_id < 0
+        who = _("a forgotten user") if forgotten else f"{person.user_id}"
+        if person.name and not forgotten:
             who = f"{person.name} ({person.user_id})"
-        noun = "call" if person.calls == 1 else "calls"
-        lines.append(f"{rank}. {who}: {money(person.cost_usd)}, {person.calls:,} {noun}")
+        lines.append(
+            ngettext(
+                "{rank}. {who}: {cost}, {calls} call",
+                "{rank}. {who}: {cost}, {calls} calls",
+                person.calls,
+                rank=rank,
+                who=who,
+                cost=money(person.cost_usd),
+                calls=formats.number(person.calls),
+            )
+        )
     spent_days = [(day, cost) for day, cost in days if cost > 0]
-    lines += ["", f"Last 30 days: {money(sum(c for _, c in days))}" + (", by day:" if spent_days else "")]
-    lines += [f"{day:%a %d %b}: {money(cost)}" for day, cost in spent_days]
-    lines += ["", f"Prices as of {prices_taken}."]
+    total = money(sum(c for _day, c in days))
+    if spent_days:
+        lines += ["", _("Last 30 days: {total}, by day:", total=total)]
+    else:
+        lines += ["", _("Last 30 days: {total}", total=total)]
+    lines += [f"{formats.day(day)}: {money(cost)}" for day, cost in spent_days]
+    lines += ["", _("Prices as of {date}.", date=prices_taken)]
     return "\n".join(lines)
 
 
 def model_list(current: str, models: tuple[str, ...]) -> str:
-    return (
-        f"I'm answering with {current}. Models you can choose: {', '.join(models)}.\n"
-        "Send /model NAME or tap one below. The mini model is cheaper; the full one sounds and reasons better."
+    return _(
+        "I'm answering with {current}. Models you can choose: {models}.\n"
+        "Send /model NAME or tap one below. The mini model is cheaper; the full one sounds and reasons better.",
+        current=current,
+        models=formats.items(models),
     )
 
 
 def model_unknown(name: str, models: tuple[str, ...]) -> str:
-    return f"I can't use a model called “{name[:60]}” here. Choose one of: {', '.join(models)}."
+    return _(
+        "I can't use a model called “{name}” here. Choose one of: {models}.",
+        name=name[:60],
+        models=formats.items(models),
+    )
 
 
 def model_set(name: str) -> str:
-    return f"Done: from now on I'll answer with {name}."
+    return _("Done: from now on I'll answer with {name}.", name=name)
 
 
 # --- voice tools -------------------------------------------------------------------------------------
 
-NEEDS_RECORDING = (
-    "Reply to a voice message or an audio file with /{command}, or send the audio with /{command} as its caption."
-)
-NOTHING_SAID = "I couldn't make out any words in that recording."
-TRANSCRIPT_ATTACHED = "The transcript is long, so here it is as a file."
-SPEAK_USAGE = "Usage: /speak TEXT, or reply with /speak to a message or to a .txt, .md or PDF document."
-DOCUMENT_UNREADABLE = "I can read aloud text messages and .txt, .md or PDF documents, but not that file."
-DOCUMENT_TOO_COMPLEX = (
-    "That document is too complex for me to read in reasonable time. Please send its text, or a simpler file."
-)
-DOCUMENT_TOO_LARGE = "That document is too large for me to read aloud (the limit is 1 MB)."
-
 
 def working(doing: str, progress: tuple[int, int] | None) -> str:
-    return f"{doing}…" + (f" {progress[0]}/{progress[1]}" if progress else "")
+    """A tool's status line; `doing` is "Transcribing" or "Listening"."""
+    word = {"Transcribing": _("Transcribing"), "Listening": _("Listening")}.get(doing, doing)
+    return f"{word}…" + _progress(progress)
 
 
-def tone_report(report) -> str:  # type: ignore[no-untyped-def]
-    """A compact, readable rendering of a parley.tools.ToneReport."""
-    lines = [f"Overall: {report.sentiment} ({report.confidence:.0%} confident)"]
+def tone_report(report: Any) -> str:
+    """A compact, readable rendering of a parley.tools.ToneReport (its words are in the reader's language)."""
+    lines = [
+        _("Overall: {sentiment} ({confidence} confident)", sentiment=report.sentiment,
+          confidence=formats.percent(report.confidence))
+    ]  # fmt: skip
     if report.emotions:
-        lines.append("Emotions: " + ", ".join(report.emotions))
-    lines += [f"“{quote}”" for quote in report.quotes]
+        lines.append(_("Emotions: {emotions}", emotions=formats.items(report.emotions)))
+    lines += [_("“{quote}”", quote=quote) for quote in report.quotes]
     if report.summary:
         lines += ["", report.summary]
     return "\n".join(lines)
 
 
 def spoken_summary(chars: int) -> str:
-    return f"A spoken summary of the text ({chars:,} characters is too long to read aloud in full)."
+    return _(
+        "A spoken summary of the text ({chars} characters is too long to read aloud in full).",
+        chars=formats.number(chars),
+    )
 
 
 def mode_usage(current: str) -> str:
-    return (
-        f"I'm replying with {current}. Choose: /mode voice (a voice message with its transcript), "
-        "/mode text (text only) or /mode both (a voice message and the text)."
+    return _(
+        "I'm replying with {current}. Choose: /mode voice (a voice message with its transcript), "
+        "/mode text (text only) or /mode both (a voice message and the text).",
+        current=current,
     )
 
 
 def mode_set(mode: str) -> str:
     return {
-        "voice": "Done: I'll reply with voice messages (with the transcript as caption).",
-        "text": "Done: I'll reply with text only.",
-        "both": "Done: I'll reply with a voice message and the text.",
+        "voice": _("Done: I'll reply with voice messages (with the transcript as caption)."),
+        "text": _("Done: I'll reply with text only."),
+        "both": _("Done: I'll reply with a voice message and the text."),
     }[mode]
 
 
@@ -304,4 +431,4 @@ def explain(exc: ParleyError) -> str:
         return over_budget(exc.allowance, exc.estimate)
     if isinstance(exc, VoiceTooLong):
         return voice_too_long(exc.limit)
-    return exc.user_message
+    return _(exc.user_message)

@@ -1,13 +1,16 @@
 """Errors the user may see. Each carries the short, plain sentence to show in the chat.
 
 Anything that is not a ParleyError is a bug: the user gets a generic apology and the log gets the details.
+The sentences are English catalogue entries (`N_`): the edge translates them when it tells the user.
 """
 
 from __future__ import annotations
 
+from parley.i18n import N_
+
 
 class ParleyError(Exception):
-    user_message = "Something went wrong on my side. Please try again."
+    user_message = N_("Something went wrong on my side. Please try again.")
 
     def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
         super().__init__(detail or self.user_message)
@@ -16,15 +19,15 @@ class ParleyError(Exception):
 
 
 class EmptyMessage(ParleyError):
-    user_message = "Send me a voice message or some text."
+    user_message = N_("Send me a voice message or some text.")
 
 
 class AudioError(ParleyError):
-    user_message = "I couldn't read that audio. Please record the voice message again, or send it as text."
+    user_message = N_("I couldn't read that audio. Please record the voice message again, or send it as text.")
 
 
 class AudioTimeout(AudioError):
-    user_message = "That recording took too long to process. Please try a shorter one."
+    user_message = N_("That recording took too long to process. Please try a shorter one.")
 
 
 class AudioTooLong(AudioTimeout):
@@ -33,29 +36,29 @@ class AudioTooLong(AudioTimeout):
 
 
 class AudioTooLarge(ParleyError):
-    user_message = "That file is too large."
+    user_message = N_("That file is too large.")
 
 
 class ModelError(ParleyError):
-    user_message = "I couldn't get an answer from the voice model just now. Please try again in a minute."
+    user_message = N_("I couldn't get an answer from the voice model just now. Please try again in a minute.")
 
 
 class ModelTimeout(ModelError):
-    user_message = "The voice model took too long to answer. Please try again in a minute."
+    user_message = N_("The voice model took too long to answer. Please try again in a minute.")
 
 
 class ModelBusy(ModelError):
-    user_message = "The voice model is busy right now. Please try again in a minute."
+    user_message = N_("The voice model is busy right now. Please try again in a minute.")
 
 
 class ModelRejected(ModelError):
-    user_message = "The voice model couldn't handle that message. Please try saying it differently."
+    user_message = N_("The voice model couldn't handle that message. Please try saying it differently.")
 
 
 class VoiceTooLong(ParleyError):
     """A voice note longer than PARLEY_MAX_VOICE_SECONDS: refused before any model call (the chat says so)."""
 
-    user_message = "That voice message is too long. Please send a shorter one."
+    user_message = N_("That voice message is too long. Please send a shorter one.")
 
     def __init__(self, seconds: float, limit: float) -> None:
         super().__init__(f"voice note of {seconds:.0f} s, over the {limit:.0f} s limit")

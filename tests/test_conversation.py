@@ -200,7 +200,7 @@ async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, open
     telegram.push_text(CHAT, ann, "/help")
     telegram.push_text(CHAT, ann, "/nonsense")
     sent = await telegram.wait_sent(CHAT, count=3)
-    assert [m.text for m in sent] == [texts.START, registry.HELP, texts.UNKNOWN_COMMAND]
+    assert [m.text for m in sent] == [texts.START, registry.help_text(), texts.UNKNOWN_COMMAND]
     assert openai_api.chat_requests() == []
 
 

@@ -280,7 +280,7 @@ async def test_only_allowed_groups_are_served_and_recorded(
 async def test_private_commands_are_redirected_in_groups(group_bot: RunningBot, telegram: FakeTelegram) -> None:
     say(telegram, telegram.user(ANN, "Ann"), "/forget")
     [answer] = await telegram.wait_sent(GROUP)
-    assert answer.text == texts.CANNED["private_only"]
+    assert answer.text == texts.PRIVATE_ONLY
 
 
 def test_summary_span_parsing() -> None:

@@ -47,6 +47,9 @@ class Telegram:
     local_bot_api: bool = setting(
         "PARLEY_LOCAL_BOT_API", False, p.flag, "the Bot API root is a local server run with --local (files by path)"
     )
+    language: str = setting(
+        "PARLEY_LANGUAGE", "en", p.language, "the bot's language where nobody chose one (e.g. de, pt_BR, ja)"
+    )
 
     @property
     def base_url(self) -> str:

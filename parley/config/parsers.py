@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.access import AccessList, Rate
 from parley.config.declare import Invalid
+from parley.i18n import SHIPPED, normalise
 from parley.prices import PriceError, PriceTable
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{10,}$")
@@ -154,6 +155,14 @@ def user_ids(value: str) -> frozenset[int]:
     if bad:
         raise Invalid(f"must list numeric user ids (ask @userinfobot for yours), got {bad[0]!r}")
     return frozenset(int(e) for e in entries)
+
+
+def language(value: str) -> str:
+    """A shipped language, as a locale or a language tag ('de', 'pt-BR', 'zh_Hans')."""
+    locale = normalise(value)
+    if locale is None:
+        raise Invalid(f"must be one of the languages Parley ships ({', '.join(SHIPPED)}), got {value!r}")
+    return locale
 
 
 def timezone(value: str) -> str:
