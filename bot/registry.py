@@ -24,7 +24,7 @@ from bot.intake import Intake, Limit, Parse
 from bot.jobs import Payload, Route, routes
 from bot.replies import Run
 from parley.config import Settings
-from parley.i18n import N_, _
+from parley.i18n.catalog import N_, _
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley.errors import ParleyError, VoiceTooLong
-from parley.i18n import N_, _, formats, ngettext
+from parley.i18n import formats
+from parley.i18n.catalog import N_, _, ngettext
 from parley.spend import BudgetExceeded
 
 TELEGRAM_DOWNLOAD_LIMIT_MB = 20

@@ -6,7 +6,7 @@ The sentences are English catalogue entries (`N_`): the edge translates them whe
 
 from __future__ import annotations
 
-from parley.i18n import N_
+from parley.i18n.marks import N_
 
 
 class ParleyError(Exception):

@@ -7,18 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from parley.i18n import (
-    SHIPPED,
-    _,
-    catalog,
-    formats,
-    native_name,
-    ngettext,
-    normalise,
-    right_to_left,
-    telegram_code,
-    using,
-)
+from parley.i18n import catalog, formats
+from parley.i18n.catalog import _, ngettext, using
+from parley.i18n.locales import SHIPPED, native_name, normalise, right_to_left, telegram_code
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.access import AccessList, Rate
 from parley.config.declare import Invalid
-from parley.i18n import SHIPPED, normalise
+from parley.i18n.locales import SHIPPED, normalise
 from parley.prices import PriceError, PriceTable
 
 _TOKEN_RE = re.compile(r"^\d+:[A-Za-z0-9_-]{10,}$")

@@ -1,21 +1,3 @@
-"""Parley in the reader's language: the message catalogue, the shipped locales, and locale-aware formats."""
-
-from parley.i18n.catalog import N_, _, current, load_all, ngettext, set_current, using
-from parley.i18n.locales import SHIPPED, SOURCE, english_name, native_name, normalise, right_to_left, telegram_code
-
-__all__ = [
-    "N_",
-    "SHIPPED",
-    "SOURCE",
-    "_",
-    "current",
-    "english_name",
-    "load_all",
-    "native_name",
-    "ngettext",
-    "normalise",
-    "right_to_left",
-    "set_current",
-    "telegram_code",
-    "using",
-]
+"""Parley in the reader's language: the message catalogue (`catalog`), the shipped locales (`locales`), and
+locale-aware numbers, money, dates and durations (`formats`). Import from those modules; this package
+itself imports nothing, so a module that only marks texts (`marks.N_`) does not load Babel."""

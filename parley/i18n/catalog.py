@@ -29,6 +29,9 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 from parley.i18n.locales import SHIPPED, SOURCE, right_to_left
+from parley.i18n.marks import N_
+
+__all__ = ["N_", "_", "current", "load_all", "ngettext", "set_current", "translations", "using"]
 
 DOMAIN = "parley"
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
@@ -82,11 +85,6 @@ def using(locale: str) -> Iterator[None]:
 def set_current(locale: str) -> None:
     """For the rest of this task (an update's handlers run one after another in one task)."""
     _locale.set(locale)
-
-
-def N_(message: str) -> str:
-    """Marks a text for the catalogue; it is translated where it is shown (`_(N_text)`)."""
-    return message
 
 
 def _(message: str, /, **values: object) -> str:
