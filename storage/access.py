@@ -37,19 +37,26 @@ class AccessStore:
             )
 
     async def note_refusal(self, user_id: int, *, quiet_seconds: float, now: float | None = None) -> bool:
-        """Count a refused message; True when the user should be told (not told within `quiet_seconds`)."""
+        """Count a refused message; True when the user should be told (not told within `quiet_seconds`).
+
+        Each step is one statement that decides under the row's lock, so two refusals arriving at once (on
+        PostgreSQL, truly at once) tell the person once and count both."""
         now = time.time() if now is None else now
         async with self._db.transaction() as tx:
-            row = await tx.fetch_one("SELECT last_notice_at FROM refusals WHERE user_id = ?", (user_id,))
-            if row is None:
-                await tx.execute("INSERT INTO refusals (user_id, last_notice_at) VALUES (?, ?)", (user_id, now))
+            if await tx.insert(
+                """INSERT INTO refusals (user_id, last_notice_at) VALUES (?, ?)
+                   ON CONFLICT (user_id) DO NOTHING RETURNING user_id""",
+                (user_id, now),
+            ):
                 return True
-            tell = now - row[0] >= quiet_seconds
-            await tx.execute(
-                "UPDATE refusals SET refused = refused + 1, last_notice_at = ? WHERE user_id = ?",
-                (now if tell else row[0], user_id),
-            )
-            return tell
+            if await tx.execute(
+                """UPDATE refusals SET refused = refused + 1, last_notice_at = ?
+                   WHERE user_id = ? AND last_notice_at <= ?""",
+                (now, user_id, now - quiet_seconds),
+            ):
+                return True
+            await tx.execute("UPDATE refusals SET refused = refused + 1 WHERE user_id = ?", (user_id,))
+            return False
 
     async def users_overview(self, limit: int = 50) -> list[UserSummary]:
         rows = await self._db.fetch_all(

@@ -285,3 +285,12 @@ async def test_forgotten_words_survive_in_no_file(tmp_path: Path) -> None:
 
 def _database_files(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("parley.db"))
+
+
+async def test_refusals_arriving_together_tell_the_person_once(storage: Storage) -> None:
+    told = await asyncio.gather(*(storage.access.note_refusal(5, quiet_seconds=60, now=100.0) for _ in range(8)))
+    assert sorted(told) == [False] * 7 + [True]
+    assert await storage.access.note_refusal(5, quiet_seconds=60, now=159.0) is False
+    assert await storage.access.note_refusal(5, quiet_seconds=60, now=160.0) is True
+    [(refused,)] = await storage.db.fetch_all("SELECT refused FROM refusals WHERE user_id = 5")
+    assert refused == 10
