@@ -68,7 +68,7 @@ async def run_bot(
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
         me = app.bot
-        await publish_menus(me, services.settings.access.admins)
+        await publish_menus(me, services.settings.access.admins, services.settings.telegram.language)
         await apply_retention(services)
         await app.start()
         try:

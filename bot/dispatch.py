@@ -18,8 +18,10 @@ from telegram.ext import JobQueue
 from bot import texts
 from bot.edge import Edge
 from bot.jobs import Payload, Route
+from bot.languages import Languages
 from bot.replies import Run
 from bot.sender import tell
+from parley.i18n.catalog import using
 from parley.jobs import Job
 from parley.services import Services
 from storage import JobRow
@@ -41,7 +43,8 @@ class Dispatcher:
         self.metrics = services.metrics
         self.max_queue = services.settings.operations.max_queue
         self.routes = routes
-        self.edge = Edge(services=services, bot=bot, jobs=self, job_queue=job_queue)
+        languages = Languages(services.storage, services.settings.telegram.language)
+        self.edge = Edge(services=services, bot=bot, jobs=self, job_queue=job_queue, languages=languages)
 
     async def accept(self, *, chat_id: int, source: str, job: Payload, message_id: int | None = None) -> bool:
         """Record and schedule one update's job. False when it was refused (busy) or already known."""
@@ -74,7 +77,8 @@ class Dispatcher:
             if row.attempts >= MAX_ATTEMPTS:
                 log.error("chat=%s job=%s %s gave up after %d attempts", row.chat_id, row.id, row.kind, row.attempts)
                 await self.storage.jobs.finish(row.id, ok=False, error=f"gave up after {row.attempts} attempts")
-                await tell(self.edge.bot, row.chat_id, texts.GAVE_UP, reply_to=row.message_id)
+                with using(await self.edge.languages.of_chat(row.chat_id)):
+                    await tell(self.edge.bot, row.chat_id, texts.GAVE_UP, reply_to=row.message_id)
                 continue
             self._schedule(row.id, row.chat_id, row.kind)
             resumed += 1
@@ -96,7 +100,8 @@ class Dispatcher:
         route = self.routes.get(row.kind)
         started, outcome, ok = time.perf_counter(), "failed", False
         try:
-            ok = await route(row, self._run_of(row)) if route is not None else False
+            with using(await self.edge.languages.of_chat(row.chat_id)):  # each job speaks its chat's language
+                ok = await route(row, self._run_of(row)) if route is not None else False
             outcome = "ok" if ok else outcome
         except Exception as exc:
             outcome = type(exc).__name__

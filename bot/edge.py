@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 from telegram import Bot
 from telegram.ext import JobQueue
 
+from bot.languages import Languages
 from parley.services import Services
 
 if TYPE_CHECKING:
@@ -32,3 +33,4 @@ class Edge:
     bot: Bot
     jobs: Jobs
     job_queue: JobQueue | None  # python-telegram-bot's; None only when built without its job-queue extra
+    languages: Languages  # which language each chat is answered in

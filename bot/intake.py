@@ -28,6 +28,8 @@ from bot.edge import Edge
 from bot.jobs import Payload
 from bot.sender import send_text, tell
 from parley.access import Rate, RateLimiter, Requester
+from parley.i18n.catalog import set_current
+from parley.i18n.locales import normalise
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,13 @@ class Intake:
         who = requester(update)
         if who is None:
             raise ApplicationHandlerStop
+        languages = self.edge.languages
         if await self.edge.services.access.allows(who):
+            await self._hear_language(update)
+            set_current(await languages.of_chat(who.chat_id))  # for what the intake itself says to this update
             return
+        user = update.effective_user
+        set_current(normalise(user.language_code if user else None) or languages.default)
         log.info("refused user=%s chat=%s", who.user_id, who.chat_id)
         if update.callback_query is not None:
             await _quietly(update.callback_query.answer(texts.REFUSED_SHORT))
@@ -112,6 +119,17 @@ class Intake:
         ):
             await _quietly(send_text(context.bot, who.chat_id, texts.refused(who.user_id)))
         raise ApplicationHandlerStop
+
+    async def _hear_language(self, update: Update) -> None:
+        """Keep the language of a person's app (for their private chat), stored when this process first
+        hears it, so a job resumed after a restart still knows it."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or chat.type != ChatType.PRIVATE:
+            return
+        if self.edge.languages.heard(user.id, user.language_code):
+            await self.edge.services.storage.users.touch(
+                user.id, first_name=user.first_name, username=user.username, language_code=user.language_code
+            )
 
     # --- handlers as python-telegram-bot callbacks -----------------------------------------------
 

@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import texts
 from bot.buttons import RETRY, Buttons, Press
-from bot.features import admin, conversation, preferences, privacy, usage, voice_tools
+from bot.features import admin, conversation, language, preferences, privacy, usage, voice_tools
 from bot.features.groups import log as group_log
 from bot.features.groups import summary
 from bot.features.groups.payloads import SetDigest, Summarize, TranscribeLog
@@ -24,7 +24,8 @@ from bot.intake import Intake, Limit, Parse
 from bot.jobs import Payload, Route, routes
 from bot.replies import Run
 from parley.config import Settings
-from parley.i18n.catalog import N_, _
+from parley.i18n.catalog import N_, _, using
+from parley.i18n.locales import SHIPPED, SOURCE, telegram_code
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ COMMANDS: tuple[Command, ...] = (
             aliases=("sentiment",), caption=True),
     Command("speak", voice_tools.speak, Where.ANYWHERE, N_("Read text aloud in your voice"),
             help=N_("/speak TEXT – I read text aloud (or reply /speak to a message or a document)")),
+    Command("language", language.language, Where.ANYWHERE, N_("Choose the language I speak"),
+            help=N_("/language – choose the language I speak (in a group: its admins, for everyone)")),
     Command("mode", preferences.mode, Where.PRIVATE, N_("Reply with voice, text or both"),
             help=N_("/mode voice|text|both – how I reply")),
     Command("summary", summary.summary, Where.GROUP, N_("In a group: a spoken summary of what was said"),
@@ -125,19 +128,33 @@ def menu(*, admins: bool, commands: tuple[Command, ...] = COMMANDS) -> list[BotC
     return [BotCommand(c.name, _(c.menu)) for c in commands if admins or not c.admins]
 
 
-async def publish_menus(bot: Bot, admins: frozenset[int]) -> None:
-    """The command menu; admins also see the admin commands in their own chat with the bot."""
-    await bot.set_my_commands(menu(admins=False))
-    for admin_id in sorted(admins):
-        try:
-            await bot.set_my_commands(menu(admins=True), scope=BotCommandScopeChat(admin_id))
-        except BadRequest as exc:  # the admin has not opened a chat with the bot yet
-            log.info("admin %s: command menu not set (%s)", admin_id, exc.message)
+def published_languages(default: str) -> list[tuple[str, str | None]]:
+    """(locale, Bot API language_code) pairs a menu or description is published for: the default language for
+    everyone whose app language Parley does not ship (no code), then every shipped language under its code."""
+    return [(default, None), *((locale, telegram_code(locale)) for locale in SHIPPED)]
+
+
+async def publish_menus(bot: Bot, admins: frozenset[int], default: str = SOURCE) -> None:
+    """The command menus and the bot's descriptions, in every shipped language; admins also see the admin
+    commands in their own chat with the bot (Telegram picks the list in the language of each person's app)."""
+    unreachable: set[int] = set()  # admins who have not opened a chat with the bot yet
+    for locale, code in published_languages(default):
+        with using(locale):
+            await bot.set_my_commands(menu(admins=False), language_code=code)
+            await bot.set_my_description(texts.DESCRIPTION, language_code=code)
+            await bot.set_my_short_description(texts.SHORT_DESCRIPTION, language_code=code)
+            for admin_id in sorted(admins - unreachable):
+                scope = BotCommandScopeChat(admin_id)
+                try:
+                    await bot.set_my_commands(menu(admins=True), scope=scope, language_code=code)
+                except BadRequest as exc:
+                    unreachable.add(admin_id)
+                    log.info("admin %s: command menu not set (%s)", admin_id, exc.message)
 
 
 # --- the jobs they become ----------------------------------------------------------------------------
 
-BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS)
+BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS)
 
 ROUTES: dict[str, Route[Any]] = routes(
     Route(Say, say),
@@ -146,6 +163,7 @@ ROUTES: dict[str, Route[Any]] = routes(
     Route(preferences.ChooseVoice, preferences.choose_voice),
     Route(preferences.ChooseModel, preferences.choose_model),
     Route(preferences.ChooseMode, preferences.choose_mode),
+    Route(language.ChooseLanguage, language.choose_language),
     Route(privacy.AskForget, privacy.ask_forget),
     Route(privacy.Export, privacy.send_export),
     Route(admin.ChangeAccess, admin.set_access),

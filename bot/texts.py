@@ -21,6 +21,11 @@ TELEGRAM_DOWNLOAD_LIMIT_MB = 20
 """The TOO_LARGE text says this number in words of its own."""
 
 _FIXED: dict[str, str] = {
+    "DESCRIPTION": N_(
+        "Parley is a voice assistant: send a voice message (or type) and it answers out loud, remembering your "
+        "conversation. It can also transcribe recordings, read texts aloud, and summarize a group's talk."
+    ),
+    "SHORT_DESCRIPTION": N_("A voice assistant: talk to it with voice messages, it answers out loud."),
     "START": N_(
         "Hi, I'm Parley: send me a voice message (or type) and I'll answer out loud, remembering our "
         "conversation. Type /help to see what else I can do."
@@ -84,6 +89,9 @@ _FIXED: dict[str, str] = {
     ),
     "DOCUMENT_TOO_LARGE": N_("That document is too large for me to read aloud (the limit is 1 MB)."),
 }
+
+BUTTONS = ("FORGET_YES", "FORGET_NO", "RETRY")
+"""The fixed texts shown on buttons: a translation must stay short (the catalogue test holds it to 64)."""
 
 CANNED: dict[str, str] = {
     "start": "START",
@@ -389,10 +397,15 @@ def working(doing: str, progress: tuple[int, int] | None) -> str:
     return f"{word}…" + _progress(progress)
 
 
+def sentiment(word: str) -> str:
+    """The model's sentiment label (one of three English words, fixed by the schema) in the reader's language."""
+    return {"positive": _("positive"), "neutral": _("neutral"), "negative": _("negative")}.get(word, word)
+
+
 def tone_report(report: Any) -> str:
     """A compact, readable rendering of a parley.tools.ToneReport (its words are in the reader's language)."""
     lines = [
-        _("Overall: {sentiment} ({confidence} confident)", sentiment=report.sentiment,
+        _("Overall: {sentiment} ({confidence} confident)", sentiment=sentiment(report.sentiment),
           confidence=formats.percent(report.confidence))
     ]  # fmt: skip
     if report.emotions:

@@ -36,6 +36,8 @@ from parley.citations import (
 )
 from parley.engine import Reply
 from parley.errors import AudioError, ModelError
+from parley.i18n import formats
+from parley.i18n.catalog import ngettext
 from parley.model import ModelClient
 from storage import Usage
 from storage.groups import GroupMessage
@@ -47,22 +49,25 @@ Progress = Callable[[int, int], Awaitable[None]]
 Recorder = Callable[[str, Usage], Awaitable[object]]
 """Told each model call's usage as it happens (the usage ledger), with its purpose."""
 
+CHATS_LANGUAGE = "the chat's main language"
+"""What a summary is written in when no language is named."""
+
 POINTS_PROMPT = (
     "You read part of a group chat log and note its main points for the members. Each line is "
-    "'#id [date time] Name: message'. Write in the chat's main language, at most {limit} points: topics, "
+    "'#id [date time] Name: message'. Write in {language}, at most {limit} points: topics, "
     "decisions made, open questions, and anything someone was asked to do. Each point is one or two "
     "sentences naming who said what. In 'messages' list the ids (the number after '#') of the one to five "
     "lines the point comes from; cite only ids that appear in the log."
 )
 MERGE_PROMPT = (
     "You get points noted from consecutive parts of one group chat, each followed by the ids of the messages "
-    "it comes from, like '[#12, #15]'. Merge them into at most {limit} points for the whole span, in the "
-    "chat's main language: join points about the same topic, keep decisions and open questions, drop small "
+    "it comes from, like '[#12, #15]'. Merge them into at most {limit} points for the whole span, in "
+    "{language}: join points about the same topic, keep decisions and open questions, drop small "
     "talk. Each merged point lists in 'messages' the ids of the points it is made from (up to five); cite "
     "only ids shown."
 )
 SPEAK_PROMPT = (
-    "You are Parley, summarising a group chat aloud for its members. Speak in the chat's main language, "
+    "You are Parley, summarising a group chat aloud for its members. Speak in {language}, "
     "warmly and briefly (under about a minute), from the points below: the main topics, who said what (by "
     "name), decisions made, and open questions still waiting for an answer. Do not read out timestamps or "
     "list every point word for word."
@@ -100,14 +105,21 @@ def chunk_messages(messages: list[GroupMessage], zone: ZoneInfo, budget: int) ->
 
 
 def span_header(messages: list[GroupMessage], zone: ZoneInfo) -> str:
+    """'Summary of 40 messages from 3 people, Dec 3, 6:00 PM–8:00 PM (Europe/Berlin)', in the current language."""
     start = datetime.fromtimestamp(messages[0].sent_at, zone)
     end = datetime.fromtimestamp(messages[-1].sent_at, zone)
     people = len({m.user_id or m.author for m in messages})
     same_day = start.date() == end.date()
-    span = f"{start:%d %b %H:%M}–{end:%H:%M}" if same_day else f"{start:%d %b %H:%M} – {end:%d %b %H:%M}"
-    noun = "message" if len(messages) == 1 else "messages"
-    who = "person" if people == 1 else "people"
-    return f"Summary of {len(messages):,} {noun} from {people} {who}, {span} ({zone.key})"
+    span = f"{formats.when(start)}–{formats.clock(end)}" if same_day else f"{formats.when(start)} – {formats.when(end)}"
+    return ngettext(
+        "Summary of {count} message from {people}, {span} ({zone})",
+        "Summary of {count} messages from {people}, {span} ({zone})",
+        len(messages),
+        count=formats.number(len(messages)),
+        people=ngettext("{count} person", "{count} people", people, count=formats.number(people)),
+        span=span,
+        zone=zone.key,
+    )
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -179,7 +191,10 @@ class GroupSummarizer:
         timezone: str,
         progress: Progress | None = None,
         record: Recorder | None = None,
+        language: str = CHATS_LANGUAGE,
     ) -> Summary:
+        """`language` names the language the points and the spoken summary are in ("German"); by default the
+        chat's own. The header is in the language of the catalogue's current locale."""
         zone = ZoneInfo(timezone)
         record = record or _ignore
         started = time.perf_counter()
@@ -189,21 +204,23 @@ class GroupSummarizer:
         dropped = 0
         for index, chunk in enumerate(chunks, start=1):
             lines = "\n".join(line for _, line in chunk)
-            found, lost = await self._cited(
-                POINTS_PROMPT.format(limit=MAX_POINTS), lines, {m.message_id: m for m, _ in chunk}, record
-            )
+            prompt = POINTS_PROMPT.format(limit=MAX_POINTS, language=language)
+            found, lost = await self._cited(prompt, lines, {m.message_id: m for m, _ in chunk}, record)
             points += found
             dropped += lost
             if progress is not None and len(chunks) > 1:
                 await progress(index, len(chunks))
         if len(points) > MAX_POINTS:
-            merged, lost = await self._merge(points, span, record)
+            merged, lost = await self._merge(points, span, record, language)
             points, dropped = merged, dropped + lost
         if not points:
             raise ModelError("summary: no point survived the citation check")
         header = span_header(messages, zone)
         spoken = await self.model.reply(
-            [{"role": "system", "content": SPEAK_PROMPT}, {"role": "user", "content": points_material(points)}],
+            [
+                {"role": "system", "content": SPEAK_PROMPT.format(language=language)},
+                {"role": "user", "content": points_material(points)},
+            ],
             voice=voice,
         )
         await record("summary", spoken.usage)
@@ -288,12 +305,13 @@ class GroupSummarizer:
         return good + again, len(still)
 
     async def _merge(
-        self, points: list[Point], span: dict[int, GroupMessage], record: Recorder
+        self, points: list[Point], span: dict[int, GroupMessage], record: Recorder, language: str
     ) -> tuple[list[Point], int]:
         """Many chunks' points merged into a few; a merged point may cite only what the points it joins cited."""
         cited = {c.message_id: span[c.message_id] for p in points for c in p.sources}
         material = "\n".join(f"- {p.text} [{', '.join(f'#{c.message_id}' for c in p.sources)}]" for p in points)
-        merged, lost = await self._cited(MERGE_PROMPT.format(limit=MAX_POINTS), material, cited, record)
+        prompt = MERGE_PROMPT.format(limit=MAX_POINTS, language=language)
+        merged, lost = await self._cited(prompt, material, cited, record)
         if not merged:  # nothing merged held up: the chunks' own points did, so the first of them stand
             return points[:MAX_POINTS], lost
         return merged[:MAX_POINTS], lost

@@ -35,7 +35,7 @@ TRANSCRIBE_PROMPT = (
 TONE_PROMPT = (
     "Analyse the tone of this recording from how things are said (voice, pace, emphasis) as well as what is "
     "said. Give the overall sentiment with your confidence, the main emotions, and up to three short quotes "
-    "that show them. Answer in the language spoken."
+    "that show them. Quote in the language spoken; write the emotions and the summary in {language}."
 )
 TONE_SCHEMA = {
     "type": "json_schema",
@@ -169,9 +169,18 @@ class VoiceTools:
 
         return "\n\n".join(part.strip() for part in await self._each_segment(source, work, progress))
 
-    async def tone(self, source: bytes, progress: Progress | None = None, record: Recorder | None = None) -> ToneReport:
+    async def tone(
+        self,
+        source: bytes,
+        progress: Progress | None = None,
+        record: Recorder | None = None,
+        language: str = "the language spoken",
+    ) -> ToneReport:
+        """How a recording was said; its emotions and summary in `language` (the reader's, e.g. "German")."""
+        prompt = TONE_PROMPT.format(language=language)
+
         async def work(clip: bytes, fmt: str) -> str:
-            text, usage = await self.model.listen(TONE_PROMPT, clip, fmt, response_format=TONE_SCHEMA)
+            text, usage = await self.model.listen(prompt, clip, fmt, response_format=TONE_SCHEMA)
             if record is not None:
                 await record("tone", usage)
             return text

@@ -123,6 +123,19 @@ class GroupStore:
                 (chat_id, at, timezone),
             )
 
+    async def language(self, chat_id: int) -> str | None:
+        """The locale a group admin chose for the group, or None."""
+        row = await self._db.fetch_one("SELECT language FROM group_settings WHERE chat_id = ?", (chat_id,))
+        return row[0] if row else None
+
+    async def set_language(self, chat_id: int, locale: str) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                """INSERT INTO group_settings (chat_id, language) VALUES (?, ?)
+                   ON CONFLICT (chat_id) DO UPDATE SET language = excluded.language""",
+                (chat_id, locale),
+            )
+
     async def digests(self) -> list[Digest]:
         rows = await self._db.fetch_all(
             "SELECT chat_id, digest_time, COALESCE(timezone, 'UTC') FROM group_settings WHERE digest_time IS NOT NULL"

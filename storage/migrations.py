@@ -245,6 +245,18 @@ async def m006_voice_tools(db: Connection) -> None:
     )
 
 
+@migration
+async def m007_languages(db: Connection) -> None:
+    """The language a person chose for their private chat, and the one a group's admins chose for it."""
+    await _script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN language TEXT;
+        ALTER TABLE group_settings ADD COLUMN language TEXT
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

@@ -90,8 +90,8 @@ class PrivacyStore:
     async def export_user(self, user_id: int) -> dict[str, Any]:
         """Everything stored about a user, as plain data (the /export document)."""
         user = await self._db.fetch_one(
-            "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode"
-            " FROM users WHERE user_id = ?",
+            "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode,"
+            " language FROM users WHERE user_id = ?",
             (user_id,),
         )
         conversations = await self._db.fetch_all(
@@ -130,6 +130,7 @@ class PrivacyStore:
                 "last_seen": _iso(user[6]),
                 "model": user[7],
                 "reply_mode": user[8],
+                "language": user[9],
             },
             "conversations": [
                 {

@@ -52,6 +52,7 @@ class Preferences:
     voice: str | None = None
     model: str | None = None
     reply_mode: str | None = None
+    language: str | None = None  # the locale chosen with /language (e.g. 'pt_BR')
 
 
 PREFERENCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Preferences))

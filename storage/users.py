@@ -33,6 +33,11 @@ class UserStore:
         row = await self._db.fetch_one(f"SELECT {_PREFERENCES} FROM users WHERE user_id = ?", (user_id,))
         return Preferences(*row) if row else Preferences()
 
+    async def languages(self, user_id: int) -> tuple[str | None, str | None]:
+        """(the locale the person chose, the language_code of their Telegram app), each None when unknown."""
+        row = await self._db.fetch_one("SELECT language, language_code FROM users WHERE user_id = ?", (user_id,))
+        return (row[0], row[1]) if row else (None, None)
+
     async def update_preferences(self, user_id: int, **changes: str | None) -> None:
         """Set the named preferences (fields of `Preferences`), leaving the others as they are."""
         unknown = set(changes) - set(PREFERENCE_FIELDS)

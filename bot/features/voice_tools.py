@@ -28,6 +28,8 @@ from bot.sender import (
 )
 from parley.documents import DocumentError, DocumentTooComplex, document_kind, extract_text
 from parley.errors import ParleyError
+from parley.i18n.catalog import current
+from parley.i18n.locales import english_name
 from parley.tools import Recorder, ToneReport
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,7 @@ async def _tone(
         run.bot, run.chat_id, texts.working("Listening", None), reply_to=message.message_id
     ) as status:
         report: ToneReport = await run.services.voice_tools.tone(
-            data, progress=_reporting(status, "Listening"), record=record
+            data, progress=_reporting(status, "Listening"), record=record, language=english_name(current())
         )
     await progress.stop()
     await send_text(run.bot, run.chat_id, texts.tone_report(report), reply_to=message.message_id)

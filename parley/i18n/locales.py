@@ -40,9 +40,14 @@ def babel_locale(locale: str) -> Locale:
     return Locale.parse(locale)
 
 
+def own_name(locale: str) -> str:
+    """The language named in itself as a sentence says it: Deutsch, español, 日本語, português (Brasil)."""
+    return babel_locale(locale).get_display_name(locale) or locale
+
+
 def native_name(locale: str) -> str:
     """The language named in itself, as a picker lists it: Deutsch, Español, 日本語, Português (Brasil)."""
-    name = babel_locale(locale).get_display_name(locale) or locale
+    name = own_name(locale)
     return name[:1].upper() + name[1:]
 
 

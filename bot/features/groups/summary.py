@@ -19,6 +19,8 @@ from bot.replies import Run
 from bot.sender import StatusMessage, send_reply
 from parley.access import Requester
 from parley.errors import ParleyError
+from parley.i18n.catalog import current
+from parley.i18n.locales import english_name
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,9 @@ async def summarize(job: Summarize, run: Run) -> bool:
         try:
             async with spend.metered(user_id=job.user_id or 0, chat_id=chat_id, estimate=estimate) as record:
                 result = await summarizer.summarize(
-                    messages, voice=services.settings.model.voice, timezone=zone.key, progress=progress, record=record
-                )
+                    messages, voice=services.settings.model.voice, timezone=zone.key, progress=progress, record=record,
+                    language=english_name(current()),
+                )  # fmt: skip
             await send_reply(run.bot, chat_id, reply_to, result.reply, thread_id=thread)
             # Out: a crash from here on must neither post it again nor summarise the same span twice.
             await run.delivered()
