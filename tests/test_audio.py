@@ -270,3 +270,17 @@ async def test_a_voice_stream_longer_than_the_cap_is_stopped() -> None:
             await stream.add(bytes(24_000 * 2 * 2))
         with pytest.raises(AudioError):
             await stream.finish()
+
+
+async def test_a_hundred_voice_streams_at_once_fit_two_workers() -> None:
+    """A burst of replies streaming together: every open encoder lives on a worker under its address-space
+    cap (FFmpeg's encoder threads get small stacks, or some thirty streams would exhaust it)."""
+    pool = CodecPool(2)
+    async with AudioConverter(find_ffmpeg(), timeout=60, pool=pool) as converter:
+        streams = [await converter.open_voice_stream(rate=24000) for _ in range(100)]
+        for stream in streams:
+            await stream.add(read_wav(make_wav(1.0, rate=24000)).pcm)
+        notes = [await stream.finish() for stream in streams]
+    await pool.close()
+    assert pool.started == 2
+    assert all(ogg_opus_duration(note) == pytest.approx(1.0, abs=0.1) for note in notes)

@@ -12,6 +12,7 @@ b"D" a piece of output, b"R" the JSON result (last), b"E" a JSON error {kind, me
 from __future__ import annotations
 
 import json
+import os
 import resource
 import struct
 import sys
@@ -112,5 +113,21 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
         stdout.flush()
 
 
+THREAD_STACK = 2 * 1024 * 1024
+"""Each Opus encoder starts two threads inside FFmpeg, whose stacks are as large as RLIMIT_STACK (8 MB by
+default): 16 MB of address space an open voice stream, so 30 of them would reach the worker's cap. glibc
+takes the default thread stack from RLIMIT_STACK as the process starts, so the worker sets it and starts
+itself again (once); 2 MB is ample for FFmpeg's threads and for this one-request-at-a-time main thread."""
+
+
+def _small_stacks() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft == resource.RLIM_INFINITY or soft > THREAD_STACK:
+        limit = THREAD_STACK if hard == resource.RLIM_INFINITY else min(THREAD_STACK, hard)
+        resource.setrlimit(resource.RLIMIT_STACK, (limit, hard))
+        os.execv(sys.executable, [sys.executable, "-m", "parley.audio.worker", *sys.argv[1:]])
+
+
 if __name__ == "__main__":
+    _small_stacks()
     serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0, sys.stdin.buffer, sys.stdout.buffer)
