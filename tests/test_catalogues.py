@@ -1,4 +1,4 @@
-"""Every text Parley says, in every shipped language: faithful to the English source's placeholders,
+"""Every text Parley says, in every shipped language: complete, faithful to the English source's placeholders,
 markup and commands, and within Telegram's limits once rendered.
 
 When this fails after you changed or added an English text: run `./scripts/messages`, then translate the
@@ -69,6 +69,12 @@ def test_the_code_marks_texts_and_the_template_is_current() -> None:
     with (ROOT / "parley/locales/parley.pot").open("rb") as source:
         template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(source) if m.id}
     assert set(SOURCE_MESSAGES) <= template, "run ./scripts/messages"
+
+
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_text_is_translated(locale: str) -> None:
+    missing = sorted(set(SOURCE_MESSAGES) - set(translations(locale)))
+    assert not missing, f"{locale}: {len(missing)} texts without a translation, e.g. {missing[:5]}"
 
 
 @pytest.mark.parametrize("locale", TRANSLATED)
