@@ -63,12 +63,26 @@ class Buttons:
 
 
 async def retry(tap: Retry, press: Press, run: Run) -> str | None:
-    """Try again: put the failed job back and run it now, in this chat's turn."""
+    """Try again: put the failed job back and run it now, in this chat's turn; only for whoever sent it."""
+    failed = await run.services.storage.jobs.get(tap.job_id)
+    if failed is not None and _sender(failed.payload) not in (None, press.user_id):
+        log.info("chat=%s job=%s retry pressed by someone else: ignored", run.chat_id, tap.job_id)
+        return None
     original = await run.services.storage.jobs.requeue(tap.job_id, run.chat_id)
     await run.settle(press.message_id, texts.RETRYING if original is not None else texts.RETRY_GONE)
     if original is not None:
         await run.edge.jobs.run(tap.job_id)
     return None
+
+
+def _sender(payload: dict[str, Any]) -> int | None:
+    """Who a job answers: the sender of the message it carries, or the user it names; None if neither."""
+    message = payload.get("message")
+    sender = message.get("from") if isinstance(message, dict) else None
+    if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+        return int(sender["id"])
+    user_id = payload.get("user_id")
+    return user_id if isinstance(user_id, int) else None
 
 
 RETRY = Button(Retry, retry)

@@ -106,8 +106,11 @@ class Dispatcher:
         except Exception as exc:
             outcome = type(exc).__name__
             self.metrics.error(outcome)
-            # Finished, as failed: a job that raised must not sit "working" to be re-run at some later start.
+            # Finished, as failed: a job that raised must not sit "working" to be re-run at some later start;
+            # and whoever sent it is told, not left waiting for an answer that will never come.
             await self.storage.jobs.finish(job_id, ok=False, error=outcome)
+            if route is not None and not route.background:
+                await tell(self.edge.bot, row.chat_id, texts.FAILED_UNEXPECTEDLY, reply_to=row.message_id)
             raise
         finally:
             if route is None or not route.logs_itself:

@@ -167,6 +167,12 @@ class Intake:
         query = update.callback_query
         if query is None or query.message is None or not query.data:
             return
+        asked = query.message.reply_to_message if isinstance(query.message, Message) else None
+        owner = asked.from_user if asked is not None else None
+        if owner is not None and not owner.is_bot and owner.id != query.from_user.id:
+            # A group's buttons answer one member's message: another member's tap would run it at their cost.
+            context.application.create_task(_answer(query, texts.NOT_YOUR_BUTTON), update=update)
+            return
         context.application.create_task(_answer(query), update=update)
         tap = Press(user_id=query.from_user.id, message_id=query.message.message_id, data=query.data)
         await self.edge.jobs.accept(chat_id=query.message.chat.id, source=f"callback:{query.id}", job=tap)
@@ -216,9 +222,9 @@ def incoming(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Incoming | N
     return Incoming(message=message, user=user, chat=chat, args=tuple(context.args or ()))
 
 
-async def _answer(query: CallbackQuery) -> None:
+async def _answer(query: CallbackQuery, alert: str | None = None) -> None:
     try:
-        await query.answer()
+        await query.answer(alert, show_alert=alert is not None)
     except TelegramError as exc:
         log.info("could not answer callback query: %s", exc)
 

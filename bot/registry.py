@@ -5,12 +5,13 @@ message kinds, the buttons, and the job each turns into. Each entry points at a 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from telegram import Bot, BotCommand, BotCommandScopeChat, Update
+from telegram import Bot, BotCommand, BotCommandScopeChat, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
@@ -33,6 +34,23 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 GROUP = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
 ANYWHERE = filters.UpdateType.MESSAGE
 AUDIO_INPUT = filters.VOICE | filters.AUDIO | filters.VIDEO_NOTE | filters.Document.AUDIO
+OWN = ~filters.FORWARDED
+"""Commands run only from what the sender wrote: a forwarded "/allow 777" is someone else's words, not an order."""
+
+
+class CaptionCommand(filters.MessageFilter):
+    """A caption that starts with /name or /name@this_bot: "/transcribe@other_bot" is for the other bot."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=f"CaptionCommand({name})")
+        self._pattern = re.compile(rf"^/{re.escape(name)}(?:@(\w+))?(?:\s|$)")
+
+    def filter(self, message: Message) -> bool:
+        match = self._pattern.match(message.caption or "")
+        if match is None:
+            return False
+        target, ours = match.group(1), message.get_bot().username
+        return target is None or (ours is not None and target.lower() == ours.lower())
 
 
 class Where(Enum):
@@ -189,18 +207,19 @@ def register(app: Application, intake: Intake, settings: Settings) -> None:
     app.add_handler(TypeHandler(Update, intake.gate), group=-1)  # access first, for every update
     for c in COMMANDS:
         limit = c.limit(settings) if c.limit else None
-        app.add_handler(CommandHandler([c.name, *c.aliases], intake.job(c.handle, limit=limit), filters=c.where.value))
+        handler = intake.job(c.handle, limit=limit)
+        app.add_handler(CommandHandler([c.name, *c.aliases], handler, filters=c.where.value & OWN))
     for c in COMMANDS:
         for name in (c.name, *c.aliases) if c.caption else ():
-            caption = filters.CaptionRegex(rf"^/{name}(@\w+)?\b") & AUDIO_INPUT
-            app.add_handler(MessageHandler(ANYWHERE & caption, intake.job(c.handle)))
+            caption = CaptionCommand(name) & AUDIO_INPUT
+            app.add_handler(MessageHandler(ANYWHERE & OWN & caption, intake.job(c.handle)))
     private_only = [name for c in COMMANDS if c.where is Where.PRIVATE for name in (c.name, *c.aliases)]
-    app.add_handler(CommandHandler(private_only, intake.job(saying("private_only")), filters=GROUP))
-    app.add_handler(MessageHandler(GROUP & filters.COMMAND, intake.ignore))  # maybe another bot's
+    app.add_handler(CommandHandler(private_only, intake.job(saying("private_only")), filters=GROUP & OWN))
+    app.add_handler(MessageHandler(GROUP & OWN & filters.COMMAND, intake.ignore))  # maybe another bot's
     app.add_handler(MessageHandler(GROUP, intake.messages(group_log.record, conversation.when_addressed)))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE,
                                    intake.messages(group_log.edited)))  # fmt: skip
-    app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, intake.job(saying("unknown_command"))))
+    app.add_handler(MessageHandler(PRIVATE & OWN & filters.COMMAND, intake.job(saying("unknown_command"))))
     app.add_handler(MessageHandler(PRIVATE & (AUDIO_INPUT | filters.TEXT), intake.job(conversation.converse)))
     app.add_handler(MessageHandler(PRIVATE, intake.job(saying("unsupported"))))
     app.add_handler(CallbackQueryHandler(intake.press))

@@ -6,10 +6,12 @@ import asyncio
 import dataclasses
 import logging
 import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 
 from bot import texts
 from parley.engine import Reply
@@ -89,6 +91,26 @@ async def send_text(
     return first
 
 
+SEND_TRIES = 3
+
+T = TypeVar("T")
+
+
+async def persistently(send: Callable[[], Awaitable[T]]) -> T:
+    """A send that a passing fault should not lose: a 5xx or a dropped connection is tried again (three
+    tries in all). A BadRequest is final at once; a 429 was already waited out by the rate limiter."""
+    for attempt in range(1, SEND_TRIES + 1):
+        try:
+            return await send()
+        except BadRequest:
+            raise
+        except NetworkError:
+            if attempt == SEND_TRIES:
+                raise
+            await asyncio.sleep(float(attempt))
+    raise AssertionError("unreachable")
+
+
 async def tell(
     bot: Bot,
     chat_id: int,
@@ -124,20 +146,28 @@ async def send_reply(
         await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
         return
     caption = reply.text if mode == "voice" and telegram_length(reply.text) <= CAPTION_LIMIT else None
+    voice = reply.voice_ogg
     try:
-        voice_message = await bot.send_voice(
-            chat_id,
-            voice=InputFile(reply.voice_ogg, filename="reply.ogg"),
-            duration=max(1, math.ceil(reply.voice_seconds)),
-            caption=caption or None,
-            reply_parameters=_reply_to(reply_to),
-            message_thread_id=thread_id or None,
+        voice_message = await persistently(
+            lambda: bot.send_voice(
+                chat_id,
+                voice=InputFile(voice, filename="reply.ogg"),
+                duration=max(1, math.ceil(reply.voice_seconds)),
+                caption=caption or None,
+                reply_parameters=_reply_to(reply_to),
+                message_thread_id=thread_id or None,
+            )
         )
     except BadRequest as exc:
         if "voice_messages_forbidden" not in exc.message.lower():
             raise
         # The user's privacy settings refuse voice messages from bots: the words still get through.
         await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
+        return
+    except TelegramError as exc:
+        # The reply is paid for: when its voice cannot get through, its words still must.
+        log.warning("chat=%s voice reply not sent (%s): sending its words", chat_id, exc)
+        await persistently(lambda: send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id))
         return
     if caption is None and reply.text:
         await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id, thread_id=thread_id)

@@ -55,6 +55,10 @@ _FIXED: dict[str, str] = {
     "RETRY_GONE": N_("That message was already answered or can no longer be retried."),
     "GAVE_UP": N_("Sorry, I couldn't process this message, even after several tries. Please send it again."),
     "BUSY": N_("I'm very busy right now. Please try again in a minute."),
+    "FAILED_UNEXPECTEDLY": N_(
+        "Sorry, something went wrong on my side and I couldn't answer this message. Please send it again."
+    ),
+    "NOT_YOUR_BUTTON": N_("This button belongs to someone else's message."),
     "REFUSED_SHORT": N_("This bot is private."),
     "ADMIN_ONLY": N_("That command is for the bot's admins."),
     "ALLOW_USAGE": N_("Usage: /allow ID — a user id, an @username, or a group chat id (negative)."),

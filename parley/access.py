@@ -89,6 +89,14 @@ class AccessPolicy:
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admins
 
+    async def group_allowed(self, chat_id: int) -> bool:
+        """The group itself is allowed: what is said there may be recorded (an admin being in it is not enough)."""
+        overrides = await self.storage.privacy.access_overrides()
+        chat = str(chat_id)
+        if overrides.get(chat) is False:
+            return False
+        return self.allowed.everyone or chat in self.allowed.subjects or overrides.get(chat) is True
+
     async def allows(self, who: Requester) -> bool:
         if self.is_admin(who.user_id):
             return True

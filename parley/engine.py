@@ -50,6 +50,8 @@ class Reply:
     timings: dict[str, float] = field(default_factory=dict)
     new_conversation: bool = False
     """The previous conversation had been idle past PARLEY_IDLE_RESET_HOURS: this reply starts a new one."""
+    transcript: str | None = None
+    """The voice note's words once known (set after delivery when they came late): a group log needs them."""
 
 
 VOICE_GRACE_SECONDS = 1.0
@@ -252,6 +254,7 @@ class ConversationEngine:
             voice_seconds=(reply.audio_seconds or 0.0) if voice_ogg else 0.0,
             timings=clock.timings,
             new_conversation=context.new_conversation,
+            transcript=user_text if wav is not None and late_transcript is None else None,
         )
         del reply  # its WAV is encoded now; the transcript and the fold below need neither
         await deliver(result)
@@ -261,6 +264,7 @@ class ConversationEngine:
             try:
                 text, usage = await late_transcript
                 await self.storage.turns.set_text(user_turn_id, text, usage)
+                result.transcript = text
             except Exception:  # the reply is out; a lost transcript only leaves the placeholder
                 log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
             clock.lap("transcript_after", started)

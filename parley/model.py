@@ -12,11 +12,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI
 from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion
 
 from parley.audio import WavAudio, normalise_wav
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
@@ -139,6 +140,16 @@ def _usage(model: str, usage: Any) -> Usage:
     )
 
 
+M = TypeVar("M")
+
+
+def _checked(result: object, expected: type[M], purpose: str) -> M:
+    """The SDK hands back the body as a plain string when it is not JSON: a model error, not a crash."""
+    if not isinstance(result, expected):
+        raise ModelError(f"{purpose}: unreadable response")
+    return result
+
+
 def _translate(exc: openai.OpenAIError, purpose: str) -> ModelError:
     """Map the SDK's exceptions (raised after its own retries) onto errors with plain user messages."""
     detail = f"{purpose}: {type(exc).__name__}: {exc}"
@@ -197,11 +208,15 @@ class ModelClient:
                 messages=messages,  # type: ignore[arg-type]
                 **output,
             )
+        except ValueError as exc:  # a 200 whose body is not JSON: the service's fault, worth another try
+            self.metrics.model_call("reply", "ModelError", time.perf_counter() - started)
+            raise ModelError("reply: unreadable response") from exc
         except openai.OpenAIError as exc:
             error = _translate(exc, "reply")
             self.metrics.model_call("reply", type(error).__name__, time.perf_counter() - started)
             raise error from exc
         self.metrics.model_call("reply", "ok", time.perf_counter() - started)
+        completion = _checked(completion, ChatCompletion, "reply")
         if not completion.choices:
             raise ModelError("reply: the completion has no choices")
         message = completion.choices[0].message
@@ -302,8 +317,11 @@ class ModelClient:
             options["response_format"] = response_format
         try:
             completion = await self._client.chat.completions.create(model=model, messages=messages, **options)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ModelError("summary: unreadable response") from exc
         except openai.OpenAIError as exc:
             raise _translate(exc, "summary") from exc
+        completion = _checked(completion, ChatCompletion, "summary")
         if not completion.choices or not (completion.choices[0].message.content or "").strip():
             raise ModelError("summary: the model returned no text")
         return completion.choices[0].message.content.strip(), _usage(completion.model or model, completion.usage)
@@ -332,8 +350,11 @@ class ModelClient:
                 messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
                 **options,
             )
+        except ValueError as exc:
+            raise ModelError("listen: unreadable response") from exc
         except openai.OpenAIError as exc:
             raise _translate(exc, "listen") from exc
+        completion = _checked(completion, ChatCompletion, "listen")
         text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
         if not text:
             raise ModelError("listen: the model returned no text")
@@ -345,11 +366,16 @@ class ModelClient:
             result = await self._client.audio.transcriptions.create(
                 model=self.transcribe_model, file=("voice.wav", wav.data, "audio/wav")
             )
+        except ValueError as exc:
+            self.metrics.model_call("transcription", "ModelError", time.perf_counter() - started)
+            raise ModelError("transcription: unreadable response") from exc
         except openai.OpenAIError as exc:
             error = _translate(exc, "transcription")
             self.metrics.model_call("transcription", type(error).__name__, time.perf_counter() - started)
             raise error from exc
         self.metrics.model_call("transcription", "ok", time.perf_counter() - started)
+        if not isinstance(getattr(result, "text", None), str):
+            raise ModelError("transcription: unreadable response")
         usage = _usage(self.transcribe_model, getattr(result, "usage", None))
         self.metrics.usage(usage)
         return (result.text or "").strip(), usage

@@ -4,15 +4,15 @@ addressed (a mention of the bot, or a reply to one of its messages)."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Bot, Message, MessageEntity, User
+from telegram import Message, User
 from telegram.error import TelegramError
 
 from bot import texts
+from bot.addressing import addressed_to, without_mention
 from bot.intake import Incoming, Intake
 from bot.jobs import Payload
 from bot.media import download, media_of
@@ -61,28 +61,6 @@ async def when_addressed(message: Message, intake: Intake) -> None:
     await intake.accept(got, Converse(message=message.to_dict(), text=without_mention(message.text, bot)))
 
 
-def addressed_to(message: Message, bot: Bot) -> bool:
-    """A mention of the bot (in text or caption) or a reply to one of its messages."""
-    replied = message.reply_to_message
-    if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
-        return True
-    wanted = f"@{bot.username}".lower() if bot.username else None
-    kinds: list[str | None] = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
-    found = {**message.parse_entities(kinds), **message.parse_caption_entities(kinds)}
-    for entity, text in found.items():
-        if entity.type == MessageEntity.MENTION and wanted and text.lower() == wanted:
-            return True
-        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == bot.id:
-            return True
-    return False
-
-
-def without_mention(text: str | None, bot: Bot) -> str | None:
-    if text is None or not bot.username:
-        return text
-    return re.sub(rf"@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE).strip() or text
-
-
 # --- jobs ------------------------------------------------------------------------------------------
 
 
@@ -126,6 +104,9 @@ async def answer(job: Converse, run: Run) -> bool:
                 deliver,
             )
             timings.update(reply.timings)
+            if audio is not None and chat_id != user.id and reply.transcript is not None:
+                # The group log's copy of the note: transcribed once, by this turn, not again in the background.
+                await services.storage.groups.set_transcript(chat_id, message.message_id, reply.transcript, ok=True)
         return True
     except ParleyError as exc:
         outcome = type(exc).__name__

@@ -74,6 +74,7 @@ class OpenAIServer(LabServer):
         self.requests: list[RecordedRequest] = []
         self.internal_errors: list[str] = []
         self._faults: dict[str, list[_Fault]] = {"chat": [], "transcriptions": []}
+        self._garbled: dict[str, int] = {}
         # Azure OpenAI: requests to /openai/deployments/{name}/... with an `api-key` header
         self.azure_api_key = "azure-test-lab-key-0123456789abcdef"
         self.azure_deployments: dict[str, str] = {}
@@ -93,6 +94,18 @@ class OpenAIServer(LabServer):
             raise ValueError(f"path must be one of {sorted(self._faults)}")
         self._faults[path].append(_Fault(status, message, code, times, retry_after))
 
+    def garble_next(self, times: int = 1, path: str = "chat") -> None:
+        """Answer the next `times` requests to `path` with 200 and a body that is not JSON (cut short, as a
+        broken proxy or a dropped connection leaves it)."""
+        self._garbled[path] = self._garbled.get(path, 0) + times
+
+    def _garbled_response(self, route: tuple[str, str]) -> web.Response | None:
+        path = {"/v1/chat/completions": "chat", "/v1/audio/transcriptions": "transcriptions"}.get(route[1])
+        if route[0] != "POST" or path is None or not self._garbled.get(path):
+            return None
+        self._garbled[path] -= 1
+        return web.Response(status=200, body=b'{"id": "chatcmpl-', content_type="application/json")
+
     # -- HTTP ------------------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         record = RecordedRequest(
@@ -109,6 +122,8 @@ class OpenAIServer(LabServer):
                     return await self._transcriptions(request, record, model_override=model)
             self._check_auth(request)
             route = (request.method, request.path.rstrip("/"))
+            if (garbled := self._garbled_response(route)) is not None:
+                return garbled
             if route == ("POST", "/v1/chat/completions"):
                 return await self._chat(request, record)
             if route == ("POST", "/v1/audio/transcriptions"):

@@ -8,6 +8,7 @@ import logging
 from telegram import Message
 from telegram.error import TelegramError
 
+from bot.addressing import addressed_to
 from bot.features.groups.payloads import TranscribeLog
 from bot.intake import Intake
 from bot.media import media_of
@@ -22,9 +23,14 @@ DOWNLOAD_LIMIT_BYTES = 20 * 1024 * 1024
 
 
 async def record(message: Message, intake: Intake) -> None:
-    """Log what the group says; its audio is transcribed by a background job."""
+    """Log what the group says; its audio is transcribed by a background job (unless addressed to the bot:
+    the conversation's turn transcribes it). Only in allowed groups: an admin's presence is not consent."""
+    services = intake.edge.services
+    if not await services.access.group_allowed(message.chat_id):
+        return
     entry = log_entry(message)
-    if await intake.edge.services.storage.groups.record(entry) and entry.kind in AUDIO_KINDS:
+    addressed = entry.user_id is not None and addressed_to(message, message.get_bot())
+    if await services.storage.groups.record(entry) and entry.kind in AUDIO_KINDS and not addressed:
         await intake.edge.jobs.accept(
             chat_id=message.chat_id,
             source=f"log:{message.message_id}",
