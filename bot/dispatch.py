@@ -8,6 +8,7 @@ A redelivered update finds its row already there and is dropped, so nothing is a
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,11 @@ from storage import JobRow
 
 log = logging.getLogger(__name__)
 
+BACKGROUND_SHARE = 0.5
+"""Background work (a group log's transcriptions) may queue up to half of PARLEY_MAX_QUEUE beside it …"""
+BACKGROUND_CHAT_SHARE = 0.25
+"""… and one chat up to a quarter of that."""
+
 MAX_ATTEMPTS = 3
 """A job that was started this often without finishing (the process died each time) is given up on."""
 
@@ -42,6 +48,8 @@ class Dispatcher:
         self.scheduler = services.scheduler
         self.metrics = services.metrics
         self.max_queue = services.settings.operations.max_queue
+        self.background_queue = max(1, math.ceil(self.max_queue * BACKGROUND_SHARE))
+        self.background_per_chat = max(1, math.ceil(self.background_queue * BACKGROUND_CHAT_SHARE))
         self.routes = routes
         languages = Languages(services.storage, services.settings.telegram.language)
         self.edge = Edge(services=services, bot=bot, jobs=self, job_queue=job_queue, languages=languages)
@@ -51,11 +59,15 @@ class Dispatcher:
         route = self.routes.get(job.kind)
         if route is None:
             raise ValueError(f"no route for the job kind {job.kind!r}")
-        if self.scheduler.pending >= self.max_queue:
-            if route.background:  # nobody is waiting for it: drop quietly rather than spam a group
-                log.warning("chat=%s %s dropped: %d jobs queued", chat_id, job.kind, self.scheduler.pending)
+        if route.background:
+            # Background work has a share of the queue of its own, and each chat a part of that share:
+            # a group's flood of voice notes waits (or is dropped), never the people waiting for answers.
+            lane, chat = self.scheduler.pending_in("background"), self.scheduler.pending_in("background", chat_id)
+            if lane >= self.background_queue or chat >= self.background_per_chat:
+                log.warning("chat=%s %s dropped: %d background jobs queued (%d here)", chat_id, job.kind, lane, chat)
                 return False
-            log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, self.scheduler.pending)
+        elif (waiting := self.scheduler.pending_in("")) >= self.max_queue:
+            log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, waiting)
             await tell(self.edge.bot, chat_id, texts.BUSY, reply_to=message_id)
             return False
         job_id = await self.storage.jobs.add(

@@ -203,6 +203,11 @@ class Intake:
         limiter, key = (self.chat_limits, chat_id) if in_group else (self.user_limits, user_id)
         return await self._within(limiter, key, Limit(limiter.rate, texts.slow_down), chat_id=chat_id)
 
+    def within_rate_quietly(self, chat_id: int) -> bool:
+        """Background work a group's message would start counts against the chat's rate like a request,
+        but over it nothing is said: the work is simply not done."""
+        return self.chat_limits.hit(chat_id, time.monotonic()) is None
+
     async def _within(self, limiter: RateLimiter, key: int, limit: Limit, *, chat_id: int | None = None) -> bool:
         now = time.monotonic()
         wait = limiter.hit(key, now)

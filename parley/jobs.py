@@ -57,6 +57,10 @@ class ChatScheduler:
         """Jobs accepted and not yet finished (waiting or running)."""
         return sum(len(q) for q in self._queues.values())
 
+    def pending_in(self, lane: str, chat_id: int | None = None) -> int:
+        """Jobs accepted and not yet finished in one lane (of one chat, or of all)."""
+        return sum(len(q) for (chat, name), q in self._queues.items() if name == lane and chat_id in (None, chat))
+
     @property
     def active_chats(self) -> int:
         return len(self._workers)

@@ -11,17 +11,24 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from parley.audio import AudioConverter
 from parley.engine import Reply
 from parley.errors import AudioError, ModelError
 from parley.model import ModelClient
+from parley.spend import Spend
 from storage import Usage
 
 Progress = Callable[[int, int], Awaitable[None]]
 Recorder = Callable[[str, Usage], Awaitable[object]]
 """Told each model call's usage (the usage ledger), with its purpose."""
+Work = Callable[[bytes, str, Recorder], Awaitable[str]]
+
+TOOL_ANSWER_TOKENS = 500
+"""What a transcript or a tone report of one segment is expected to come to, for the estimate."""
 
 WAV_UP_TO_SECONDS = 120.0
 """Up to two minutes, WAV (lossless, under 4 MB); beyond, MP3 at about 4 KB a second."""
@@ -63,6 +70,37 @@ SPEAK_SUMMARY_PROMPT = (
     "Turn this text into a spoken summary of about one minute, in the text's language: the main points, "
     "plainly worded for listening. Output only the summary."
 )
+
+
+class Meter(Protocol):
+    """The budgets, as a recording's work sees them."""
+
+    async def admit(self, seconds: float) -> None:
+        """Raise BudgetExceeded (before any call) when `seconds` of audio would not fit."""
+
+    def segment(self, seconds: float) -> AbstractAsyncContextManager[Recorder]:
+        """Hold one segment's estimate while its call runs (or raise BudgetExceeded); record its usage."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendMeter:
+    """A Meter on the spend control, for one user's request in one chat."""
+
+    spend: Spend
+    user_id: int
+    chat_id: int
+    model: str
+
+    def estimate(self, seconds: float) -> float:
+        return self.spend.prices.estimate_reply(
+            self.model, text_tokens=TOOL_ANSWER_TOKENS, audio_seconds=max(seconds, 1.0)
+        )
+
+    async def admit(self, seconds: float) -> None:
+        self.spend.release(await self.spend.reserve(self.user_id, self.estimate(seconds)))
+
+    def segment(self, seconds: float) -> AbstractAsyncContextManager[Recorder]:
+        return self.spend.metered(user_id=self.user_id, chat_id=self.chat_id, estimate=self.estimate(seconds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +171,22 @@ class VoiceTools:
         self.segment_seconds = segment_seconds
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def _each_segment(
-        self, source: bytes, work: Callable[[bytes, str], Awaitable[str]], progress: Progress | None
-    ) -> list[str]:
-        """Run `work` on the recording, or on its segments concurrently; results in recording order."""
+    async def _each_segment(self, source: bytes, work: Work, progress: Progress | None, meter: Meter) -> list[str]:
+        """Run `work` on the recording, or on its segments concurrently; results in recording order.
+
+        What it costs follows what is decoded, never what was declared: the whole recording's real length
+        is admitted against the budgets before any model call, and each segment holds its own estimate
+        while its call runs (so a budget spent meanwhile stops the segments not yet sent)."""
         seconds = await self.audio.probe_seconds(source)
+        await meter.admit(seconds)
         if seconds <= WAV_UP_TO_SECONDS:
-            wav = await self.audio.to_model_wav(source)
-            return [await work(wav.data, "wav")]
+            wav = await self.audio.to_model_wav(source, max_seconds=seconds + 1.0)
+            async with meter.segment(wav.duration) as record:
+                return [await work(wav.data, "wav", record)]
         if seconds <= self.segment_seconds:
-            return [await work(await self.audio.to_model_mp3(source), "mp3")]
+            clip = await self.audio.to_model_mp3(source)
+            async with meter.segment(seconds) as record:
+                return [await work(clip, "mp3", record)]
         segments = plan_segments(seconds, await self.audio.silences(source), longest=self.segment_seconds)
         done = 0
 
@@ -150,7 +194,8 @@ class VoiceTools:
             nonlocal done
             async with self._slots:
                 clip = await self.audio.to_model_mp3(source, start=segment.start, seconds=segment.seconds)
-                result = await work(clip, "mp3")
+                async with meter.segment(segment.seconds) as record:
+                    result = await work(clip, "mp3", record)
             done += 1
             if progress is not None:
                 await progress(done, len(segments))
@@ -160,32 +205,30 @@ class VoiceTools:
             tasks = [group.create_task(one(s)) for s in segments]
         return [task.result() for task in tasks]
 
-    async def transcribe(self, source: bytes, progress: Progress | None = None, record: Recorder | None = None) -> str:
-        async def work(clip: bytes, fmt: str) -> str:
+    async def transcribe(self, source: bytes, meter: Meter, progress: Progress | None = None) -> str:
+        async def work(clip: bytes, fmt: str, record: Recorder) -> str:
             text, usage = await self.model.listen(TRANSCRIBE_PROMPT, clip, fmt)
-            if record is not None:
-                await record("transcription", usage)
+            await record("transcription", usage)
             return text
 
-        return "\n\n".join(part.strip() for part in await self._each_segment(source, work, progress))
+        return "\n\n".join(part.strip() for part in await self._each_segment(source, work, progress, meter))
 
     async def tone(
         self,
         source: bytes,
+        meter: Meter,
         progress: Progress | None = None,
-        record: Recorder | None = None,
         language: str = "the language spoken",
     ) -> ToneReport:
         """How a recording was said; its emotions and summary in `language` (the reader's, e.g. "German")."""
         prompt = TONE_PROMPT.format(language=language)
 
-        async def work(clip: bytes, fmt: str) -> str:
+        async def work(clip: bytes, fmt: str, record: Recorder) -> str:
             text, usage = await self.model.listen(prompt, clip, fmt, response_format=TONE_SCHEMA)
-            if record is not None:
-                await record("tone", usage)
+            await record("tone", usage)
             return text
 
-        return merge_tone([_tone_report(raw) for raw in await self._each_segment(source, work, progress)])
+        return merge_tone([_tone_report(raw) for raw in await self._each_segment(source, work, progress, meter)])
 
     async def speak(self, text: str, *, voice: str, max_chars: int, record: Recorder | None = None) -> Spoken:
         """Read text aloud in the user's voice; a text too long to listen to is summarised first."""

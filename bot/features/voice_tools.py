@@ -30,7 +30,7 @@ from parley.documents import DocumentError, DocumentTooComplex, document_kind, e
 from parley.errors import ParleyError
 from parley.i18n.catalog import current
 from parley.i18n.locales import english_name
-from parley.tools import Recorder, ToneReport
+from parley.tools import Meter, SpendMeter, ToneReport
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def speak(got: Incoming) -> Speak:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-Work = Callable[[Run, int, Message, bytes, ReplyProgress, Recorder], Awaitable[None]]
+Work = Callable[[Run, int, Message, bytes, ReplyProgress, Meter], Awaitable[None]]
 
 
 async def transcript(job: Transcribe, run: Run) -> bool:
@@ -101,14 +101,14 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
         return True
     # The status message the work shows reports progress: no second "still working" notice.
     progress = ReplyProgress(run.bot, run.chat_id, reply_to=message.message_id, notice_after=None, action="typing")
-    spend = services.engine.spend
-    estimate = spend.prices.estimate_reply(
-        services.model.model, text_tokens=500, audio_seconds=max(media.duration, 1.0)
-    )
+    # The declared duration only decides whether to download at all (0 for a document, and it may lie);
+    # what is paid for is measured from the audio itself, segment by segment (VoiceTools).
+    meter = SpendMeter(services.engine.spend, job.user_id, run.chat_id, services.model.model)
     try:
-        async with spend.metered(user_id=job.user_id, chat_id=run.chat_id, estimate=estimate) as record, progress:
+        await meter.admit(float(media.duration or 0))
+        async with progress:
             data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
-            await work(run, job.user_id, message, data, progress, record)
+            await work(run, job.user_id, message, data, progress, meter)
     except ParleyError as exc:
         log.warning("chat=%s %s failed: %s", run.chat_id, job.kind, exc)
         return await run.fail(exc, reply_to=message.message_id)
@@ -116,14 +116,12 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
 
 
 async def _transcript(
-    run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
+    run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, meter: Meter
 ) -> None:
     async with StatusMessage(
         run.bot, run.chat_id, texts.working("Transcribing", None), reply_to=message.message_id
     ) as status:
-        text = await run.services.voice_tools.transcribe(
-            data, progress=_reporting(status, "Transcribing"), record=record
-        )
+        text = await run.services.voice_tools.transcribe(data, meter, progress=_reporting(status, "Transcribing"))
     await progress.stop()
     media = media_of(message if media_of(message) else message.reply_to_message)
     if media is not None:
@@ -131,14 +129,12 @@ async def _transcript(
     await _send_long(run, text, reply_to=message.message_id)
 
 
-async def _tone(
-    run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, record: Recorder
-) -> None:
+async def _tone(run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, meter: Meter) -> None:
     async with StatusMessage(
         run.bot, run.chat_id, texts.working("Listening", None), reply_to=message.message_id
     ) as status:
         report: ToneReport = await run.services.voice_tools.tone(
-            data, progress=_reporting(status, "Listening"), record=record, language=english_name(current())
+            data, meter, progress=_reporting(status, "Listening"), language=english_name(current())
         )
     await progress.stop()
     await send_text(run.bot, run.chat_id, texts.tone_report(report), reply_to=message.message_id)

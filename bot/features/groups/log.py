@@ -30,13 +30,17 @@ async def record(message: Message, intake: Intake) -> None:
         return
     entry = log_entry(message)
     addressed = entry.user_id is not None and addressed_to(message, message.get_bot())
-    if await services.storage.groups.record(entry) and entry.kind in AUDIO_KINDS and not addressed:
-        await intake.edge.jobs.accept(
-            chat_id=message.chat_id,
-            source=f"log:{message.message_id}",
-            job=TranscribeLog(message=message.to_dict()),
-            message_id=message.message_id,
-        )
+    if not await services.storage.groups.record(entry) or entry.kind not in AUDIO_KINDS or addressed:
+        return
+    if not intake.within_rate_quietly(message.chat_id):  # over the chat's rate: logged, not transcribed
+        await services.storage.groups.set_transcript(message.chat_id, message.message_id, None, ok=False)
+        return
+    await intake.edge.jobs.accept(
+        chat_id=message.chat_id,
+        source=f"log:{message.message_id}",
+        job=TranscribeLog(message=message.to_dict()),
+        message_id=message.message_id,
+    )
 
 
 async def edited(message: Message, intake: Intake) -> None:
@@ -92,21 +96,25 @@ async def transcribe(job: TranscribeLog, run: Run) -> bool:
     services = run.services
     groups = services.storage.groups
     media = message.voice or message.audio or message.video_note
-    if media is None:
+    if media is None or message.from_user is None:
         return True
+    user_id = message.from_user.id
     try:
         if media.file_size and media.file_size > DOWNLOAD_LIMIT_BYTES:
             raise ParleyError("too large to download")
         data = bytes(await (await run.bot.get_file(media.file_id)).download_as_bytearray())
         wav = await services.audio.to_model_wav(data, max_seconds=services.settings.spend.max_voice_seconds)
-        text, usage = await services.model.transcribe(wav)
-        await services.engine.spend.record(
-            user_id=message.from_user.id if message.from_user else 0,
-            chat_id=run.chat_id,
-            purpose="transcription",
-            usage=usage,
-            audio_seconds=wav.duration,
-        )
+        # The member pays for the log's copy of their words, within their budgets, by the decoded length.
+        spend = services.engine.spend
+        estimate = spend.prices.estimate_transcription(services.model.transcribe_model, audio_seconds=wav.duration)
+        reservation = await spend.reserve(user_id, estimate)
+        try:
+            text, usage = await services.model.transcribe(wav)
+            await spend.record(
+                user_id=user_id, chat_id=run.chat_id, purpose="transcription", usage=usage, audio_seconds=wav.duration
+            )
+        finally:
+            spend.release(reservation)
     except (ParleyError, TelegramError) as exc:
         log.info("chat=%s message=%s not transcribed: %s", run.chat_id, message.message_id, exc)
         await groups.set_transcript(run.chat_id, message.message_id, None, ok=False)
