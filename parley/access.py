@@ -91,7 +91,7 @@ class AccessPolicy:
 
     async def group_allowed(self, chat_id: int) -> bool:
         """The group itself is allowed: what is said there may be recorded (an admin being in it is not enough)."""
-        overrides = await self.storage.privacy.access_overrides()
+        overrides = await self.storage.access.overrides()
         chat = str(chat_id)
         if overrides.get(chat) is False:
             return False
