@@ -73,12 +73,6 @@ class Requester:
     chat_id: int
     in_group: bool
 
-    def keys(self) -> list[str]:
-        keys = [str(self.user_id)]
-        if self.username:
-            keys.append("@" + self.username.lower())
-        return keys
-
 
 class AccessPolicy:
     def __init__(self, *, allowed: AccessList, admins: frozenset[int], storage: Storage) -> None:
@@ -101,7 +95,7 @@ class AccessPolicy:
         if self.is_admin(who.user_id):
             return True
         overrides = await self.storage.access.overrides()
-        user_keys = who.keys()
+        user_keys = await self._keys_of(who, overrides)
         if any(overrides.get(k) is False for k in user_keys):
             return False
         if who.in_group:
@@ -114,6 +108,19 @@ class AccessPolicy:
             or any(k in self.allowed.subjects for k in user_keys)
             or any(overrides.get(k) is True for k in user_keys)
         )
+
+    async def _keys_of(self, who: Requester, overrides: dict[str, bool]) -> set[str]:
+        """The entries that name this person: their id, and each @username entry bound to them. An entry
+        is bound to whoever first shows up with that name, and stays theirs: renaming neither loses an
+        allow nor escapes a deny, and whoever takes the name later is not its subject."""
+        named = {k for k in (*self.allowed.subjects, *overrides) if k.startswith("@")}
+        bindings = await self.storage.access.bindings() if named else {}
+        keys = {str(who.user_id)} | {name for name, user_id in bindings.items() if user_id == who.user_id}
+        current = "@" + who.username.lower() if who.username else None
+        if current in named and current not in bindings:
+            if await self.storage.access.bind(current, who.user_id) == who.user_id:
+                keys.add(current)
+        return keys
 
 
 @dataclass(slots=True)

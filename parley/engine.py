@@ -143,7 +143,9 @@ class ConversationEngine:
         return await self.storage.turns.reset(chat_id, user_id, thread_id)
 
     async def forget(self, user_id: int) -> ForgetReport:
-        return await self.storage.privacy.forget_user(user_id)
+        return await self.storage.privacy.forget_user(
+            user_id, forgotten_key=self.spend.forgotten_key(user_id), day_of=self.spend.day_of
+        )
 
     async def respond(self, request: TurnRequest, deliver: Deliver) -> Reply:
         """Convert, ask the model, remember, encode, `deliver` the reply; then complete the note's transcript.

@@ -49,6 +49,7 @@ def build_spend(settings: Settings, storage: Storage, is_admin: Callable[[int], 
         ),
         zone=ZoneInfo(settings.groups.timezone),
         exempt=(lambda _user_id: False) if settings.spend.budget_admins else is_admin,
+        secret=settings.telegram.token.encode(),
     )
 
 

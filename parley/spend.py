@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -98,8 +101,10 @@ class Spend:
         zone: ZoneInfo = UTC,
         exempt: Callable[[int], bool] = lambda _user_id: False,
         now: Clock = time.time,
+        secret: bytes | None = None,
     ) -> None:
         self.store = store
+        self._secret = secret if secret is not None else secrets.token_bytes(32)
         self.prices = prices
         self.limits = limits
         self.zone = zone
@@ -108,6 +113,16 @@ class Spend:
         self._lock = asyncio.Lock()
         self._held: dict[int, Reservation] = {}
         self._ids = itertools.count(1)
+
+    def forgotten_key(self, user_id: int) -> int:
+        """What a user's spend is kept under after /forget: a keyed hash of their id. The key (the bot's
+        token in Parley) is never in the database, so the database alone cannot tell whose it is."""
+        digest = hmac.new(self._secret, f"forgotten-spend:{user_id}".encode(), hashlib.sha256).digest()
+        return -(int.from_bytes(digest[:8], "big") % 2**62) - 1
+
+    def day_of(self, at: float) -> float:
+        """The start of the budgets' day (in their timezone) that `at` falls in."""
+        return datetime.fromtimestamp(at, self.zone).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
     # --- after a call ------------------------------------------------------------------------------
 
@@ -136,12 +151,13 @@ class Spend:
         day, next_day, month, next_month = period_starts(now, self.zone)
         held_user = sum(r.amount for r in self._held.values() if r.user_id == user_id)
         held_all = sum(r.amount for r in self._held.values())
+        key = self.forgotten_key(user_id)
         result: list[Allowance] = []
         if self.limits.user_daily is not None:
-            spent = await self.store.spent(day.timestamp(), user_id=user_id)
+            spent = await self.store.spent(day.timestamp(), user_id=user_id, forgotten_key=key)
             result.append(Allowance("daily", self.limits.user_daily, spent + held_user, next_day))
         if self.limits.user_monthly is not None:
-            spent = await self.store.spent(month.timestamp(), user_id=user_id)
+            spent = await self.store.spent(month.timestamp(), user_id=user_id, forgotten_key=key)
             result.append(Allowance("monthly", self.limits.user_monthly, spent + held_user, next_month))
         if self.limits.monthly is not None:
             spent = await self.store.spent(month.timestamp())

@@ -36,6 +36,22 @@ class AccessStore:
                 (subject, int(allowed), changed_by, time.time()),
             )
 
+    async def bindings(self) -> dict[str, int]:
+        """'@name' → the user id that entry was first seen with."""
+        rows = await self._db.fetch_all("SELECT username, user_id FROM username_bindings")
+        return {username: int(user_id) for username, user_id in rows}
+
+    async def bind(self, username: str, user_id: int) -> int:
+        """Bind '@name' to `user_id` unless it is bound already; return the id it is bound to."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                """INSERT INTO username_bindings (username, user_id, bound_at) VALUES (?, ?, ?)
+                   ON CONFLICT (username) DO NOTHING""",
+                (username, user_id, time.time()),
+            )
+            row = await tx.fetch_one("SELECT user_id FROM username_bindings WHERE username = ?", (username,))
+        return int(row[0]) if row else user_id
+
     async def note_refusal(self, user_id: int, *, quiet_seconds: float, now: float | None = None) -> bool:
         """Count a refused message; True when the user should be told (not told within `quiet_seconds`).
 

@@ -257,6 +257,22 @@ async def m007_languages(db: Connection) -> None:
     )
 
 
+@migration
+async def m008_username_bindings(db: Connection) -> None:
+    """Access follows people, not names: an @username entry is bound to the user id it was first seen with."""
+    await _script(
+        db,
+        """
+        CREATE TABLE username_bindings (
+            username TEXT PRIMARY KEY,  -- '@name', lower case, as an access entry names it
+            user_id  INTEGER NOT NULL,
+            bound_at REAL NOT NULL
+        );
+        CREATE INDEX username_bindings_by_user ON username_bindings (user_id)
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

@@ -3,11 +3,13 @@ opt-in raw audio. Deleting ends with the database's scrub, so removed words surv
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from storage.connection import Database
+from storage.connection import Connection, Database
 from storage.records import ForgetReport
 from storage.usage import FORGOTTEN_SPEND_DAYS, UsageStore
 
@@ -22,27 +24,34 @@ class RetentionReport:
     audio: int
 
 
+def utc_day(at: float) -> float:
+    """The start of the UTC day `at` falls in."""
+    return at - at % DAY
+
+
 class PrivacyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     # --- /forget ------------------------------------------------------------------------------------
 
-    async def forget_user(self, user_id: int) -> ForgetReport:
+    async def forget_user(
+        self, user_id: int, *, forgotten_key: int, day_of: Callable[[float], float] = utc_day
+    ) -> ForgetReport:
         """Delete everything stored about a user: turns, conversations, settings, group messages, cached
-        results; the ledger keeps its amounts under a pseudonym."""
+        results, refusals, username bindings, and the messages their jobs carried in every chat; the
+        ledger keeps its amounts under a pseudonym (see UsageStore.pseudonymise)."""
         async with self._db.transaction() as tx:
             turns = await tx.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
             conversations = await tx.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
             users = await tx.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
             await tx.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
-            await UsageStore.pseudonymise(tx, user_id)  # spend totals stay, the person does not
+            await UsageStore.pseudonymise(tx, user_id, forgotten_key=forgotten_key, day_of=day_of)
             await tx.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
             await tx.execute("DELETE FROM tool_cache WHERE user_id = ?", (user_id,))
-            # Job rows stay (they recognise redelivered updates) but lose the messages they carried.
-            await tx.execute(
-                "UPDATE jobs SET payload = '{}' WHERE chat_id = ? AND state IN ('done', 'failed')", (user_id,)
-            )
+            await tx.execute("DELETE FROM refusals WHERE user_id = ?", (user_id,))
+            await tx.execute("DELETE FROM username_bindings WHERE user_id = ?", (user_id,))
+            await _forget_in_jobs(tx, user_id)
             report = ForgetReport(turns, conversations, users)
         await self._db.scrub()
         return report
@@ -169,3 +178,44 @@ class PrivacyStore:
 
 def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+async def _forget_in_jobs(tx: Connection, user_id: int) -> None:
+    """Job rows stay (they recognise redelivered updates) but lose every message of the person they carry,
+    in any chat: their own jobs, and others' that quote them (a reply carries the message replied to).
+    Work of theirs not yet started is dropped with it, as failed; work already running finishes."""
+    rows = await tx.fetch_all(
+        "SELECT id, state, payload FROM jobs WHERE payload LIKE ? AND payload <> '{}'", (f"%{user_id}%",)
+    )
+    for job_id, state, payload in rows:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            data = None
+        if data is not None and not _mentions(data, user_id):
+            continue
+        if state == "working":
+            continue
+        await tx.execute(
+            "UPDATE jobs SET payload = '{}', state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END"
+            " WHERE id = ?",
+            (job_id,),
+        )
+
+
+_PERSON_KEYS = frozenset({"from", "user", "sender_user", "from_user"})
+
+
+def _mentions(value: Any, user_id: int) -> bool:
+    """Whether a job's payload names the person: as a message's sender, a tapped button's user, anywhere."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _PERSON_KEYS and isinstance(item, dict) and item.get("id") == user_id:
+                return True
+            if key == "user_id" and item == user_id:
+                return True
+            if _mentions(item, user_id):
+                return True
+    elif isinstance(value, list):
+        return any(_mentions(item, user_id) for item in value)
+    return False

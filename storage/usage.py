@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from storage.connection import Connection, Database
@@ -94,18 +95,19 @@ class UsageStore:
                 ),
             )
 
-    async def spent(self, since: float, *, user_id: int | None = None) -> float:
-        """USD recorded from `since` on, for one user or (None) for everyone."""
+    async def spent(self, since: float, *, user_id: int | None = None, forgotten_key: int | None = None) -> float:
+        """USD recorded from `since` on, for one user or (None) for everyone. A user's spend from before
+        /forget still counts against their budgets this month: `forgotten_key` is what it is kept under."""
         sql = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?"
         params: tuple[float | int, ...] = (since,)
         if user_id is not None:
-            # What a user spent before /forget still counts against their budgets, this month.
             sql = (
                 "SELECT COALESCE(SUM(cost_usd), 0.0) FROM (SELECT cost_usd FROM usage_ledger"
                 " WHERE created_at >= ? AND user_id = ? UNION ALL SELECT cost_usd FROM forgotten_spend"
                 " WHERE created_at >= ? AND user_id = ?) AS spent"
             )
-            params = (since, user_id, since, user_id)
+            key = forgotten_key if forgotten_key is not None else user_id
+            params = (since, user_id, since, key)
         row = await self._db.fetch_one(sql, params)
         return float(row[0]) if row else 0.0
 
@@ -147,15 +149,27 @@ class UsageStore:
         return int(row[0]) if row else 0
 
     @staticmethod
-    async def pseudonymise(tx: Connection, user_id: int) -> int:
+    async def pseudonymise(
+        tx: Connection, user_id: int, *, forgotten_key: int, day_of: Callable[[float], float]
+    ) -> int:
         """/forget: the user's rows get one random negative id (their private chat too; a group's id is
-        dropped), so spend totals stay and nothing points back at the person. Returns the rows changed."""
+        dropped), so spend totals stay and nothing points back at the person. What their budgets still
+        need this month is kept apart as one sum per day under `forgotten_key` (a keyed hash of the id whose
+        key is not in the database): no exact cost or time to match against the ledger, no id to join on.
+        Returns the ledger rows changed."""
         pseudonym = -(secrets.randbelow(2**62) + 1)
-        await tx.execute(
-            """INSERT INTO forgotten_spend (user_id, cost_usd, created_at)
-               SELECT user_id, cost_usd, created_at FROM usage_ledger WHERE user_id = ? AND created_at >= ?""",
+        recent = await tx.fetch_all(
+            "SELECT cost_usd, created_at FROM usage_ledger WHERE user_id = ? AND created_at >= ?",
             (user_id, time.time() - FORGOTTEN_SPEND_DAYS * 86400),
         )
+        days: dict[float, float] = {}
+        for cost, at in recent:
+            days[day_of(float(at))] = days.get(day_of(float(at)), 0.0) + float(cost)
+        for day, cost in sorted(days.items()):
+            await tx.execute(
+                "INSERT INTO forgotten_spend (user_id, cost_usd, created_at) VALUES (?, ?, ?)",
+                (forgotten_key, cost, day),
+            )
         return await tx.execute(
             """UPDATE usage_ledger SET chat_id = CASE WHEN chat_id = user_id THEN CAST(? AS BIGINT) ELSE NULL END,
                    user_id = ?

@@ -183,7 +183,7 @@ async def test_raw_audio_kept_when_asked_and_forgotten_with_the_user(
         with sqlite3.connect(tmp_path / "parley.db") as db:
             [(kept,)] = db.execute("SELECT data FROM kept_audio WHERE user_id = ?", (FRIEND,)).fetchall()
         assert kept == note
-        report = await bot.services.storage.privacy.forget_user(FRIEND)
+        report = await bot.services.engine.forget(FRIEND)
         assert report.turns == 2
         assert await bot.services.storage.privacy.kept_audio_count() == 0
 
@@ -263,11 +263,14 @@ async def test_forget_keeps_totals_and_does_not_reset_budgets(tmp_path: Path) ->
     assert cost > 0
     before_user = await storage.usage.spent(0, user_id=FRIEND)
     before_all = await storage.usage.spent(0)
-    await storage.privacy.forget_user(FRIEND)
+    await storage.privacy.forget_user(FRIEND, forgotten_key=spend.forgotten_key(FRIEND))
     with sqlite3.connect(tmp_path / "parley.db") as db:
         assert db.execute("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (FRIEND,)).fetchone()[0] == 0
     assert await storage.usage.spent(0) == pytest.approx(before_all)  # the totals stay …
-    assert await storage.usage.spent(0, user_id=FRIEND) == pytest.approx(before_user)  # … and so does the budget
+    assert await storage.usage.spent(0, user_id=FRIEND, forgotten_key=spend.forgotten_key(FRIEND)) == pytest.approx(
+        before_user
+    )  # … and so does the budget
     await storage.privacy.apply_retention(days=30, audio_days=7, now=time.time() + 40 * DAY)
-    assert await storage.usage.spent(0, user_id=FRIEND) == 0  # until no budget period can see it
+    assert await storage.usage.spent(0, user_id=FRIEND, forgotten_key=spend.forgotten_key(FRIEND)) == 0  # until no
+    # budget period can see it
     await storage.close()

@@ -192,3 +192,39 @@ async def test_a_job_that_raises_is_finished_and_its_sender_told(
         [told] = await telegram.wait_sent(FRIEND)
     assert told.text == texts.FAILED_UNEXPECTEDLY
     assert rows(tmp_path / "parley.db", "SELECT state FROM jobs WHERE id = ?", job_id) == [("failed",)]
+
+
+async def test_an_allowed_username_follows_the_person_not_the_name(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(env(telegram, openai_api, tmp_path, PARLEY_ALLOWED="@friendly_one")):
+        telegram.push_text(FRIEND, telegram.user(FRIEND, "Friend", username="friendly_one"), "hi")
+        [first] = await telegram.wait_sent(FRIEND)
+        # The friend renames; someone else takes the name.
+        telegram.push_text(FRIEND, telegram.user(FRIEND, "Friend", username="friend_renamed"), "still me")
+        telegram.push_text(STRANGER, telegram.user(STRANGER, "Mallory", username="friendly_one"), "me too?")
+        second = (await telegram.wait_sent(FRIEND, count=2))[1]
+        [refusal] = await telegram.wait_sent(STRANGER)
+    assert first.kind == "voice" and second.kind == "voice"  # renaming lost nothing …
+    assert refusal.text == texts.refused(STRANGER)  # … and the name's new holder is not the friend
+    assert rows(tmp_path / "parley.db", "SELECT username, user_id FROM username_bindings") == [
+        ("@friendly_one", FRIEND)
+    ]
+
+
+async def test_a_denied_username_cannot_be_escaped_by_renaming(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    admin = telegram.user(ADMIN, "Admin")
+    async with running_bot(env(telegram, openai_api, tmp_path, PARLEY_ALLOWED="*")):
+        telegram.push_text(ADMIN, admin, "/deny @trolluser")
+        await telegram.wait_sent(ADMIN)
+        telegram.push_text(STRANGER, telegram.user(STRANGER, "Troll", username="trolluser"), "let me in")
+        [refusal] = await telegram.wait_sent(STRANGER)
+        telegram.push_text(STRANGER, telegram.user(STRANGER, "Troll", username="nice_person"), "I'm new here")
+        telegram.push_text(FRIEND, telegram.user(FRIEND, "Friend"), "hello")  # a later update, to know
+        await telegram.wait_sent(FRIEND)  # the renamed troll's was handled
+        await telegram.wait_consumed()
+    assert refusal.text == texts.refused(STRANGER)
+    assert len(telegram.sent_to(STRANGER)) == 1  # refused again (told once within the hour)
+    assert len(openai_api.chat_requests()) == 1  # only the friend's turn reached the model

@@ -27,12 +27,13 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     await storage.turns.set_summary(turn.conversation_id, "they said hello", turn.id)
     await storage.privacy.keep_audio(turn.id, user, b"OggS raw note")
     await storage.access.set("@friend", allowed=True, changed_by=user)
+    await storage.access.bind("@friend", user)
     await storage.access.note_refusal(999, quiet_seconds=3600)
     await storage.groups.record(GroupMessage(-100, 1, None, user, "Ann", "text", "hi all", None, None, None, 1.5))
     await storage.groups.set_digest(-100, "09:00", "Europe/Berlin")
     await storage.cache.put("transcribe:abc", "words", user_id=user)
     await storage.usage.record(LedgerEntry(77, 77, "reply", Usage(model="gpt-audio", prompt_tokens=5), 0.01))
-    await storage.privacy.forget_user(77)  # leaves a forgotten_spend row
+    await storage.privacy.forget_user(77, forgotten_key=-77)  # leaves a forgotten_spend row
 
 
 def _sqlite_tables(path: Path) -> dict[str, list[tuple]]:

@@ -195,7 +195,7 @@ async def test_forget_pseudonymises_the_ledger_and_keeps_the_totals(storage: Sto
     await charge(s, ANN, 3)
     await s.record(user_id=ANN, chat_id=-100123, purpose="summary", usage=Usage("m", prompt_tokens=2))
     await charge(s, BOB, 4)
-    await storage.privacy.forget_user(ANN)
+    await storage.privacy.forget_user(ANN, forgotten_key=s.forgotten_key(ANN), day_of=s.day_of)
 
     assert await storage.usage.rows_of(ANN) == 0
     assert await storage.usage.spent(0.0) == pytest.approx(9.0)  # totals stay

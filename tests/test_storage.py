@@ -230,7 +230,7 @@ async def test_forget_deletes_everything_about_the_user_only(storage: Storage) -
     await storage.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="secret")])
     await storage.turns.add([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text="kept")])
     await storage.usage.record(LedgerEntry(1, 1, "reply", Usage(model="m", prompt_tokens=1), 1.0))
-    report = await storage.privacy.forget_user(1)
+    report = await storage.privacy.forget_user(1, forgotten_key=-1)
     assert (report.turns, report.conversations, report.user_rows) == (1, 1, 1)
     assert await storage.turns.count(1) == 0
     assert (await storage.users.preferences(1)).voice is None
@@ -238,7 +238,7 @@ async def test_forget_deletes_everything_about_the_user_only(storage: Storage) -
     assert await storage.turns.count(2) == 1
     assert await storage.usage.rows_of(1) == 0
     assert await storage.usage.spent(0.0) == pytest.approx(1.0)  # the amount stays, under a pseudonym
-    assert await storage.usage.spent(0.0, user_id=1) == pytest.approx(1.0)  # and still counts this month
+    assert await storage.usage.spent(0.0, user_id=1, forgotten_key=-1) == pytest.approx(1.0)  # still counted
     assert (await storage.privacy.export_user(1))["conversations"] == []
     assert await storage.db.fetch_all("SELECT id FROM turns WHERE text = 'secret'") == []
 
@@ -276,7 +276,7 @@ async def test_forgotten_words_survive_in_no_file(tmp_path: Path) -> None:
     try:
         await store.turns.add([NewTurn(chat_id=1, user_id=1, role="user", kind="text", text="my-secret-phrase " * 20)])
         await store.turns.add([NewTurn(chat_id=2, user_id=2, role="user", kind="text", text="someone else")])
-        await store.privacy.forget_user(1)
+        await store.privacy.forget_user(1, forgotten_key=-1)
         assert b"my-secret-phrase" not in _database_files(tmp_path)
         assert await store.turns.count(2) == 1
     finally:
