@@ -7,6 +7,7 @@ A redelivered update finds its row already there and is dropped, so nothing is a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -33,6 +34,10 @@ BACKGROUND_SHARE = 0.5
 """Background work (a group log's transcriptions) may queue up to half of PARLEY_MAX_QUEUE beside it …"""
 BACKGROUND_CHAT_SHARE = 0.25
 """… and one chat up to a quarter of that."""
+
+STORAGE_RETRY_SECONDS = 5.0
+STORAGE_RETRIES = 720
+"""A job the database will not let start is asked about again every 5 s, for up to an hour."""
 
 MAX_ATTEMPTS = 3
 """A job that was started this often without finishing (the process died each time) is given up on."""
@@ -70,9 +75,15 @@ class Dispatcher:
             log.warning("chat=%s message=%s refused: %d jobs queued", chat_id, message_id, waiting)
             await tell(self.edge.bot, chat_id, texts.BUSY, reply_to=message_id)
             return False
-        job_id = await self.storage.jobs.add(
-            chat_id=chat_id, source=source, kind=job.kind, payload=job.to_json(), message_id=message_id
-        )
+        try:
+            job_id = await self.storage.jobs.add(
+                chat_id=chat_id, source=source, kind=job.kind, payload=job.to_json(), message_id=message_id
+            )
+        except Exception:  # the database refuses writes (a full disk …): the message cannot be taken
+            log.exception("chat=%s message=%s could not be stored", chat_id, message_id)
+            if not route.background:
+                await tell(self.edge.bot, chat_id, texts.NOT_STORED, reply_to=message_id)
+            return False
         if job_id is None:
             log.info("chat=%s %s already accepted: redelivered update ignored", chat_id, source)
             return False
@@ -106,8 +117,8 @@ class Dispatcher:
             log.info("chat=%s job=%s left queued: shutting down", chat_id, job_id)
 
     async def run(self, job_id: int) -> None:
-        row = await self.storage.jobs.start(job_id)
-        if row is None:  # finished meanwhile (e.g. run by a Retry tap)
+        row = await self._start(job_id)
+        if row is None:  # finished meanwhile (e.g. run by a Retry tap), or the database is still refusing
             return
         route = self.routes.get(row.kind)
         started, outcome, ok = time.perf_counter(), "failed", False
@@ -120,7 +131,7 @@ class Dispatcher:
             self.metrics.error(outcome)
             # Finished, as failed: a job that raised must not sit "working" to be re-run at some later start;
             # and whoever sent it is told, not left waiting for an answer that will never come.
-            await self.storage.jobs.finish(job_id, ok=False, error=outcome)
+            await self._finish(job_id, ok=False, error=outcome)
             if route is not None and not route.background:
                 await tell(self.edge.bot, row.chat_id, texts.FAILED_UNEXPECTEDLY, reply_to=row.message_id)
             raise
@@ -135,7 +146,28 @@ class Dispatcher:
                     (time.perf_counter() - started) * 1000,
                     outcome,
                 )
-        await self.storage.jobs.finish(job_id, ok=ok, error=None if ok else "failed")
+        await self._finish(job_id, ok=ok, error=None if ok else "failed")
+
+    async def _start(self, job_id: int) -> JobRow | None:
+        """Mark the job working. A database that refuses the write (a full disk) is asked again every
+        few seconds: the job was accepted, so it is answered once writes work again, not at the next start."""
+        for attempt in range(STORAGE_RETRIES):
+            try:
+                return await self.storage.jobs.start(job_id)
+            except Exception as exc:
+                if attempt == 0:
+                    log.error("job=%s cannot start, the database refuses writes (%s): trying again", job_id, exc)
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
+        log.error("job=%s left queued: the database kept refusing writes", job_id)
+        return None
+
+    async def _finish(self, job_id: int, *, ok: bool, error: str | None) -> None:
+        """Finish the job; when even that cannot be written, it is left to be resumed (a reply once sent is
+        marked, so it is not sent twice)."""
+        try:
+            await self.storage.jobs.finish(job_id, ok=ok, error=error)
+        except Exception:
+            log.exception("job=%s could not be marked finished", job_id)
 
     def _run_of(self, row: JobRow) -> Run:
         return Run(job_id=row.id, chat_id=row.chat_id, message_id=row.message_id, edge=self.edge)

@@ -157,7 +157,11 @@ class Intake:
             if message is None:
                 return
             for handler in handlers:
-                await handler(message, self)
+                try:
+                    await handler(message, self)
+                except Exception:  # one failing (the group log's write) must not keep the next from its turn
+                    log.exception("chat=%s message=%s not handled by %s", message.chat_id, message.message_id,
+                                  getattr(handler, "__name__", handler))  # fmt: skip
 
         return handle
 

@@ -59,6 +59,9 @@ _FIXED: dict[str, str] = {
         "Sorry, something went wrong on my side and I couldn't answer this message. Please send it again."
     ),
     "NOT_YOUR_BUTTON": N_("This button belongs to someone else's message."),
+    "NOT_STORED": N_(
+        "Sorry, I couldn't take this message just now (my storage is full). Please send it again later."
+    ),
     "REFUSED_SHORT": N_("This bot is private."),
     "ADMIN_ONLY": N_("That command is for the bot's admins."),
     "ALLOW_USAGE": N_("Usage: /allow ID — a user id, an @username, or a group chat id (negative)."),

@@ -6,12 +6,15 @@ SQLite, sit on top and take effect at once. A deny beats an allow; admins are al
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
 
 from storage import Storage
+
+log = logging.getLogger(__name__)
 
 _USERNAME_RE = re.compile(r"^@?([A-Za-z][A-Za-z0-9_]{3,31})$")
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
@@ -118,7 +121,12 @@ class AccessPolicy:
         keys = {str(who.user_id)} | {name for name, user_id in bindings.items() if user_id == who.user_id}
         current = "@" + who.username.lower() if who.username else None
         if current in named and current not in bindings:
-            if await self.storage.access.bind(current, who.user_id) == who.user_id:
+            try:
+                bound = await self.storage.access.bind(current, who.user_id)
+            except Exception:  # a database refusing writes: bound at the next update instead
+                log.exception("could not bind %s", current)
+                bound = who.user_id
+            if bound == who.user_id:
                 keys.add(current)
         return keys
 
