@@ -104,7 +104,9 @@ class PrivacyStore:
             (user_id,),
         )
         conversations = await self._db.fetch_all(
-            "SELECT id, chat_id, started_at, ended_at FROM conversations WHERE user_id = ? ORDER BY id", (user_id,)
+            """SELECT c.id, c.chat_id, c.started_at, c.ended_at, s.summary FROM conversations c
+               LEFT JOIN conversation_summaries s ON s.conversation_id = c.id WHERE c.user_id = ? ORDER BY c.id""",
+            (user_id,),
         )
         turns = await self._db.fetch_all(
             """SELECT conversation_id, role, kind, text, audio_seconds, model, prompt_tokens, completion_tokens,
@@ -146,9 +148,10 @@ class PrivacyStore:
                     "chat_id": chat_id,
                     "started": _iso(started),
                     "ended": _iso(ended) if ended else None,
+                    "summary_of_earlier_turns": summary,
                     "turns": by_conversation.get(conversation_id, []),
                 }
-                for conversation_id, chat_id, started, ended in conversations
+                for conversation_id, chat_id, started, ended, summary in conversations
             ],
             "stored_audio_files": await self.kept_audio_count(user_id),
             "group_messages": [
@@ -156,6 +159,27 @@ class PrivacyStore:
                 for chat_id, at, kind, text in await self._db.fetch_all(
                     "SELECT chat_id, sent_at, kind, text FROM group_messages WHERE user_id = ? ORDER BY id",
                     (user_id,),
+                )
+            ],
+            "transcripts_requested": [
+                {"at": _iso(at), "text": value}
+                for key, value, at in await self._db.fetch_all(
+                    "SELECT key, value, created_at FROM tool_cache WHERE user_id = ? ORDER BY created_at",
+                    (user_id,),
+                )
+                if key.startswith("transcribe:")
+            ],
+            "messages_not_answered": await self._unanswered(user_id),
+            "refusals": [
+                {"times_refused": refused, "last_told": _iso(told)}
+                for told, refused in await self._db.fetch_all(
+                    "SELECT last_notice_at, refused FROM refusals WHERE user_id = ?", (user_id,)
+                )
+            ],
+            "usernames_bound_to_you": [
+                name
+                for (name,) in await self._db.fetch_all(
+                    "SELECT username FROM username_bindings WHERE user_id = ?", (user_id,)
                 )
             ],
             "usage": [
@@ -174,6 +198,24 @@ class PrivacyStore:
                 )
             ],
         }
+
+    async def _unanswered(self, user_id: int) -> list[dict[str, Any]]:
+        """Messages of theirs that failed or wait in a job (in any chat): the words they carry."""
+        rows = await self._db.fetch_all(
+            """SELECT chat_id, kind, state, payload, created_at FROM jobs
+               WHERE state IN ('failed', 'queued', 'working') AND payload LIKE ? ORDER BY id""",
+            (f"%{user_id}%",),
+        )
+        found = []
+        for chat_id, kind, state, payload, created in rows:
+            data = json.loads(payload)
+            message = data.get("message") if isinstance(data, dict) else None
+            sender = message.get("from") if isinstance(message, dict) else None
+            if not isinstance(sender, dict) or sender.get("id") != user_id:
+                continue
+            words = message.get("text") or message.get("caption") if isinstance(message, dict) else None
+            found.append({"chat_id": chat_id, "job": kind, "state": state, "text": words, "at": _iso(created)})
+        return found
 
 
 def _iso(seconds: float) -> str:

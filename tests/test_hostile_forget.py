@@ -4,6 +4,7 @@ jobs were left in; and what their budgets still need this month is kept under no
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -119,3 +120,37 @@ def _database_files(folder: Path) -> bytes:
 
 def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+async def test_export_holds_the_summary_transcripts_failed_messages_and_refusals(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    db = tmp_path / "parley.db"
+    zeb = telegram.user(ZEB, NAME, username=USERNAME)
+    async with running_bot(lab_env(telegram, openai_api, db, PARLEY_ALLOWED=str(GROUP))):
+        telegram.push_text(ZEB, zeb, "let me in")  # refused: a refusal record
+        await telegram.wait_sent(ZEB)
+    allowed = lab_env(telegram, openai_api, db, PARLEY_ALLOWED=str(ZEB), PARLEY_HISTORY_TURNS="2")
+    async with running_bot(allowed):
+        for words in ("my cat is Tom", "I live in Oslo", "third"):
+            telegram.push_text(ZEB, zeb, words)
+        await openai_api.wait_for(lambda: any(r.json["model"] == "gpt-4o-mini" for r in openai_api.chat_requests()))
+        note = telegram.push_voice(ZEB, zeb, make_voice_ogg(1.0))
+        telegram.push_text(ZEB, zeb, "/transcribe", reply_to=note)
+        await telegram.wait_for(lambda: any(m.text and m.text.startswith("I heard") for m in telegram.sent_to(ZEB)))
+        await telegram.wait_consumed()
+        openai_api.fail_next(500)
+        telegram.push_text(ZEB, zeb, f"this one fails {WORDS[3]}")
+        await telegram.wait_for(lambda: any(m.reply_markup for m in telegram.sent_to(ZEB)))
+        telegram.push_text(ZEB, zeb, "/export")
+        await telegram.wait_for(lambda: any(m.kind == "document" for m in telegram.sent_to(ZEB)))
+    [document] = [m for m in telegram.sent_to(ZEB) if m.kind == "document"]
+    data = json.loads(document.data)
+    summaries = [c["summary_of_earlier_turns"] for c in data["conversations"] if c["summary_of_earlier_turns"]]
+    assert summaries and "my cat is Tom" in summaries[0]
+    [transcript] = data["transcripts_requested"]
+    assert transcript["text"].startswith("I heard")
+    [unanswered] = data["messages_not_answered"]
+    assert unanswered["state"] == "failed" and WORDS[3] in unanswered["text"]
+    [refusal] = data["refusals"]
+    assert refusal["times_refused"] == 1
