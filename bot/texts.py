@@ -59,6 +59,10 @@ _FIXED: dict[str, str] = {
         "Sorry, something went wrong on my side and I couldn't answer this message. Please send it again."
     ),
     "NOT_YOUR_BUTTON": N_("This button belongs to someone else's message."),
+    "ANONYMOUS_SENDER": N_(
+        "I can't tell anonymous admins (or channels) apart, so I only hold conversations with people writing "
+        "as themselves."
+    ),
     "NOT_STORED": N_(
         "Sorry, I couldn't take this message just now (my storage is full). Please send it again later."
     ),

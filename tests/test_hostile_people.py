@@ -228,3 +228,22 @@ async def test_a_denied_username_cannot_be_escaped_by_renaming(
     assert refusal.text == texts.refused(STRANGER)
     assert len(telegram.sent_to(STRANGER)) == 1  # refused again (told once within the hour)
     assert len(openai_api.chat_requests()) == 1  # only the friend's turn reached the model
+
+
+async def test_anonymous_admins_share_no_conversation(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    anonymous = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+    as_group = {"id": GROUP, "type": "supergroup", "title": "Lab supergroup"}
+    text = f"{BOT} remember my secret plan"
+    fields = {"text": text, "entities": [{"type": "mention", "offset": 0, "length": len(BOT)}]}
+    async with running_bot(env(telegram, openai_api, tmp_path)):
+        telegram.push_text(GROUP, telegram.user(FRIEND, "Friend"), "hello all", chat_type="supergroup")
+        asked = telegram.push_message(
+            GROUP, FRIEND, {**fields, "from": anonymous, "sender_chat": as_group}, chat_type="supergroup"
+        )
+        [answer] = await telegram.wait_sent(GROUP)
+        await telegram.wait_consumed()
+    assert answer.text == texts.ANONYMOUS_SENDER and answer.reply_to_message_id == asked
+    assert openai_api.chat_requests() == []  # nothing paid, nothing remembered for the next anonymous admin
+    assert rows(tmp_path / "parley.db", "SELECT COUNT(*) FROM turns") == [(0,)]

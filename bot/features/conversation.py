@@ -70,6 +70,10 @@ async def answer(job: Converse, run: Run) -> bool:
     chat_id, user = message.chat_id, message.from_user
     if user is None:  # handlers only queue messages with a sender
         return True
+    if message.sender_chat is not None:
+        # Sent as the group (an anonymous admin) or a channel: whoever it is cannot be told apart from the
+        # next one, so no conversation (memory, budget) is kept with them; they are told so, at no cost.
+        return await run.say(texts.ANONYMOUS_SENDER, reply_to=message.message_id)
     services = run.services
     kind = "voice" if media_of(message) else "text"
     thread = message.message_thread_id if message.is_topic_message else None
