@@ -56,6 +56,15 @@ class PrivacyStore:
         await self._db.scrub()
         return report
 
+    async def work_in_flight(self, user_id: int, *, besides: int) -> int:
+        """Jobs running now (other than `besides`) that carry the person's messages: what they store when
+        they finish arrives after a /forget made meanwhile, so /forget waits for them and forgets again."""
+        rows = await self._db.fetch_all(
+            "SELECT id, payload FROM jobs WHERE state = 'working' AND id <> ? AND payload LIKE ?",
+            (besides, f"%{user_id}%"),
+        )
+        return sum(1 for _, payload in rows if _mentions(json.loads(payload), user_id))
+
     # --- raw audio (opt-in) ------------------------------------------------------------------------
 
     async def keep_audio(self, turn_id: int, user_id: int, data: bytes) -> None:
@@ -161,7 +170,7 @@ class PrivacyStore:
                     (user_id,),
                 )
             ],
-            "transcripts_requested": [
+            "transcripts_of_your_recordings": [
                 {"at": _iso(at), "text": value}
                 for key, value, at in await self._db.fetch_all(
                     "SELECT key, value, created_at FROM tool_cache WHERE user_id = ? ORDER BY created_at",

@@ -3,6 +3,7 @@ confirming tap), and the retention that deletes what is older than PARLEY_RETENT
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -70,6 +71,13 @@ async def forget_tapped(tap: ForgetAnswer, press: Press, run: Run) -> str:
     if tap.answer != "yes":
         return texts.FORGET_CANCELLED
     report = await run.services.engine.forget(press.user_id)
+    # Their messages being answered right now (in a group, say) store their words when they finish: wait
+    # for those, then forget once more, so nothing of theirs is written after the answer says it is gone.
+    for _ in range(FORGET_WAIT_SECONDS):
+        if not await run.services.storage.privacy.work_in_flight(press.user_id, besides=run.job_id):
+            break
+        await asyncio.sleep(1.0)
+    await run.services.engine.forget(press.user_id)
     return texts.forget_done(report.turns)
 
 
@@ -87,6 +95,9 @@ async def send_export(job: Export, run: Run) -> bool:
         return False
     return True
 
+
+FORGET_WAIT_SECONDS = 300
+"""How long /forget waits for the person's messages being answered elsewhere before forgetting again."""
 
 BUTTONS = (Button(ForgetAnswer, forget_tapped),)
 

@@ -123,9 +123,12 @@ async def _transcript(
     ) as status:
         text = await run.services.voice_tools.transcribe(data, meter, progress=_reporting(status, "Transcribing"))
     await progress.stop()
-    media = media_of(message if media_of(message) else message.reply_to_message)
-    if media is not None:
-        await run.services.storage.cache.put(f"transcribe:{media.file_unique_id}", text, user_id=user_id)
+    recording = message if media_of(message) else message.reply_to_message
+    media = media_of(recording)
+    if media is not None and recording is not None:
+        # The words are the speaker's: kept under their id, so their /forget and /export reach them.
+        speaker = recording.from_user.id if recording.from_user else user_id
+        await run.services.storage.cache.put(f"transcribe:{media.file_unique_id}", text, user_id=speaker)
     await _send_long(run, text, reply_to=message.message_id)
 
 
