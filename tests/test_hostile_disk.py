@@ -99,3 +99,29 @@ def _replied(telegram: FakeTelegram, asked: list[int]) -> bool:
 
 async def _in_thread(function: Callable[[Path], Path], disk: Path) -> Path:
     return await asyncio.to_thread(function, disk)
+
+
+async def test_what_was_taken_is_answered_when_room_returns(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    friend = telegram.user(FRIEND, "Friend")
+    with small_filesystem(tmp_path / "disk") as disk:
+        env = lab_env(telegram, openai_api, disk / "parley.db", PARLEY_ALLOWED=str(FRIEND))
+        env["PYTHONPATH"] = CHECKOUT
+        process = ParleyProcess(env, tmp_path)
+        await process.start()
+        try:
+            openai_api.latency = 3.0  # the first is being answered; the other two are taken and wait their turn
+            taken = [telegram.push_text(FRIEND, friend, f"taken {i}") for i in range(3)]
+            await telegram.wait_consumed(timeout=30)
+            await openai_api.wait_for(lambda: len(openai_api.chat_requests()) >= 1)
+            filler = await _in_thread(fill, disk)  # the disk fills up meanwhile
+            openai_api.latency = 0.0
+            await telegram.wait_for(lambda: _answered(telegram, taken[:1]), timeout=30, what="the first, a word")
+            await asyncio.sleep(6)  # the next cannot even be started
+            filler.unlink()  # room again: no restart
+            await telegram.wait_for(lambda: _replied(telegram, taken[1:]), timeout=60, what="the taken ones")
+        finally:
+            process.signal(signal.SIGTERM)
+            await process.wait(60)
+    assert "the database refuses writes" in process.text  # they really waited for room
