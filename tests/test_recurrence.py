@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 from parley.actions import Toolbox, ToolCall, ToolContext
 from parley.actions.builtin.clock import current_time
-from parley.actions.recurrence import describe, next_due, spoken_time
+from parley.actions.recurrence import describe, next_due, spoken_due, spoken_time
+from parley.actions.zones import find_zone, local_now
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -69,3 +70,18 @@ async def test_current_time_is_the_persons_and_is_never_guessed_without_a_zone()
     unknown = await box.run(call, ToolContext(user_id=1, chat_id=1, now=now, timezone=None))
     assert not unknown.ok
     assert "timezone is not known" in json.loads(unknown.content)["error"]
+
+
+def test_timezones_are_found_as_people_name_them_and_never_guessed_between_several() -> None:
+    assert find_zone("Europe/Berlin") == find_zone("berlin") == find_zone(" BERLIN ") == "Europe/Berlin"
+    assert find_zone("new york") == "America/New_York"
+    assert find_zone("UTC") == "UTC"
+    assert find_zone("Mars/Olympus") is None and find_zone("") is None
+    assert find_zone("Indianapolis") is None  # two zones end so: ask, never pick one
+    assert find_zone("America/Indianapolis") == "America/Indianapolis"
+    assert local_now("Asia/Tokyo", datetime(2026, 11, 29, 23, 30, tzinfo=ZoneInfo("UTC")).timestamp()) == (
+        "08:30 on Monday"
+    )
+    assert spoken_due(datetime(2026, 11, 30, 8, 0, tzinfo=BERLIN).timestamp(), "Europe/Berlin") == (
+        "Monday 30 November 2026 at 08:00"
+    )

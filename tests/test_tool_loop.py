@@ -16,7 +16,6 @@ from lab import FakeOpenAI
 from parley import tokens
 from parley.actions import Toolbox, ToolContext, load
 from parley.actions.loop import TOOL_RULES, SpendMeter, ToolTurn, converse
-from parley.errors import ModelError
 from parley.model import ModelClient
 from parley.prices import PriceTable
 from parley.spend import BudgetExceeded, Limits, Spend
@@ -83,7 +82,7 @@ async def test_the_model_calls_a_tool_gets_its_result_and_answers_with_every_rou
     [outcome] = turn.outcomes
     assert outcome.ok and json.loads(outcome.content)["timezone"] == "Asia/Tokyo"
     first, second = (r.json for r in openai_api.chat_requests())
-    assert [t["function"]["name"] for t in first["tools"]] == ["current_time"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["current_time", "set_timezone"]
     assert TOOL_RULES in first["messages"][0]["content"]
     call_message, tool_message = second["messages"][-2:]
     [call] = call_message["tool_calls"]
@@ -109,11 +108,6 @@ async def test_after_the_last_round_the_model_must_answer_without_tools(
     assert second["tool_choice"] == "none"
     results = [m["content"] for m in second["messages"] if m["role"] == "tool"]
     assert json.loads(results[1]) == {"error": "the moon is not available today"}
-
-    openai_api.queue_tool_calls(("echo", {"word": "a"}))
-    openai_api.queue_tool_calls(("echo", {"word": "b"}))  # the model ignores tool_choice=none
-    with pytest.raises(ModelError, match="kept calling tools"):
-        await ask(model, spend, toolbox, "again", rounds=1)
 
 
 async def test_a_round_that_would_cross_the_budget_is_never_made(

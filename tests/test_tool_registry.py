@@ -42,7 +42,8 @@ def test_builtins_are_entry_points_like_any_plugin() -> None:
     assert all(found[name].value.startswith("parley.actions.builtin.") for name in ("datetime", "reminders"))
     names = [t.name for t in load(["datetime", "reminders", "group_memory"])]
     assert names == [
-        "current_time", "create_reminder", "list_reminders", "cancel_reminder", "search_group_log", "read_group_log",
+        "current_time", "set_timezone", "create_reminder", "list_reminders", "cancel_reminder",
+        "search_group_log", "read_group_log",
     ]  # fmt: skip
 
 

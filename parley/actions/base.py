@@ -92,6 +92,8 @@ class ToolContext:
     reminders: ReminderBook | None = None
     group_log: GroupLog | None = None
     """Only when the call was made in a group: that group's log."""
+    set_timezone: Callable[[str], Awaitable[None]] | None = None
+    """Records the caller's own timezone (an IANA name already checked)."""
 
     def zone(self) -> ZoneInfo | None:
         return ZoneInfo(self.timezone) if self.timezone else None

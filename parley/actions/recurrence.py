@@ -83,3 +83,8 @@ def describe(first: datetime, repeat: str) -> str:
 def spoken_time(at: datetime) -> str:
     """`Monday 30 November 2026 at 09:00`: unambiguous, and what the confirmation repeats."""
     return f"{at.strftime('%A')} {at.day} {at.strftime('%B %Y')} at {at.strftime('%H:%M')}"
+
+
+def spoken_due(due_at: float, zone: str) -> str:
+    """When a stored reminder fires next, as the person's clock shows it."""
+    return spoken_time(datetime.fromtimestamp(due_at, ZoneInfo(zone)))
