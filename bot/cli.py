@@ -81,6 +81,9 @@ async def _serve(settings: Settings) -> None:
         ) from exc
     try:
         services = Services.build(settings, storage)
+    except ConfigError as exc:  # a tool named in PARLEY_TOOLS that cannot be loaded
+        await storage.close()
+        raise StartupError("\n".join(exc.problems), EXIT_CONFIG) from exc
     except BaseException:
         await storage.close()
         raise

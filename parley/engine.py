@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 import time
@@ -15,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.actions.loop import SpendMeter, ToolScope, ToolTurn, converse
+from parley.actions.runner import Toolbox
 from parley.audio import AudioConverter, WavAudio
 from parley.audio.converter import VoiceStream
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
@@ -98,6 +101,9 @@ class ConversationEngine:
         summary_model: str = "gpt-4o-mini",
         max_voice_seconds: float | None = None,
         stream_replies: bool = True,
+        tools: Toolbox | None = None,
+        tool_scope: ToolScope | None = None,
+        tool_rounds: int = 3,
     ) -> None:
         self.storage = storage
         self.model = model
@@ -114,6 +120,10 @@ class ConversationEngine:
         self.stream_replies = stream_replies
         """Ask for the reply streamed and encode its voice note as it arrives (off for OpenAI-compatible
         servers that cannot stream audio)."""
+        self.tools = tools if tools and tool_scope is not None else None
+        """Offered to the model (PARLEY_TOOLS); None: plain replies, exactly as without tools."""
+        self.tool_scope = tool_scope
+        self.tool_rounds = tool_rounds
 
     async def model_of(self, user_id: int) -> str:
         """The user's /model choice while it is still offered, else the default (PARLEY_MODEL)."""
@@ -207,15 +217,17 @@ class ConversationEngine:
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
         speak = request.reply_mode != "text" or wav is None
         # The reply is the critical path, so its request goes out first; the transcription rides alongside.
-        streamed = speak and request.reply_mode != "text" and self.stream_replies
+        # With tools the rounds are asked whole: a round's answer may be calls rather than speech.
+        streamed = speak and request.reply_mode != "text" and self.stream_replies and self.tools is None
+        seconds = wav.duration if wav is not None else 0.0
         answer = asyncio.create_task(
             self._streamed(context.messages, voice, model, clock)
             if streamed
-            else self._whole(context.messages, voice, model, speak)
+            else self._whole(request, context.messages, voice, model, speak, seconds, release)
         )
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
         try:
-            reply, voice_ogg = await answer
+            reply, voice_ogg, tool_turn = await answer
         except BaseException:
             await cancel_and_wait([answer, transcription])
             raise
@@ -231,7 +243,8 @@ class ConversationEngine:
             else None
         )
         try:
-            await self._record(request, "reply", reply.usage)
+            if tool_turn is None:  # with tools, each round went into the ledger as it was made
+                await self._record(request, "reply", reply.usage)
             release()  # the real cost is in the ledger now: holding the estimate too would count it twice
 
             late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
@@ -242,7 +255,7 @@ class ConversationEngine:
             else:  # not in yet: store a placeholder now and the words after the reply is out
                 user_text, user_usage = voice_placeholder(wav.duration), None
                 late_transcript = transcription
-            user_turn_id = await self._remember(request, wav, user_text, user_usage, reply)
+            user_turn_id = await self._remember(request, wav, user_text, user_usage, reply, tool_turn)
             if self.keep_audio and request.audio is not None:
                 await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
             if encoding is not None:
@@ -277,14 +290,38 @@ class ConversationEngine:
         return result
 
     async def _whole(
-        self, messages: list[dict[str, Any]], voice: str, model: str, speak: bool
-    ) -> tuple[ModelReply, bytes | None]:
-        """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn)."""
-        return await self.model.reply(messages, voice=voice, model=model, speak=speak), None
+        self,
+        request: TurnRequest,
+        messages: list[dict[str, Any]],
+        voice: str,
+        model: str,
+        speak: bool,
+        audio_seconds: float,
+        release: Callable[[], None],
+    ) -> tuple[ModelReply, bytes | None, ToolTurn | None]:
+        """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn); with tools,
+        after the rounds of calls the model makes first, each held against the budgets and ledgered."""
+        if self.tools is None or self.tool_scope is None:
+            return await self.model.reply(messages, voice=voice, model=model, speak=speak), None, None
+        tool_context = await self.tool_scope.context(
+            chat_id=request.chat_id, user_id=request.user_id, thread_id=request.thread_id
+        )
+        meter = SpendMeter(
+            self.spend, user_id=request.user_id, chat_id=request.chat_id, model=model, audio_seconds=audio_seconds,
+            release_first=release,
+        )  # fmt: skip
+        try:
+            turn = await converse(
+                self.model, messages, toolbox=self.tools, context=tool_context, meter=meter,
+                max_rounds=self.tool_rounds, voice=voice, model_name=model, speak=speak,
+            )  # fmt: skip
+        finally:
+            meter.release()
+        return turn.reply, None, turn
 
     async def _streamed(
         self, messages: list[dict[str, Any]], voice: str, model: str, clock: _Stopwatch
-    ) -> tuple[ModelReply, bytes | None]:
+    ) -> tuple[ModelReply, bytes | None, None]:
         """The reply streamed, its voice note encoded on a codec worker as the audio arrives, so the note is
         ready when the model's last chunk is. If the encoder fails, the words still come (as text)."""
         encoder: VoiceStream | None = None
@@ -324,7 +361,7 @@ class ConversationEngine:
             tool_calls=reply.tool_calls,
             streamed_seconds=reply.audio_seconds,
         )
-        return whole, voice_ogg
+        return whole, voice_ogg, None
 
     async def _encode(self, audio: WavAudio, clock: _Stopwatch) -> bytes | None:
         """The reply as a voice note; None (the reply goes out as text) when ffmpeg cannot make one."""
@@ -390,8 +427,10 @@ class ConversationEngine:
         user_text: str,
         transcription_usage: Usage | None,
         reply: ModelReply,
+        tool_turn: ToolTurn | None = None,
     ) -> int:
         """Store the user's turn and the reply in one transaction; return the user turn's id."""
+        tool_calls = json.dumps(tool_turn.record(), ensure_ascii=False) if tool_turn and tool_turn.outcomes else None
         kind = "voice" if wav is not None else "text"
         user_turn_id, _ = await self.storage.turns.add(
             [
@@ -414,7 +453,8 @@ class ConversationEngine:
                     text=reply.text,
                     message_id=request.message_id,  # the message it answers
                     audio_seconds=reply.audio_seconds,
-                    usage=reply.usage,
+                    usage=tool_turn.usage if tool_turn is not None and tool_turn.usage else reply.usage,
+                    tool_calls=tool_calls,
                     thread_id=request.thread_id,
                 ),
             ],

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley.access import AccessPolicy
+from parley.actions import PluginError, Toolbox
+from parley.actions import load as load_tools
+from parley.actions.scheduler import ReminderScheduler
+from parley.actions.scope import CallerScope
 from parley.audio import AudioConverter, find_ffmpeg
-from parley.config import Settings
+from parley.config import ConfigError, Settings
 from parley.engine import ConversationEngine
 from parley.jobs import ChatScheduler
 from parley.metrics import Metrics
@@ -32,11 +36,23 @@ class Services:
     metrics: Metrics
     summarizer: GroupSummarizer  # /summary and /digest
     voice_tools: VoiceTools  # /transcribe, /tone, /speak: recordings of hours, not minutes
+    tool_scope: CallerScope  # what the model's tools may reach in a turn: the caller's own data
+    reminders: ReminderScheduler | None = None  # started by the edge, which knows how to deliver them
 
     @classmethod
     def build(cls, settings: Settings, storage: Storage) -> Services:
         """Everything else around an opened database (opening it is where start-up usually fails)."""
         metrics = Metrics()
+        try:
+            tools = Toolbox(
+                load_tools(settings.actions.enabled),
+                timeout=settings.actions.timeout_seconds,
+                result_chars=settings.actions.result_chars,
+                secrets=settings.secrets,
+            )
+        except PluginError as exc:
+            raise ConfigError([f"PARLEY_TOOLS: {exc}"]) from exc
+        tool_scope = CallerScope(storage, is_admin=lambda user_id: user_id in settings.access.admins)
         audio = AudioConverter(find_ffmpeg(), timeout=settings.operations.ffmpeg_timeout_seconds)
         client = openai_client(settings)  # OpenAI, or Azure OpenAI when configured
         model = ModelClient(
@@ -56,6 +72,9 @@ class Services:
             summary_model=settings.model.summary_model,
             max_voice_seconds=settings.spend.max_voice_seconds,
             stream_replies=settings.model.stream,
+            tools=tools,
+            tool_scope=tool_scope,
+            tool_rounds=settings.actions.rounds,
         )
         access = AccessPolicy(allowed=settings.access.allowed, admins=settings.access.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.operations.workers)
@@ -86,6 +105,7 @@ class Services:
             metrics=metrics,
             summarizer=summarizer,
             voice_tools=voice_tools,
+            tool_scope=tool_scope,
         )
 
     async def close(self) -> None:

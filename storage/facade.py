@@ -16,6 +16,7 @@ from storage.jobs import JobStore
 from storage.migrations import migrate
 from storage.postgres import PostgresDatabase, is_postgres_url
 from storage.privacy import PrivacyStore
+from storage.reminders import ReminderStore
 from storage.sqlite import SqliteDatabase
 from storage.turns import TurnStore
 from storage.usage import UsageStore
@@ -33,6 +34,7 @@ class Storage:
         self.access = AccessStore(db)
         self.privacy = PrivacyStore(db)
         self.cache = CacheStore(db)
+        self.reminders = ReminderStore(db)
 
     @classmethod
     async def open(cls, where: Path | str) -> Storage:

@@ -273,6 +273,42 @@ async def m008_username_bindings(db: Connection) -> None:
     )
 
 
+@migration
+async def m009_reminders(db: Connection) -> None:
+    """Reminders that fire (claimed with a lease, so several processes fire each once), each person's
+    timezone, and the tool calls a reply made, kept with its turn as text."""
+    await _script(
+        db,
+        """
+        CREATE TABLE reminders (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id       INTEGER NOT NULL,
+            chat_id       INTEGER NOT NULL,
+            thread_id     INTEGER NOT NULL DEFAULT 0,
+            text          TEXT NOT NULL,
+            -- the first occurrence as local wall time (YYYY-MM-DDTHH:MM) in zone: what repeats keep to
+            first_local   TEXT NOT NULL,
+            zone          TEXT NOT NULL,
+            repeat        TEXT NOT NULL CHECK (repeat IN ('none', 'daily', 'weekdays', 'weekly', 'monthly')),
+            due_at        REAL NOT NULL,
+            claimed_by    TEXT,
+            claimed_until REAL,
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            fired_count   INTEGER NOT NULL DEFAULT 0,
+            last_fired_at REAL,
+            done_at       REAL,
+            cancelled_at  REAL,
+            created_at    REAL NOT NULL
+        );
+        CREATE INDEX reminders_due ON reminders (due_at) WHERE done_at IS NULL;
+        CREATE INDEX reminders_by_owner ON reminders (user_id, chat_id) WHERE done_at IS NULL;
+
+        ALTER TABLE users ADD COLUMN timezone TEXT;
+        ALTER TABLE turns ADD COLUMN tool_calls TEXT
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

@@ -52,6 +52,7 @@ class PrivacyStore:
             await tx.execute("DELETE FROM refusals WHERE user_id = ?", (user_id,))
             await tx.execute("DELETE FROM username_bindings WHERE user_id = ?", (user_id,))
             await _forget_in_jobs(tx, user_id)
+            await tx.execute("DELETE FROM reminders WHERE user_id = ?", (user_id,))
             report = ForgetReport(turns, conversations, users)
         await self._db.scrub()
         return report
@@ -109,7 +110,7 @@ class PrivacyStore:
         """Everything stored about a user, as plain data (the /export document)."""
         user = await self._db.fetch_one(
             "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode,"
-            " language FROM users WHERE user_id = ?",
+            " language, timezone FROM users WHERE user_id = ?",
             (user_id,),
         )
         conversations = await self._db.fetch_all(
@@ -119,12 +120,12 @@ class PrivacyStore:
         )
         turns = await self._db.fetch_all(
             """SELECT conversation_id, role, kind, text, audio_seconds, model, prompt_tokens, completion_tokens,
-                      created_at
+                      created_at, tool_calls
                FROM turns WHERE user_id = ? ORDER BY id""",
             (user_id,),
         )
         by_conversation: dict[int, list[dict[str, Any]]] = {}
-        for conversation_id, role, kind, text, seconds, model, prompt, completion, created in turns:
+        for conversation_id, role, kind, text, seconds, model, prompt, completion, created, tool_calls in turns:
             by_conversation.setdefault(conversation_id, []).append(
                 {
                     "role": role,
@@ -134,6 +135,7 @@ class PrivacyStore:
                     "model": model,
                     "tokens": {"prompt": prompt, "completion": completion},
                     "at": _iso(created),
+                    **({"tool_calls": json.loads(tool_calls)} if tool_calls else {}),
                 }
             )
         return {
@@ -151,6 +153,7 @@ class PrivacyStore:
                 "model": user[7],
                 "reply_mode": user[8],
                 "language": user[9],
+                "timezone": user[10],
             },
             "conversations": [
                 {
@@ -163,6 +166,14 @@ class PrivacyStore:
                 for conversation_id, chat_id, started, ended, summary in conversations
             ],
             "stored_audio_files": await self.kept_audio_count(user_id),
+            "reminders": [
+                {"chat_id": chat_id, "text": text, "repeat": repeat, "next": _iso(due), "zone": zone,
+                 "done": _iso(done) if done else None}
+                for chat_id, text, repeat, due, zone, done in await self._db.fetch_all(
+                    "SELECT chat_id, text, repeat, due_at, zone, done_at FROM reminders WHERE user_id = ? ORDER BY id",
+                    (user_id,),
+                )
+            ],
             "group_messages": [
                 {"chat_id": chat_id, "at": _iso(at), "kind": kind, "text": text}
                 for chat_id, at, kind, text in await self._db.fetch_all(

@@ -31,6 +31,7 @@ class NewTurn:
     audio_seconds: float | None = None
     usage: Usage | None = None
     thread_id: int = 0  # a forum topic has its own conversation
+    tool_calls: str | None = None  # JSON: the tools a reply called, with their arguments and results
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Preferences:
     model: str | None = None
     reply_mode: str | None = None
     language: str | None = None  # the locale chosen with /language (e.g. 'pt_BR')
+    timezone: str | None = None  # an IANA name, set by the person (/timezone, or told in conversation)
 
 
 PREFERENCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Preferences))

@@ -46,8 +46,8 @@ class TurnStore:
                 turn_id = await tx.insert(
                     """INSERT INTO turns (conversation_id, chat_id, user_id, message_id, role, kind, text,
                            audio_seconds, model, prompt_tokens, completion_tokens, prompt_audio_tokens,
-                           completion_audio_tokens, cached_tokens, created_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+                           completion_audio_tokens, cached_tokens, tool_calls, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
                     (
                         conversation_id,
                         turn.chat_id,
@@ -63,6 +63,7 @@ class TurnStore:
                         usage.prompt_audio_tokens if usage else None,
                         usage.completion_audio_tokens if usage else None,
                         usage.cached_tokens if usage else None,
+                        turn.tool_calls,
                         time.time(),
                     ),
                 )

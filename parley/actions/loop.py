@@ -85,6 +85,12 @@ class SpendMeter:
             self._held = None
 
 
+class ToolScope(Protocol):
+    """Makes the ToolContext of a turn: the caller's own data, nothing wider (parley.actions.scope)."""
+
+    async def context(self, *, chat_id: int, user_id: int, thread_id: int = 0) -> ToolContext: ...
+
+
 @dataclass(slots=True)
 class ToolTurn:
     reply: ModelReply
