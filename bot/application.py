@@ -10,6 +10,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.dispatch import Dispatcher
+from bot.features import reminders
 from bot.features.groups import schedule
 from bot.features.privacy import apply_retention
 from bot.intake import Intake
@@ -79,6 +80,7 @@ async def run_bot(
                 )  # fmt: skip
             await dispatcher.resume()
             await schedule.restore(dispatcher.edge)
+            services.reminders = reminders.start(dispatcher.edge)
             if on_started is not None:
                 on_started(app)
             await receiver.start()
@@ -90,6 +92,8 @@ async def run_bot(
         finally:
             # Also on a failed start: a still-running Application would hide the real error at shutdown.
             await receiver.stop()
+            if services.reminders is not None:
+                await services.reminders.stop()
             await services.scheduler.shutdown(services.settings.operations.shutdown_seconds)
             await app.stop()
     log.info("stopped")

@@ -17,7 +17,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import texts
 from bot.buttons import RETRY, Buttons, Press
-from bot.features import admin, conversation, language, preferences, privacy, usage, voice_tools
+from bot.features import admin, conversation, language, preferences, privacy, reminders, usage, voice_tools
 from bot.features.groups import log as group_log
 from bot.features.groups import summary
 from bot.features.groups.payloads import SetDigest, Summarize, TranscribeLog
@@ -120,6 +120,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("digest", summary.digest, Where.GROUP, N_("In a group: a daily spoken digest (admins)")),
     Command("model", preferences.model, Where.PRIVATE, N_("Choose the voice model"),
             help=N_("/model – choose the voice model (the mini one is cheaper)")),
+    Command("reminders", reminders.reminders, Where.ANYWHERE, N_("Your reminders, with buttons to cancel them"),
+            help=N_("/reminders – your reminders here (ask me in conversation to set one)")),
+    Command("timezone", reminders.timezone, Where.ANYWHERE, N_("Set your timezone (for reminders)"),
+            help=N_("/timezone CITY – your timezone, for reminders (for example /timezone Berlin)")),
     Command("usage", usage.usage, Where.PRIVATE, N_("Your tokens and cost"),
             help=N_("/usage – what our conversations have cost")),
     Command("allow", admin.change_access, Where.PRIVATE, N_("Allow a user id, @username or group"), admins=True),
@@ -172,7 +176,7 @@ async def publish_menus(bot: Bot, admins: frozenset[int], default: str = SOURCE)
 
 # --- the jobs they become ----------------------------------------------------------------------------
 
-BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS)
+BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS)
 
 ROUTES: dict[str, Route[Any]] = routes(
     Route(Say, say),
@@ -188,6 +192,8 @@ ROUTES: dict[str, Route[Any]] = routes(
     Route(admin.Users, admin.list_users),
     Route(admin.Stats, admin.show_stats),
     Route(usage.Usage, usage.report),
+    Route(reminders.SetTimezone, reminders.set_timezone),
+    Route(reminders.ListReminders, reminders.list_reminders),
     Route(Summarize, summary.summarize),
     Route(SetDigest, summary.set_digest),
     Route(TranscribeLog, group_log.transcribe, background=True),

@@ -40,6 +40,12 @@ _FIXED: dict[str, str] = {
     "FORGET_YES": N_("Delete everything"),
     "FORGET_NO": N_("Cancel"),
     "FORGET_CANCELLED": N_("Cancelled: nothing was deleted."),
+    "NO_REMINDERS": N_(
+        "You have no reminders here. Just ask me, for example: \"remind me tomorrow at nine to call mum\" or "
+        "\"every Monday at eight, remind me to put the bins out\"."
+    ),
+    "REMINDERS_HEADER": N_("Your reminders here:"),
+    "REMINDER_GONE": N_("That reminder already went off or was cancelled."),
     "UNSUPPORTED": N_(
         "I understand voice messages, audio files, video notes and text. Send me a voice note, or type a "
         "message. /help has more."
@@ -457,3 +463,58 @@ def explain(exc: ParleyError) -> str:
     if isinstance(exc, VoiceTooLong):
         return voice_too_long(exc.limit)
     return _(exc.user_message)
+
+
+# --- reminders and timezones -----------------------------------------------------------------------
+
+
+def timezone_current(zone: str | None, local: str | None) -> str:
+    if zone is None:
+        return _(
+            "I don't know your timezone yet, so I can't set reminders at the right time. Send /timezone and "
+            "your city or zone, for example /timezone Berlin or /timezone America/New_York."
+        )
+    return _("Your timezone is {zone} (it's {local} there). Change it with /timezone and a city or zone.",
+             zone=zone, local=local)  # fmt: skip
+
+
+def timezone_set(zone: str, local: str) -> str:
+    return _("Done: your timezone is {zone}. It's {local} there; reminders follow this clock.", zone=zone, local=local)
+
+
+def timezone_unknown(text: str) -> str:
+    return _(
+        "I don't know a timezone called {name}. Try a city in the zone's name or the zone itself, for example "
+        "/timezone Berlin, /timezone Europe/London or /timezone America/New_York.",
+        name=repr(text),
+    )
+
+
+def _repeats(repeat: str) -> str:
+    return {
+        "daily": _(", every day"),
+        "weekdays": _(", every weekday"),
+        "weekly": _(", every week"),
+        "monthly": _(", every month"),
+    }.get(repeat, "")
+
+
+def reminder_line(number: int, text: str, when: str, repeat: str) -> str:
+    return f"{number}. {when}{_repeats(repeat)}: {text}"
+
+
+def cancel_reminder_button(number: int) -> str:
+    return _("Cancel {number}", number=number)
+
+
+def reminder_cancelled(text: str, when: str) -> str:
+    return _("Cancelled: {text} ({when}).", text=text, when=when)
+
+
+def reminder_fired(text: str) -> str:
+    return _("⏰ Reminder: {text}", text=text)
+
+
+def reminder_spoken(text: str) -> str:
+    """What the voice reads out when a reminder is due."""
+    return _("A reminder: {text}", text=text)

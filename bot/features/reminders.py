@@ -1,0 +1,151 @@
+"""Reminders: /timezone (asked once, never guessed), /reminders with a cancel button each, and the firing
+of a due reminder as a voice note in the person's voice with its text.
+
+Reminders are created in conversation (the model's create_reminder tool); this feature shows and cancels
+them, and delivers them when the scheduler finds them due.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+
+from bot import texts
+from bot.buttons import Button, Press
+from bot.callbacks import CallbackData
+from bot.edge import Edge
+from bot.intake import Incoming
+from bot.jobs import Payload
+from bot.replies import Run
+from parley.actions.recurrence import spoken_due
+from parley.actions.scheduler import Fire, ReminderScheduler
+from parley.actions.zones import find_zone, local_now
+from parley.errors import ParleyError
+from storage.reminders import Reminder
+
+log = logging.getLogger(__name__)
+
+LISTED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimezone(Payload, kind="timezone"):
+    user_id: int
+    zone: str = ""  # '': say the current one and how to set it
+
+
+@dataclass(frozen=True, slots=True)
+class ListReminders(Payload, kind="reminders"):
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReminder(CallbackData, prefix="unremind"):
+    user_id: int  # whose it is: anyone else's tap changes nothing
+    reminder_id: int
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+def timezone(got: Incoming) -> SetTimezone:
+    return SetTimezone(user_id=got.user.id, zone=got.argument or "")
+
+
+def reminders(got: Incoming) -> ListReminders:
+    return ListReminders(user_id=got.user.id)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+async def set_timezone(job: SetTimezone, run: Run) -> bool:
+    users = run.services.storage.users
+    if not job.zone:
+        current = (await users.preferences(job.user_id)).timezone
+        return await run.say(texts.timezone_current(current, local_now(current) if current else None))
+    zone = find_zone(job.zone)
+    if zone is None:
+        return await run.say(texts.timezone_unknown(job.zone))
+    await users.update_preferences(job.user_id, timezone=zone)
+    return await run.say(texts.timezone_set(zone, local_now(zone)))
+
+
+async def list_reminders(job: ListReminders, run: Run) -> bool:
+    pending = await run.services.storage.reminders.pending(job.user_id, run.chat_id, LISTED)
+    if not pending:
+        return await run.say(texts.NO_REMINDERS)
+    lines = [texts.reminder_line(i, r.text, spoken_due(r.due_at, r.zone), r.repeat) for i, r in enumerate(pending, 1)]
+    buttons = [
+        [InlineKeyboardButton(texts.cancel_reminder_button(i), callback_data=CancelReminder(job.user_id, r.id).pack())]
+        for i, r in enumerate(pending, 1)
+    ]
+    keyboard = InlineKeyboardMarkup(buttons)
+    return await run.say(texts.REMINDERS_HEADER + "\n" + "\n".join(lines), keyboard=keyboard)
+
+
+async def cancel_tapped(tap: CancelReminder, press: Press, run: Run) -> str | None:
+    """Only the person whose reminder it is can cancel it; anyone else's tap changes nothing."""
+    if press.user_id != tap.user_id:
+        return None
+    cancelled = await run.services.storage.reminders.cancel(
+        tap.reminder_id, user_id=press.user_id, chat_id=run.chat_id
+    )
+    if cancelled is None:
+        return texts.REMINDER_GONE
+    return texts.reminder_cancelled(cancelled.text, spoken_due(cancelled.due_at, cancelled.zone))
+
+
+BUTTONS = (Button(CancelReminder, cancel_tapped),)
+
+
+# --- firing ----------------------------------------------------------------------------------------
+
+
+def firing(edge: Edge) -> Fire:
+    """What the scheduler calls for a due reminder: the voice note (text alone when it cannot be spoken)."""
+
+    async def fire(reminder: Reminder) -> None:
+        services = edge.services
+        caption = texts.reminder_fired(reminder.text)
+        thread = reminder.thread_id or None
+        voice = await services.engine.voice_of(reminder.user_id)
+        spend = services.engine.spend
+        estimate = spend.prices.estimate_reply(
+            services.model.model, text_tokens=len(reminder.text) // 4 + 100, audio_seconds=0
+        )
+        try:
+            async with spend.metered(user_id=reminder.user_id, chat_id=reminder.chat_id, estimate=estimate) as record:
+                spoken = await services.voice_tools.speak(
+                    texts.reminder_spoken(reminder.text), voice=voice, max_chars=1000, record=record
+                )
+        except ParleyError as exc:  # over budget, or the model is down: the reminder still arrives, as text
+            log.warning("reminder %s sent as text: %s", reminder.id, exc)
+            await edge.bot.send_message(reminder.chat_id, caption, message_thread_id=thread)
+            return
+        await edge.bot.send_voice(
+            reminder.chat_id,
+            InputFile(spoken.reply.voice_ogg or b"", filename="reminder.ogg"),
+            duration=max(1, round(spoken.reply.voice_seconds)),
+            caption=caption,
+            message_thread_id=thread,
+        )
+
+    return fire
+
+
+def message_link(chat_id: int, message_id: int) -> str | None:
+    """A link to a message of a supergroup (t.me/c/…, for its members); basic groups have none."""
+    text = str(chat_id)
+    return f"https://t.me/c/{text[4:]}/{message_id}" if text.startswith("-100") else None
+
+
+def start(edge: Edge) -> ReminderScheduler:
+    """Fire reminders from now on; the model's tools wake the scheduler when they change one."""
+    scheduler = ReminderScheduler(edge.services.storage.reminders, firing(edge))
+    edge.services.tool_scope.reminders_changed = scheduler.wake
+    edge.services.tool_scope.link = message_link
+    scheduler.start()
+    return scheduler
