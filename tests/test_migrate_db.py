@@ -32,6 +32,10 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     await storage.groups.record(GroupMessage(-100, 1, None, user, "Ann", "text", "hi all", None, None, None, 1.5))
     await storage.groups.set_digest(-100, "09:00", "Europe/Berlin")
     await storage.cache.put("transcribe:abc", "words", user_id=user)
+    await storage.reminders.add(
+        user_id=user, chat_id=chat, text="call mum", first="2030-01-07T09:00", zone="Europe/Berlin",
+        repeat="weekly", due_at=1_893_999_600.0,
+    )  # fmt: skip
     await storage.usage.record(LedgerEntry(77, 77, "reply", Usage(model="gpt-audio", prompt_tokens=5), 0.01))
     await storage.privacy.forget_user(77, forgotten_key=-77)  # leaves a forgotten_spend row
 
