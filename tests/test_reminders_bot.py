@@ -113,3 +113,28 @@ async def test_a_reminder_due_while_parley_was_down_fires_when_it_is_back(
         while (await bot.services.storage.reminders.pending(ANN, ANN, 10))[0].due_at < time.time():
             assert time.monotonic() < deadline, "the daily reminder did not move on to its next occurrence"
             await asyncio.sleep(0.05)
+
+
+async def test_in_a_group_the_model_can_only_schedule_for_whoever_spoke(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(env(telegram, openai_api, tmp_path)) as bot:
+        ann, bob = telegram.user(ANN, "Ann"), telegram.user(BOB, "Bob")
+        telegram.add_chat(GROUP, chat_type="supergroup", title="Friends", bot_is_admin=True)  # it sees mentions
+        await bot.services.storage.users.update_preferences(BOB, timezone="Europe/Berlin")
+        mention = "@parley_test_bot"
+        text = f"{mention} remind Ann in five minutes to call her mother"
+        # The model tries twice: with an invented "for" argument (refused unrun), then as the tool allows.
+        openai_api.queue_tool_calls(("create_reminder", {"text": "call her mother", "in_minutes": 5, "for": ANN}))
+        openai_api.queue_tool_calls(("create_reminder", {"text": "Ann: call her mother", "in_minutes": 5}))
+        openai_api.queue_replies("Bob, I set that reminder for you, not for Ann.")
+        entities = [{"type": "mention", "offset": 0, "length": len(mention)}]
+        telegram.push_text(GROUP, bob, text, chat_type="supergroup", entities=entities)
+        await telegram.wait_sent(GROUP, count=1)
+        assert await bot.services.storage.reminders.pending(ANN, GROUP, 10) == []
+        assert await bot.services.storage.reminders.pending(ANN, ANN, 10) == []
+        [bobs] = await bot.services.storage.reminders.pending(BOB, GROUP, 10)
+        assert bobs.text == "Ann: call her mother"
+        refused = [m for m in openai_api.chat_requests()[1].json["messages"] if m["role"] == "tool"]
+        assert "unexpected for" in refused[0]["content"]
+        assert ann  # Ann is in the group, and got nothing scheduled in her name
