@@ -39,7 +39,7 @@ class PrivacyStore:
         self, user_id: int, *, forgotten_key: int, day_of: Callable[[float], float] = utc_day
     ) -> ForgetReport:
         """Delete everything stored about a user: turns, conversations, settings, group messages, cached
-        results, refusals, username bindings, and the messages their jobs carried in every chat; the
+        results, reminders, refusals, username bindings, and the messages their jobs carried in every chat; the
         ledger keeps its amounts under a pseudonym (see UsageStore.pseudonymise)."""
         async with self._db.transaction() as tx:
             turns = await tx.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
