@@ -129,6 +129,10 @@ def test_telegram_markup_rules() -> None:
         [{"type": "bold", "offset": 0, "length": 4}, {"type": "italic", "offset": 7, "length": 2}],
     )
     assert parse_text("*Hi* there\\!", "MarkdownV2")[0] == "Hi there!"
+    assert parse_text("<blockquote expandable>a</blockquote><blockquote>b</blockquote>", "HTML")[1] == [
+        {"type": "expandable_blockquote", "offset": 0, "length": 1},
+        {"type": "blockquote", "offset": 1, "length": 1},
+    ]
     for bad, mode in [("<b>x", "HTML"), ("a <br> b", "HTML"), ("<b>x</i>", "HTML"), ("Hi.", "MarkdownV2")]:
         with pytest.raises(ValueError):
             parse_text(bad, mode)

@@ -108,8 +108,11 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, object]]]:
                     extra["language"] = top.attrs["language"]
                 elif top.name == "tg-emoji":
                     extra["custom_emoji_id"] = top.attrs.get("emoji-id", "")
+                kind = _HTML_ENTITY_TYPES[top.name]
+                if kind == "blockquote" and "expandable" in top.attrs:  # <blockquote expandable>
+                    kind = "expandable_blockquote"
                 if not (top.name == "code" and stack and stack[-1].name == "pre"):  # <pre><code> is one entity
-                    out.close(_HTML_ENTITY_TYPES[top.name], top.start, extra)
+                    out.close(kind, top.start, extra)
             else:
                 match = re.match(r"([^\s/>]*)(.*)", inner, re.DOTALL)
                 assert match is not None
