@@ -149,8 +149,9 @@ class Intake:
 
         return handle
 
-    def messages(self, *handlers: Callable[[Message, Intake], Awaitable[None]]) -> Callback:
-        """The callback for messages several features see in turn (a group's message: logged, maybe answered)."""
+    def messages(self, *handlers: Callable[[Message, Intake], Awaitable[bool | None]]) -> Callback:
+        """The callback for messages several features see in turn (a group's message: logged, maybe answered);
+        a handler that returns True has answered it, and the ones after it do not see it."""
 
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             message = update.effective_message
@@ -158,7 +159,8 @@ class Intake:
                 return
             for handler in handlers:
                 try:
-                    await handler(message, self)
+                    if await handler(message, self):
+                        return
                 except Exception:  # one failing (the group log's write) must not keep the next from its turn
                     log.exception("chat=%s message=%s not handled by %s", message.chat_id, message.message_id,
                                   getattr(handler, "__name__", handler))  # fmt: skip

@@ -18,9 +18,9 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot import texts
 from bot.buttons import RETRY, Buttons, Press
 from bot.features import admin, conversation, language, preferences, privacy, reminders, usage, voice_tools
+from bot.features.groups import asking, find, importing, summary
 from bot.features.groups import log as group_log
-from bot.features.groups import summary
-from bot.features.groups.payloads import SetDigest, Summarize, TranscribeLog
+from bot.features.groups.payloads import AskSummary, Find, ImportHistory, SetDigest, Summarize, TranscribeLog
 from bot.intake import Intake, Limit, Parse
 from bot.jobs import Payload, Route, routes
 from bot.replies import Run
@@ -117,7 +117,14 @@ COMMANDS: tuple[Command, ...] = (
             help=N_("/mode voice|text|both – how I reply")),
     Command("summary", summary.summary, Where.GROUP, N_("In a group: a spoken summary of what was said"),
             limit=lambda settings: Limit(settings.groups.summary_rate, texts.summary_limited)),
-    Command("digest", summary.digest, Where.GROUP, N_("In a group: a daily spoken digest (admins)")),
+    Command("digest", summary.digest, Where.GROUP, N_("In a group: a daily or weekly spoken digest (admins)"),
+            help=N_("/summary [week|yesterday|3 hours…], /digest – in a group: what was said, spoken, with links; "
+                    "reply to a summary to ask about it")),
+    Command("find", find.find, Where.GROUP, N_("In a group: search what was said"),
+            help=N_("/find WORDS – in a group: search what was said, newest first")),
+    Command("import", importing.import_history, Where.ANYWHERE, N_("Import a group's history from an export (admins)"),
+            help=N_("/import – send a Telegram Desktop chat export (JSON) with /import as caption: history from "
+                    "before I joined")),
     Command("model", preferences.model, Where.PRIVATE, N_("Choose the voice model"),
             help=N_("/model – choose the voice model (the mini one is cheaper)")),
     Command("reminders", reminders.reminders, Where.ANYWHERE, N_("Your reminders, with buttons to cancel them"),
@@ -176,7 +183,7 @@ async def publish_menus(bot: Bot, admins: frozenset[int], default: str = SOURCE)
 
 # --- the jobs they become ----------------------------------------------------------------------------
 
-BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS)
+BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS, *find.BUTTONS)
 
 ROUTES: dict[str, Route[Any]] = routes(
     Route(Say, say),
@@ -197,6 +204,9 @@ ROUTES: dict[str, Route[Any]] = routes(
     Route(Summarize, summary.summarize),
     Route(SetDigest, summary.set_digest),
     Route(TranscribeLog, group_log.transcribe, background=True),
+    Route(Find, find.search),
+    Route(ImportHistory, importing.run_import),
+    Route(AskSummary, asking.answer_question),
     Route(voice_tools.Transcribe, voice_tools.transcript),
     Route(voice_tools.Tone, voice_tools.tone_of),
     Route(voice_tools.Speak, voice_tools.read_aloud),
@@ -219,10 +229,14 @@ def register(app: Application, intake: Intake, settings: Settings) -> None:
         for name in (c.name, *c.aliases) if c.caption else ():
             caption = CaptionCommand(name) & AUDIO_INPUT
             app.add_handler(MessageHandler(ANYWHERE & OWN & caption, intake.job(c.handle)))
+    export = CaptionCommand("import") & filters.Document.ALL
+    app.add_handler(MessageHandler(ANYWHERE & OWN & export, intake.job(importing.import_history)))
     private_only = [name for c in COMMANDS if c.where is Where.PRIVATE for name in (c.name, *c.aliases)]
     app.add_handler(CommandHandler(private_only, intake.job(saying("private_only")), filters=GROUP & OWN))
     app.add_handler(MessageHandler(GROUP & OWN & filters.COMMAND, intake.ignore))  # maybe another bot's
-    app.add_handler(MessageHandler(GROUP, intake.messages(group_log.record, conversation.when_addressed)))
+    app.add_handler(
+        MessageHandler(GROUP, intake.messages(group_log.record, asking.about_summary, conversation.when_addressed))
+    )
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.EDITED_MESSAGE,
                                    intake.messages(group_log.edited)))  # fmt: skip
     app.add_handler(MessageHandler(PRIVATE & OWN & filters.COMMAND, intake.job(saying("unknown_command"))))

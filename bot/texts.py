@@ -10,6 +10,7 @@ stay English), and `./scripts/messages` puts it into every catalogue for transla
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 from parley.errors import ParleyError, VoiceTooLong
@@ -83,15 +84,35 @@ _FIXED: dict[str, str] = {
         "Bot Settings → Group Privacy → Turn off, then remove and re-add me), or make me a group admin."
     ),
     "SUMMARY_USAGE": N_(
-        "Usage: /summary (since my last summary, or the last 24 h), /summary 3h, /summary 90m, /summary 2d, "
-        "/summary 200 (the last 200 messages) or /summary today."
+        "Usage: /summary (since my last summary, or the last 24 hours), /summary yesterday, /summary today, "
+        "/summary week, /summary month, /summary 3 hours (or 3h, 90 min, 2 days), or /summary 200 (the last "
+        "200 messages)."
     ),
     "NOTHING_TO_SUMMARIZE": N_("There's nothing new to summarize in that span."),
-    "DIGEST_ADMINS_ONLY": N_("Only the group's admins can schedule a daily digest."),
+    "DIGEST_ADMINS_ONLY": N_("Only the group's admins can schedule a digest."),
     "DIGEST_USAGE": N_(
-        "Usage: /digest HH:MM [timezone], e.g. /digest 18:00 or /digest 08:30 Europe/Berlin; /digest off."
+        "Usage: /digest HH:MM [timezone] for every day, /digest weekly mon HH:MM [timezone] for every week, "
+        "e.g. /digest 18:00, /digest weekly fri 17:30 Europe/Berlin; /digest off to stop; /digest alone shows it."
     ),
-    "DIGEST_OFF": N_("Daily digest turned off."),
+    "DIGEST_OFF": N_("Digest turned off."),
+    "FIND_USAGE": N_("Usage: /find WORDS — I search what was said here (accents and case aside), newest first."),
+    "FIND_NEWER": N_("‹ Newer"),
+    "FIND_OLDER": N_("Older ›"),
+    "IMPORT_USAGE": N_(
+        "To bring in history from before I joined: in Telegram Desktop open the group → ⋮ → Export chat history, "
+        "choose the format “Machine-readable JSON”, and send me result.json (or a .zip of the export folder) with "
+        "/import as its caption — here, or to me in private as /import -100… (the group's id) or /import @group."
+    ),
+    "IMPORT_ADMINS_ONLY": N_("Only the group's admins can import its history."),
+    "IMPORT_GROUP_UNKNOWN": N_(
+        "I can't find that group. Name it by its id (/import -100…) or its @username, and make sure I'm a member."
+    ),
+    "IMPORT_GROUP_NOT_ALLOWED": N_("That group is not on my list, so I keep no log for it."),
+    "IMPORT_DOWNLOAD_FAILED": N_("I couldn't download that file. Please send it again."),
+    "ASK_NOTHING": N_("I no longer have the messages of that summary, so I can't answer from them."),
+    "ASK_UNHEARD": N_("I couldn't make out the question. Please say it again, or type it."),
+    "ANSWER_CAPTION": N_("My answer, from the messages of that summary:"),
+    "SOURCES": N_("From these messages"),
     "NEW_CONVERSATION": N_("(It's been a while, so this is a fresh conversation.)"),
     "STATS_CHART_CAPTION": N_("Cost per day, last 30 days."),
     "NEEDS_RECORDING": N_(
@@ -236,9 +257,69 @@ def summary_limited(seconds: int) -> str:
     return _("That's enough summaries for now in this chat. Try again in {seconds} s.", seconds=formats.number(seconds))
 
 
-def digest_set(at: str, timezone: str) -> str:
+def digest_set(when: str) -> str:
+    return _("Done: {when} I'll post a spoken digest of the group's talk.", when=when)
+
+
+def digest_schedule(when: str | None) -> str:
+    if when is None:
+        return _("No digest is scheduled here.") + " " + _(_FIXED["DIGEST_USAGE"])
+    return _("A spoken digest is posted here {when}. /digest off stops it.", when=when)
+
+
+def found_header(words: str, first: int, last: int) -> str:
+    """HTML: the /find results' first line."""
     return _(
-        "Done: every day at {at} ({timezone}) I'll post a spoken digest of the day's talk.", at=at, timezone=timezone
+        "🔎 <b>{words}</b> — matches {first}–{last}, newest first:",
+        words=escape(words),
+        first=formats.number(first),
+        last=formats.number(last),
+    )
+
+
+def found_nothing(words: str) -> str:
+    return _("Nothing said here matches “{words}”.", words=words)
+
+
+def import_too_large(megabytes: int) -> str:
+    return _(
+        "That file is too large: I can import exports up to {megabytes} MB. Export a shorter period.",
+        megabytes=formats.number(megabytes),
+    )
+
+
+def import_wrong_chat(name: str) -> str:
+    return _("That export is of “{name}”, not of this group, so I didn't import it.", name=name)
+
+
+def importing(count: int, fraction: float | None) -> str:
+    text = _("Importing… {count} messages so far", count=formats.number(count))
+    return text + (f" ({fraction:.0%})" if fraction is not None else "")
+
+
+def imported(name: str, added: int, already: int, older: int, first: str | None, last: str | None) -> str:
+    if first and last:
+        lines = [
+            _(
+                "Imported {added} messages of “{name}” from {first} to {last}. /summary and /find now cover them.",
+                added=formats.number(added), name=name, first=first, last=last,
+            )
+        ]  # fmt: skip
+    else:
+        lines = [_("Imported {added} messages of “{name}”.", added=formats.number(added), name=name)]
+    if already:
+        lines.append(_("{count} were already in my log and were kept as they were.", count=formats.number(already)))
+    if older:
+        lines.append(_("{count} older than this group's log keeps were left out.", count=formats.number(older)))
+    return "\n".join(lines)
+
+
+def import_stopped(added: int, reason: str) -> str:
+    return _(
+        "The import stopped after {added} messages: {reason} Send the export again when it's fixed — messages "
+        "already imported are not duplicated.",
+        added=formats.number(added),
+        reason=reason,
     )
 
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from storage.connection import Connection, Database
+from storage.fulltext import fold
 
 Migration = Callable[[Connection], Awaitable[None]]
 MIGRATIONS: list[Migration] = []
@@ -306,6 +307,64 @@ async def m009_reminders(db: Connection) -> None:
         ALTER TABLE users ADD COLUMN timezone TEXT;
         ALTER TABLE turns ADD COLUMN tool_calls TEXT
         """,
+    )
+
+
+@migration
+async def m010_group_memory(db: Connection) -> None:
+    """Group memory: each logged text folded for full-text search (storage/fulltext.py: the same tokens on
+    both engines) and indexed — FTS5 on SQLite, kept in step by triggers; a GIN index of the tsvector on
+    PostgreSQL —; the spans of posted summaries, so a reply to one is answered from the same messages;
+    weekly digests."""
+    await _script(
+        db,
+        """
+        ALTER TABLE group_messages ADD COLUMN search_text TEXT;
+        ALTER TABLE group_settings ADD COLUMN digest_weekday INTEGER;
+        CREATE TABLE group_summaries (
+            chat_id    INTEGER NOT NULL,
+            message_id INTEGER NOT NULL,  -- a message the bot posted with a summary or an answer about one
+            first_at   REAL NOT NULL,
+            last_at    REAL NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (chat_id, message_id)
+        )
+        """,
+    )
+    last = 0
+    while rows := await db.fetch_all(
+        "SELECT id, text FROM group_messages WHERE id > ? AND text IS NOT NULL ORDER BY id LIMIT 1000", (last,)
+    ):
+        for row_id, text in rows:
+            await db.execute("UPDATE group_messages SET search_text = ? WHERE id = ?", (fold(text), row_id))
+        last = rows[-1][0]
+    if db.dialect.name != "sqlite":
+        await db.execute(
+            "CREATE INDEX group_messages_search ON group_messages "
+            "USING GIN (to_tsvector('simple', COALESCE(search_text, '')))"
+        )
+        return
+    # External content: the index holds tokens only, and triggers keep it in step with every write.
+    await db.execute(
+        """CREATE VIRTUAL TABLE group_search USING fts5(search_text, content='group_messages',
+           content_rowid='id', tokenize='unicode61 remove_diacritics 2')"""
+    )
+    await db.execute("INSERT INTO group_search (group_search) VALUES ('rebuild')")
+    await db.execute(
+        """CREATE TRIGGER group_search_insert AFTER INSERT ON group_messages BEGIN
+               INSERT INTO group_search (rowid, search_text) VALUES (new.id, new.search_text);
+           END"""
+    )
+    await db.execute(
+        """CREATE TRIGGER group_search_delete AFTER DELETE ON group_messages BEGIN
+               INSERT INTO group_search (group_search, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+           END"""
+    )
+    await db.execute(
+        """CREATE TRIGGER group_search_update AFTER UPDATE OF search_text ON group_messages BEGIN
+               INSERT INTO group_search (group_search, rowid, search_text) VALUES ('delete', old.id, old.search_text);
+               INSERT INTO group_search (rowid, search_text) VALUES (new.id, new.search_text);
+           END"""
     )
 
 

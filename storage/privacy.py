@@ -48,6 +48,8 @@ class PrivacyStore:
             await tx.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
             await UsageStore.pseudonymise(tx, user_id, forgotten_key=forgotten_key, day_of=day_of)
             await tx.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
+            if tx.dialect.name == "sqlite":  # merge the search index: its old segments still hold their words
+                await tx.execute("INSERT INTO group_search (group_search) VALUES ('optimize')")
             await tx.execute("DELETE FROM tool_cache WHERE user_id = ?", (user_id,))
             await tx.execute("DELETE FROM refusals WHERE user_id = ?", (user_id,))
             await tx.execute("DELETE FROM username_bindings WHERE user_id = ?", (user_id,))

@@ -151,7 +151,7 @@ async def test_summary_covers_exactly_the_span_and_names_the_speakers(
     age_messages(db, 1)  # now: old one 31 h ago, two within the last 3 h
 
     asked = say(telegram, ann, "/summary 3h")
-    status, summary = await telegram.wait_sent(GROUP, count=2)
+    status, summary, written = await telegram.wait_sent(GROUP, count=3)
     points, spoken = openai_api.chat_requests()  # cited points from the log, then the voice speaks them
     material = points.json["messages"][-1]["content"]
     assert "Bob: we decided on Friday for the launch" in material
@@ -160,17 +160,22 @@ async def test_summary_covers_exactly_the_span_and_names_the_speakers(
     assert "Bob said: we decided on Friday for the launch" in spoken.json["messages"][-1]["content"]
     assert summary.kind == "voice" and summary.reply_to_message_id == asked
     assert summary.caption.startswith("Summary of 2 messages from 2 people")
+    assert written.reply_to_message_id == summary.message_id  # the cited points follow the voice
+    assert (
+        written.text
+        == "• Bob said: we decided on Friday for the launch — Bob [1]\n• Cat said: who books the room? — Cat [1]"
+    )
     assert status.text == texts.reading(2, None)
     await telegram.wait_for(lambda: telegram.message(GROUP, status.message_id).deleted, 5, what="status deleted")
 
     say(telegram, bob, "/summary 200")  # the last N messages, whatever their age
-    await telegram.wait_sent(GROUP, count=4)
+    await telegram.wait_sent(GROUP, count=6)
     assert "old news from yesterday morning" in openai_api.chat_requests()[2].json["messages"][-1]["content"]
 
     say(telegram, cat, "one more thing: bring snacks")
     await telegram.wait_consumed()
     say(telegram, cat, "/summary")  # since the last summary
-    await telegram.wait_sent(GROUP, count=6)
+    await telegram.wait_sent(GROUP, count=9)
     latest = openai_api.chat_requests()[4].json["messages"][-1]["content"]
     assert "bring snacks" in latest and "Friday" not in latest
 
@@ -185,7 +190,7 @@ async def test_large_spans_are_summarised_in_chunks_with_progress(
             say(telegram, ann, f"message number {i} about the quarterly planning and the budget")
         await telegram.wait_consumed()
         say(telegram, ann, "/summary 40")
-        status, summary = await telegram.wait_sent(GROUP, count=2)
+        status, summary, _ = await telegram.wait_sent(GROUP, count=3)
     requests = openai_api.chat_requests()
     chunks = [r for r in requests if r.json["model"] == "gpt-4o-mini"]
     assert len(chunks) >= 3
@@ -238,7 +243,7 @@ async def test_digest_is_for_group_admins_fires_at_its_time_and_survives_restart
         say(telegram, ann, "/digest 18:30 Europe/Berlin")
         refused, done = await telegram.wait_sent(GROUP, count=2)
         assert refused.text == texts.DIGEST_ADMINS_ONLY
-        assert done.text == texts.digest_set("18:30", "Europe/Berlin")
+        assert done.text == texts.digest_set("every day at 18:30 (Europe/Berlin)")
     say(telegram, bob, "the day's talk: we ship on Monday")
     async with running_bot(env) as bot:  # restored from SQLite at start-up
         assert bot.app is not None and bot.app.job_queue is not None
@@ -248,12 +253,13 @@ async def test_digest_is_for_group_admins_fires_at_its_time_and_survives_restart
         assert fires_at - dt.datetime.now(ZoneInfo("Europe/Berlin")) <= dt.timedelta(days=1)
         await telegram.wait_consumed()
         await job.run(bot.app)  # the JobQueue's clock reaches 18:30
-        sent = await telegram.wait_sent(GROUP, count=4)
-        assert sent[-1].kind == "voice" and sent[-1].caption.startswith("Summary of 1 message")
+        sent = await telegram.wait_sent(GROUP, count=5)
+        assert sent[-2].kind == "voice" and sent[-2].caption.startswith("Summary of 1 message")
+        assert sent[-1].text == "• Bob said: the day's talk: we ship on Monday — Bob [1]"
         await job.run(bot.app)  # the same day's digest is never posted twice
         await telegram.wait_consumed()
         say(telegram, ann, "/digest off")
-        await telegram.wait_sent(GROUP, count=5)
+        await telegram.wait_sent(GROUP, count=6)
         await telegram.wait_for(lambda: not bot.app.job_queue.get_jobs_by_name(f"digest:{GROUP}"), 5)
     assert telegram.sent_to(GROUP)[-1].text == texts.DIGEST_OFF
     assert len([m for m in telegram.sent_to(GROUP) if m.kind == "voice"]) == 1
@@ -281,23 +287,6 @@ async def test_private_commands_are_redirected_in_groups(group_bot: RunningBot, 
     say(telegram, telegram.user(ANN, "Ann"), "/forget")
     [answer] = await telegram.wait_sent(GROUP)
     assert answer.text == texts.PRIVATE_ONLY
-
-
-def test_summary_span_parsing() -> None:
-    from bot.features.groups.summary import parse_span
-
-    zone = ZoneInfo("Europe/Berlin")
-    now = dt.datetime(2026, 11, 25, 15, 0, tzinfo=zone).timestamp()
-    assert parse_span("", now=now, zone=zone, last_summarized=None) == ("since", now - 86400)
-    assert parse_span("", now=now, zone=zone, last_summarized=41) == ("after", 41)
-    assert parse_span("3h", now=now, zone=zone, last_summarized=None) == ("since", now - 3 * 3600)
-    assert parse_span("90m", now=now, zone=zone, last_summarized=None) == ("since", now - 90 * 60)
-    assert parse_span("200", now=now, zone=zone, last_summarized=None) == ("last", 200)
-    midnight = dt.datetime(2026, 11, 25, 0, 0, tzinfo=zone).timestamp()
-    assert parse_span("today", now=now, zone=zone, last_summarized=None) == ("since", midnight)
-    for bad in ("yesterday", "-3h", "0", "3x"):
-        with pytest.raises(ValueError):
-            parse_span(bad, now=now, zone=zone, last_summarized=None)
 
 
 async def test_forwarded_messages_are_credited_to_their_origin(

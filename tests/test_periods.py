@@ -62,7 +62,9 @@ def test_a_count_is_the_last_messages_capped() -> None:
     assert span("99999").last == 10_000
 
 
-@pytest.mark.parametrize("words", ["0", "fortnight", "3 parsecs", "9999 days", "0 hours", "-3h", "yesterday please"])
+@pytest.mark.parametrize(
+    "words", ["0", "3x", "fortnight", "3 parsecs", "9999 days", "0 hours", "-3h", "yesterday please"]
+)
 def test_other_words_are_refused(words: str) -> None:
     with pytest.raises(ValueError):
         span(words)

@@ -28,3 +28,31 @@ class SetDigest(Payload, kind="digest"):
 @dataclass(frozen=True, slots=True)
 class TranscribeLog(Payload, kind="transcribe_log"):
     message: dict[str, Any]  # the group's voice note, audio or video note, as it came
+
+
+@dataclass(frozen=True, slots=True)
+class Find(Payload, kind="find"):
+    words: str  # as typed after /find
+    message_id: int | None = None
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportHistory(Payload, kind="import_history"):
+    user_id: int  # who asked: must be an admin of the group
+    file_id: str = ""  # empty: no export came with the command
+    file_size: int | None = None
+    file_name: str | None = None
+    group_id: int = 0  # asked in the group: that group (the job runs where it was asked)
+    group: str = ""  # asked in private: the group as named, -100… or @username
+    message_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AskSummary(Payload, kind="ask_summary"):
+    summary_message_id: int  # the summary (or digest) message the question replies to
+    user_id: int
+    text: str | None = None  # a typed question
+    voice: dict[str, Any] | None = None  # a spoken one: the message, transcribed by the job
+    message_id: int | None = None
+    thread_id: int | None = None

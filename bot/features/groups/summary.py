@@ -1,33 +1,31 @@
-"""/summary and /digest: a spoken summary of what the group said, on demand or every day at a set time."""
+"""/summary and /digest: a spoken summary of what the group said, with its points written out and linked to
+the messages they come from; on demand for a span ("week", "yesterday", "3 hours"…), or as a daily or weekly
+digest."""
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot import texts
 from bot.features.groups import schedule
+from bot.features.groups.cite import render, send_cited
 from bot.features.groups.payloads import SetDigest, Summarize
 from bot.intake import Incoming
 from bot.replies import Run
-from bot.sender import StatusMessage, send_reply
+from bot.sender import StatusMessage
 from parley.access import Requester
 from parley.errors import ParleyError
 from parley.i18n.catalog import current
 from parley.i18n.locales import english_name
+from parley.periods import Schedule, Span, parse_schedule, parse_span
+from storage.groups import Digest, GroupMessage, GroupStore
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SPAN_SECONDS = 24 * 3600.0
-_DURATION_RE = re.compile(r"^(\d+)\s*([mhd])$", re.IGNORECASE)
-_DIGEST_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
 
 # --- handlers --------------------------------------------------------------------------------------
 
@@ -38,26 +36,6 @@ def summary(got: Incoming) -> Summarize:
 
 def digest(got: Incoming) -> SetDigest:
     return SetDigest(user_id=got.user.id, args=list(got.args), message_id=got.message.message_id)
-
-
-def parse_span(argument: str, *, now: float, zone: ZoneInfo, last_summarized: int | None) -> tuple[str, float | int]:
-    """'' → after the last summary's messages (or the last 24 h); '3h'/'90m'/'2d' → a duration;
-    '200' → the last N messages; 'today' → since midnight in the group's timezone."""
-    argument = argument.strip().lower()
-    if not argument:
-        if last_summarized is not None:
-            return "after", last_summarized
-        return "since", now - DEFAULT_SPAN_SECONDS
-    if argument == "today":
-        midnight = datetime.fromtimestamp(now, zone).replace(hour=0, minute=0, second=0, microsecond=0)
-        return "since", midnight.timestamp()
-    if argument.isdigit() and int(argument) > 0:
-        return "last", min(int(argument), 10_000)
-    match = _DURATION_RE.match(argument)
-    if match:
-        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2).lower()]
-        return "since", now - timedelta(**{unit: int(match.group(1))}).total_seconds()
-    raise ValueError(argument)
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -77,17 +55,10 @@ async def summarize(job: Summarize, run: Run) -> bool:
     groups = services.storage.groups
     zone = ZoneInfo(job.timezone or services.settings.groups.timezone)
     try:
-        mode, value = parse_span(
-            job.span, now=time.time(), zone=zone, last_summarized=await groups.last_summarized(chat_id)
-        )
+        span = parse_span(job.span, now=time.time(), zone=zone, last_summarized=await groups.last_summarized(chat_id))
     except ValueError:
         return await run.say(texts.SUMMARY_USAGE, reply_to=reply_to, thread_id=thread)
-    if mode == "last":
-        messages = await groups.last(chat_id, int(value))
-    elif mode == "after":
-        messages = await groups.after(chat_id, int(value))
-    else:
-        messages = await groups.since(chat_id, float(value))
+    messages = await span_messages(groups, chat_id, span)
     if not messages:
         return await run.say(texts.NOTHING_TO_SUMMARIZE, reply_to=reply_to, thread_id=thread)
     summarizer = services.summarizer
@@ -108,10 +79,19 @@ async def summarize(job: Summarize, run: Run) -> bool:
                     messages, voice=services.settings.model.voice, timezone=zone.key, progress=progress, record=record,
                     language=english_name(current()),
                 )  # fmt: skip
-            await send_reply(run.bot, chat_id, reply_to, result.reply, thread_id=thread)
+            sent = await send_cited(
+                run.bot,
+                chat_id,
+                result.reply,
+                render(result.points, chat_id),
+                caption=result.header,
+                reply_to=reply_to,
+                thread_id=thread,
+            )
             # Out: a crash from here on must neither post it again nor summarise the same span twice.
             await run.delivered()
             await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
+            await groups.remember_summary(chat_id, sent, messages[0].sent_at, messages[-1].sent_at)
         except ParleyError as exc:
             log.warning("chat=%s summary failed: %s", chat_id, exc)
             await run.fail(exc, reply_to=reply_to, thread_id=thread)
@@ -121,8 +101,14 @@ async def summarize(job: Summarize, run: Run) -> bool:
 
 
 async def set_digest(job: SetDigest, run: Run) -> bool:
-    """/digest HH:MM [timezone] or /digest off — group admins only (asked of Telegram, not assumed)."""
+    """/digest alone: the schedule. /digest HH:MM [timezone], /digest weekly mon HH:MM [timezone], /digest off
+    — changes are for group admins only (asked of Telegram, not assumed)."""
     chat_id, reply_to = run.chat_id, job.message_id
+    groups = run.services.storage.groups
+    if not job.args:
+        current = await groups.digest(chat_id)
+        when = Schedule(current.time, current.timezone, current.weekday).describe() if current else None
+        return await run.say(texts.digest_schedule(when), reply_to=reply_to)
     try:
         member = await run.bot.get_chat_member(chat_id, job.user_id)
     except TelegramError as exc:
@@ -130,21 +116,21 @@ async def set_digest(job: SetDigest, run: Run) -> bool:
         return await run.say(texts.DIGEST_ADMINS_ONLY, reply_to=reply_to)
     if member.status not in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
         return await run.say(texts.DIGEST_ADMINS_ONLY, reply_to=reply_to)
-    words = job.args
-    groups = run.services.storage.groups
-    if words[:1] == ["off"]:
-        await groups.set_digest(chat_id, None, None)
+    try:
+        chosen = parse_schedule(job.args, default_timezone=run.services.settings.groups.timezone)
+    except ValueError:
+        return await run.say(texts.DIGEST_USAGE, reply_to=reply_to)
+    await groups.set_digest(chat_id, Digest(chat_id, chosen.time, chosen.timezone, chosen.weekday) if chosen else None)
+    if chosen is None:
         schedule.cancel(run.edge, chat_id)
         return await run.say(texts.DIGEST_OFF, reply_to=reply_to)
-    match = _DIGEST_RE.match(words[0]) if words else None
-    zone_name = words[1] if len(words) > 1 else run.services.settings.groups.timezone
-    try:
-        ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        match = None
-    if match is None:
-        return await run.say(texts.DIGEST_USAGE, reply_to=reply_to)
-    at = f"{int(match.group(1)):02d}:{match.group(2)}"
-    await groups.set_digest(chat_id, at, zone_name)
-    schedule.schedule(run.edge, chat_id, at, zone_name)
-    return await run.say(texts.digest_set(at, zone_name), reply_to=reply_to)
+    schedule.schedule(run.edge, chat_id, chosen)
+    return await run.say(texts.digest_set(chosen.describe()), reply_to=reply_to)
+
+
+async def span_messages(groups: GroupStore, chat_id: int, span: Span) -> list[GroupMessage]:
+    if span.last is not None:
+        return await groups.last(chat_id, span.last)
+    if span.after_id is not None:
+        return await groups.after(chat_id, span.after_id)
+    return await groups.between(chat_id, span.since or 0.0, span.until if span.until is not None else float("inf"))

@@ -1,0 +1,136 @@
+"""/find WORDS: the group's log searched (full text: case and accents folded, Chinese and Japanese found by
+their characters), matches newest first with who said it, when, and a link; buttons page through the rest.
+
+A page button carries the words it searches for (Telegram keeps 64 bytes of button data), so as many words
+as fit are searched — the same on every page — and the message says which."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.buttons import Button, Press
+from bot.callbacks import CallbackData, CallbackDataError
+from bot.features.groups.cite import message_link
+from bot.features.groups.payloads import Find
+from bot.intake import Incoming
+from bot.replies import Run
+from parley.citations import Citation
+from storage.fulltext import terms
+from storage.groups import GroupMessage
+
+log = logging.getLogger(__name__)
+
+PAGE = 5
+SNIPPET = 180
+CONTEXT = 60
+"""Characters shown before the first word found, when the match is deep in a long message."""
+
+
+@dataclass(frozen=True)
+class FindPage(CallbackData, prefix="find"):
+    offset: int
+    words: str  # last: it may hold anything
+
+
+def find(got: Incoming) -> Find | None:
+    return Find(words=got.argument, message_id=got.message.message_id, thread_id=got.thread_id)
+
+
+def searchable(words: str) -> str:
+    """The words searched for: as many (whole) as fit in a page button beside the largest offset."""
+    kept: list[str] = []
+    for word in words.split():
+        candidate = " ".join([*kept, word])
+        try:
+            FindPage(10**6, candidate).pack()
+        except CallbackDataError:
+            break
+        kept.append(word)
+    return " ".join(kept)
+
+
+def snippet(text: str, words: str) -> str:
+    """The message around the first word found (case aside), cut to a few lines."""
+    if len(text) <= SNIPPET:
+        return text
+    folded = text.casefold()
+    starts = [folded.find(w.casefold()) for w in words.split()]
+    first = min((i for i in starts if i >= 0), default=0)
+    begin = max(0, first - CONTEXT) if first > CONTEXT else 0
+    cut = text[begin : begin + SNIPPET].strip()
+    return ("…" if begin else "") + cut + ("…" if begin + SNIPPET < len(text) else "")
+
+
+def page_html(chat_id: int, words: str, found: list[GroupMessage], offset: int, zone: ZoneInfo) -> str:
+    lines = [texts.found_header(words, offset + 1, offset + len(found))]
+    for message in found:
+        at = datetime.fromtimestamp(message.sent_at, zone).strftime("%d %b %Y %H:%M")
+        link = message_link(chat_id, Citation(message.message_id, message.author, message.user_id, message.thread_id))
+        where = f'<a href="{escape(link)}">{at}</a>' if link else at
+        body = message.text or f"[{message.kind.replace('_', ' ')}]"
+        lines.append(f"<b>{escape(message.author)}</b>, {where}\n{escape(snippet(body, words))}")
+    return "\n\n".join(lines)
+
+
+def keyboard(words: str, offset: int, more: bool) -> InlineKeyboardMarkup | None:
+    row = []
+    if offset > 0:
+        row.append(InlineKeyboardButton(texts.FIND_NEWER, callback_data=FindPage(max(0, offset - PAGE), words).pack()))
+    if more:
+        row.append(InlineKeyboardButton(texts.FIND_OLDER, callback_data=FindPage(offset + PAGE, words).pack()))
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+async def search(job: Find, run: Run) -> bool:
+    words = searchable(job.words)
+    if not terms(words):
+        return await run.say(texts.FIND_USAGE, reply_to=job.message_id, thread_id=job.thread_id)
+    found, more = await run.services.storage.groups.find(run.chat_id, words, limit=PAGE)
+    if not found:
+        return await run.say(texts.found_nothing(words), reply_to=job.message_id, thread_id=job.thread_id)
+    zone = ZoneInfo(run.services.settings.groups.timezone)
+    await run.bot.send_message(
+        run.chat_id,
+        page_html(run.chat_id, words, found, 0, zone),
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard(words, 0, more),
+        reply_parameters=ReplyParameters(message_id=job.message_id, allow_sending_without_reply=True)
+        if job.message_id
+        else None,
+        message_thread_id=job.thread_id,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
+    return True
+
+
+async def page_tapped(tap: FindPage, press: Press, run: Run) -> str | None:
+    """Another page in place of this one (no new message for each tap)."""
+    offset = max(0, tap.offset)
+    found, more = await run.services.storage.groups.find(run.chat_id, tap.words, limit=PAGE, offset=offset)
+    if not found:
+        return texts.found_nothing(tap.words)
+    zone = ZoneInfo(run.services.settings.groups.timezone)
+    try:
+        await run.bot.edit_message_text(
+            page_html(run.chat_id, tap.words, found, offset, zone),
+            chat_id=run.chat_id,
+            message_id=press.message_id,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(tap.words, offset, more),
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
+    except TelegramError as exc:  # e.g. the same page tapped twice: "message is not modified"
+        log.info("chat=%s find page not shown: %s", run.chat_id, exc)
+    return None
+
+
+BUTTONS = (Button(FindPage, page_tapped),)
