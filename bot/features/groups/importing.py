@@ -125,7 +125,7 @@ async def _fetch(run: Run, job: ImportHistory, folder: Path, *, local: bool) -> 
 async def _read(run: Run, job: ImportHistory, path: Path, group: int, limits: ImportLimits) -> bool:
     services, reply_to = run.services, job.message_id
     groups = services.storage.groups
-    retention = services.settings.groups.group_retention_days
+    retention = services.settings.privacy.group_retention_days
     cutoff = time.time() - retention * 86400 if retention else None
     zone = ZoneInfo(services.settings.groups.timezone)
     added = seen = older = 0
