@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.memory import GroupMemory
+from parley.actions import Toolbox, ToolCall, ToolContext, load
 from storage import Storage
 from storage.groups import Digest, GroupMessage
 from storage.migrations import MIGRATIONS, migrate
@@ -133,3 +136,26 @@ async def test_an_older_log_becomes_searchable_on_upgrade(tmp_path: Path) -> Non
         assert [m.message_id for m in (await store.groups.find(GROUP, "cafe", limit=5))[0]] == [2, 1]
     finally:
         await store.close()
+
+
+async def test_the_models_group_memory_tools_read_this_log(storage: Storage) -> None:
+    """The built-in search_group_log/read_group_log tools, run by the Toolbox over GroupMemory."""
+    await storage.groups.record_many(
+        [
+            said(i, text, at=100.0 * i)
+            for i, text in enumerate(["hello", "the budget is 1,200 €", "ok", "Budget: approved"], 1)
+        ]
+    )
+    await storage.groups.record(said(9, "budget elsewhere", chat=OTHER))
+    box = Toolbox(load(["group_memory"]))
+    where = ToolContext(user_id=5, chat_id=GROUP, now=1000.0, timezone="UTC", in_group=True,
+                        group_log=GroupMemory(storage.groups, GROUP))  # fmt: skip
+    found = json.loads((await box.run(ToolCall("c1", "search_group_log", '{"query": "budget"}'), where)).content)
+    assert [(m["message_id"], m["link"]) for m in found["matches"]] == [
+        (4, "https://t.me/c/1987654321/4"),
+        (2, "https://t.me/c/1987654321/2"),
+    ]
+    around = json.loads(
+        (await box.run(ToolCall("c2", "read_group_log", '{"message_id": 2, "before": 1, "after": 1}'), where)).content
+    )
+    assert [m["text"] for m in around["messages"]] == ["hello", "the budget is 1,200 €", "ok"]

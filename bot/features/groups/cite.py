@@ -14,6 +14,7 @@ from telegram import Bot, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from bot.memory import message_link
 from bot.sender import CAPTION_LIMIT, MESSAGE_LIMIT, telegram_length
 from parley.citations import Citation, Point
 from parley.engine import Reply
@@ -24,18 +25,8 @@ POINT_LIMIT = 1500
 """One point's own text at most: a run-on point is cut rather than split across messages."""
 
 
-def internal_id(chat_id: int) -> int | None:
-    """The id in t.me/c/ links: a supergroup's -100… id without the prefix. Basic groups have no links."""
-    return -chat_id - 10**12 if chat_id < -(10**12) else None
-
-
-def message_link(chat_id: int, citation: Citation) -> str | None:
-    internal = internal_id(chat_id)
-    if internal is None:
-        return None
-    if citation.thread_id:
-        return f"https://t.me/c/{internal}/{citation.thread_id}/{citation.message_id}"
-    return f"https://t.me/c/{internal}/{citation.message_id}"
+def citation_link(chat_id: int, citation: Citation) -> str | None:
+    return message_link(chat_id, citation.message_id, citation.thread_id)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -48,7 +39,7 @@ def sources(chat_id: int, cited: Sequence[Citation]) -> tuple[str, str]:
     labels = [f"[{n}]" for n in range(1, len(cited) + 1)]
     links = []
     for label, citation in zip(labels, cited, strict=True):
-        url = message_link(chat_id, citation)
+        url = citation_link(chat_id, citation)
         links.append(f'<a href="{escape(url)}">{label}</a>' if url else label)
     return f"— {escape(names)} {' '.join(links)}", f"— {names} {' '.join(labels)}"
 

@@ -19,11 +19,10 @@ from telegram.error import TelegramError
 from bot import texts
 from bot.buttons import Button, Press
 from bot.callbacks import CallbackData, CallbackDataError
-from bot.features.groups.cite import message_link
 from bot.features.groups.payloads import Find
 from bot.intake import Incoming
+from bot.memory import message_link
 from bot.replies import Run
-from parley.citations import Citation
 from storage.fulltext import terms
 from storage.groups import GroupMessage
 
@@ -74,7 +73,7 @@ def page_html(chat_id: int, words: str, found: list[GroupMessage], offset: int, 
     lines = [texts.found_header(words, offset + 1, offset + len(found))]
     for message in found:
         at = datetime.fromtimestamp(message.sent_at, zone).strftime("%d %b %Y %H:%M")
-        link = message_link(chat_id, Citation(message.message_id, message.author, message.user_id, message.thread_id))
+        link = message_link(chat_id, message.message_id, message.thread_id)
         where = f'<a href="{escape(link)}">{at}</a>' if link else at
         body = message.text or f"[{message.kind.replace('_', ' ')}]"
         lines.append(f"<b>{escape(message.author)}</b>, {where}\n{escape(snippet(body, words))}")
