@@ -1,4 +1,5 @@
-"""The group log's search, imports, summary spans and digests, on a real SQLite file (FTS5)."""
+"""The group log's search, imports, summary spans and digests, on both engines: a real SQLite file (FTS5) and a
+real PostgreSQL (a tsvector and its GIN index)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def said(message_id: int, text: str | None, *, at: float | None = None, user: in
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "parley.db")
+async def storage(database_target: Path | str) -> AsyncIterator[Storage]:
+    store = await Storage.open(database_target)
     yield store
     await store.close()
 
