@@ -235,14 +235,14 @@ class GroupStore:
                 (chat_id, message_id),
             )
 
-    async def set_digest(self, chat_id: int, digest: Digest | None) -> None:
-        """The group's digest schedule; None turns it off."""
+    async def set_digest(self, chat_id: int, at: str | None, timezone: str | None, weekday: int | None = None) -> None:
+        """The group's digest: at HH:MM in `timezone`, every day or on `weekday` (0 = Monday); `at` None: off."""
         async with self._db.transaction() as tx:
             await tx.execute(
                 """INSERT INTO group_settings (chat_id, digest_time, timezone, digest_weekday) VALUES (?, ?, ?, ?)
                    ON CONFLICT (chat_id) DO UPDATE SET digest_time = excluded.digest_time,
                        timezone = excluded.timezone, digest_weekday = excluded.digest_weekday""",
-                (chat_id, *((digest.time, digest.timezone, digest.weekday) if digest else (None, None, None))),
+                (chat_id, at, timezone if at else None, weekday if at else None),
             )
 
     async def language(self, chat_id: int) -> str | None:

@@ -96,14 +96,14 @@ async def test_spans_neighbours_and_summary_memory(storage: Storage) -> None:
 async def test_digest_schedules(storage: Storage) -> None:
     groups = storage.groups
     assert await groups.digest(GROUP) is None
-    await groups.set_digest(GROUP, Digest(GROUP, "09:00", "Europe/Berlin", 0))
-    await groups.set_digest(OTHER, Digest(OTHER, "18:30", "UTC"))
+    await groups.set_digest(GROUP, "09:00", "Europe/Berlin", 0)
+    await groups.set_digest(OTHER, "18:30", "UTC")
     assert await groups.digest(GROUP) == Digest(GROUP, "09:00", "Europe/Berlin", 0)
     assert sorted(await groups.digests(), key=lambda d: d.chat_id) == [
         Digest(GROUP, "09:00", "Europe/Berlin", 0),
         Digest(OTHER, "18:30", "UTC", None),
     ]
-    await groups.set_digest(GROUP, None)
+    await groups.set_digest(GROUP, None, None)
     assert await groups.digest(GROUP) is None
 
 

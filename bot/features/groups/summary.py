@@ -23,7 +23,7 @@ from parley.errors import ParleyError
 from parley.i18n.catalog import current
 from parley.i18n.locales import english_name
 from parley.periods import Schedule, Span, parse_schedule, parse_span
-from storage.groups import Digest, GroupMessage, GroupStore
+from storage.groups import GroupMessage, GroupStore
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,11 @@ async def set_digest(job: SetDigest, run: Run) -> bool:
         chosen = parse_schedule(job.args, default_timezone=run.services.settings.groups.timezone)
     except ValueError:
         return await run.say(texts.DIGEST_USAGE, reply_to=reply_to)
-    await groups.set_digest(chat_id, Digest(chat_id, chosen.time, chosen.timezone, chosen.weekday) if chosen else None)
     if chosen is None:
+        await groups.set_digest(chat_id, None, None)
         schedule.cancel(run.edge, chat_id)
         return await run.say(texts.DIGEST_OFF, reply_to=reply_to)
+    await groups.set_digest(chat_id, chosen.time, chosen.timezone, chosen.weekday)
     schedule.schedule(run.edge, chat_id, chosen)
     return await run.say(texts.digest_set(chosen.describe()), reply_to=reply_to)
 
