@@ -4,6 +4,7 @@ digests. Hundreds of messages from several people: replies, forwards, voice note
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
 import re
@@ -304,3 +305,36 @@ async def test_weekly_digest_is_scheduled_and_shown(bot: RunningBot, telegram: F
     assert (await telegram.wait_sent(GROUP, count=3))[-1].text == texts.digest_schedule(
         "every Monday at 09:00 (Europe/Berlin)"
     )
+
+
+async def test_group_memory_on_postgresql(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, citing: CitingModel, tmp_path: Path, postgres_url: str
+) -> None:
+    """Import, search, summary and a question about it with the log in PostgreSQL (DATABASE_URL)."""
+    telegram.add_chat(GROUP, chat_type="supergroup", title="Garden club")
+    telegram.set_member_status(GROUP, ANN, "administrator")
+    env = lab_env(telegram, openai_api, tmp_path / "unused.db", DATABASE_URL=postgres_url, PARLEY_ALLOWED=str(GROUP))
+    anna, bob = telegram.user(ANN, "Anna"), telegram.user(BOB, "Bob")
+    export = export_of(1987654321, 120)
+    async with running_bot(env) as running:
+        send_export(telegram, GROUP, anna, export.write(tmp_path / "result.json").read_bytes(), name="result.json",
+                    caption="/import")  # fmt: skip
+        done = (await telegram.wait_sent(GROUP, count=2, timeout=30))[-1]
+        assert done.text.startswith("Imported 122 messages")
+        assert len(await running.services.storage.groups.since(GROUP, 0.0)) == 122
+        telegram.push_text(GROUP, bob, "/find CAFE", chat_type="supergroup")
+        found = (await telegram.wait_sent(GROUP, count=3))[-1]
+        assert "Le café est fermé" in found.text
+        telegram.push_text(GROUP, bob, "/find 会議", chat_type="supergroup")
+        assert "明日の会議は十時からです" in (await telegram.wait_sent(GROUP, count=4))[-1].text
+        telegram.push_text(GROUP, bob, "/summary month", chat_type="supergroup")
+        written = (await telegram.wait_sent(GROUP, count=7, timeout=30))[-1]
+        assert links(written)
+        groups = running.services.storage.groups
+        for _ in range(100):  # the summary's span is remembered just after it is sent
+            if await groups.summary_span(GROUP, written.message_id):
+                break
+            await asyncio.sleep(0.05)
+        telegram.push_text(GROUP, bob, "And the budget?", chat_type="supergroup", reply_to=written.message_id)
+        answer = (await telegram.wait_sent(GROUP, count=10, timeout=30))[-2]
+        assert answer.kind == "voice" and "budget" in answer.caption.casefold()
