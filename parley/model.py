@@ -322,9 +322,10 @@ class ModelClient:
         except openai.OpenAIError as exc:
             raise _translate(exc, "summary") from exc
         completion = _checked(completion, ChatCompletion, "summary")
-        if not completion.choices or not (completion.choices[0].message.content or "").strip():
+        content = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+        if not content:
             raise ModelError("summary: the model returned no text")
-        return completion.choices[0].message.content.strip(), _usage(completion.model or model, completion.usage)
+        return content, _usage(completion.model or model, completion.usage)
 
     async def listen(
         self,

@@ -96,8 +96,7 @@ async def answer_question(job: AskSummary, run: Run) -> bool:
 async def _transcribed(job: AskSummary, run: Run) -> str:
     """A spoken question's words (its transcription goes in the ledger like any other)."""
     services = run.services
-    message = Message.de_json(job.voice, run.bot)
-    media = media_of(message)
+    media = media_of(Message.de_json(job.voice, run.bot)) if job.voice else None
     if media is None:
         raise ParleyError("a spoken question without audio", user_message=texts.DOWNLOAD_FAILED)
     data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
