@@ -338,3 +338,21 @@ async def test_group_memory_on_postgresql(
         telegram.push_text(GROUP, bob, "And the budget?", chat_type="supergroup", reply_to=written.message_id)
         answer = (await telegram.wait_sent(GROUP, count=10, timeout=30))[-2]
         assert answer.kind == "voice" and "budget" in answer.caption.casefold()
+
+
+async def test_without_a_voice_the_summary_still_arrives_in_writing(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, citing: CitingModel, tmp_path: Path
+) -> None:
+    """A basic group (no t.me/c links) that refuses voice messages: the header and the points as text."""
+    basic = -4455667
+    telegram.add_chat(basic, chat_type="group", title="Old group")
+    telegram.forbid_voice(basic)
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_ALLOWED=str(basic))
+    async with running_bot(env):
+        for user in people(telegram):
+            telegram.push_text(basic, user, f"{user['first_name']} thinks the budget is fine", chat_type="group")
+        telegram.push_text(basic, telegram.user(ANN, "Anna"), "/summary", chat_type="group")
+        written = (await telegram.wait_sent(basic, count=2, timeout=30))[-1]
+    assert written.kind == "text" and written.text.startswith("Summary of 4 messages from 4 people")
+    assert "• 陈伟 said: 陈伟 thinks the budget is fine — 陈伟 [1]" in written.text
+    assert [e["type"] for e in written.entities] == ["expandable_blockquote"]  # no links in a basic group
