@@ -221,8 +221,9 @@ def send_export(telegram: FakeTelegram, chat: int, user: dict, data: bytes, *, n
     file_id, unique = telegram.add_file(data, kind="document", mime_type="application/json", file_name=name)
     document = {"file_id": file_id, "file_unique_id": unique, "file_size": len(data), "file_name": name,
                 "mime_type": "application/zip" if name.endswith(".zip") else "application/json"}  # fmt: skip
-    command = {"type": "bot_command", "offset": 0, "length": len(caption.split()[0])}
-    fields = {"document": document, "caption": caption, "caption_entities": [command]}
+    fields: dict = {"document": document, "caption": caption}
+    if caption.startswith("/"):
+        fields["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": len(caption.split()[0])}]
     return telegram.push_message(chat, user, fields, chat_type="private" if chat > 0 else "supergroup")
 
 
@@ -251,7 +252,8 @@ async def test_an_admin_imports_history_and_summary_and_find_cover_it(
     threads = {row[1] for row in log.values()}
     assert threads == {None}
 
-    send_export(telegram, GROUP, anna, data, name="result.json", caption="/import")  # the same again
+    shared = send_export(telegram, GROUP, bob, data, name="result.json", caption="the export")  # the same again,
+    telegram.push_text(GROUP, anna, "/import", chat_type="supergroup", reply_to=shared)  # by a reply to it
     again = (await telegram.wait_sent(GROUP, count=5, timeout=30))[-1]
     assert again.text.startswith("Imported 0 messages") and f"{len(written)} were already in my log" in again.text
     assert len(logged(db, GROUP)) == len(written)
