@@ -44,3 +44,15 @@ async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) 
     assert results["rss"]["turns"] == 2000 and results["rss"]["peak_mb"] > 0
     assert results["rss"]["peak_tree_mb"]["pss"] > 0 and results["makespan"][-1]["cpu_ms_per_turn"]["total"] > 0
     assert results["startup"]["empty_db_seconds"] > 0 and results["startup"]["large_db_seconds"] > 0
+
+
+async def test_group_import_bench_runs() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.group_import", "--messages", "3000", cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=110)
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+    figures = json.loads(stdout)
+    assert figures["messages"] == 3000
+    assert {"parse_messages_per_s", "store_messages_per_s", "find_cjk_ms"} <= set(figures)
