@@ -31,6 +31,7 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     await storage.access.note_refusal(999, quiet_seconds=3600)
     await storage.groups.record(GroupMessage(-100, 1, None, user, "Ann", "text", "hi all", None, None, None, 1.5))
     await storage.groups.set_digest(-100, "09:00", "Europe/Berlin")
+    await storage.groups.remember_summary(-100, [2], 1.5, 1.5)
     await storage.cache.put("transcribe:abc", "words", user_id=user)
     await storage.reminders.add(
         user_id=user, chat_id=chat, text="call mum", first="2030-01-07T09:00", zone="Europe/Berlin",
@@ -42,7 +43,9 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
 
 def _sqlite_tables(path: Path) -> dict[str, list[tuple]]:
     with sqlite3.connect(path) as db:
-        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        # Plain tables: SQLite's search index (a virtual table and its shadow tables) is SQLite's alone.
+        plain = "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'"
+        names = [r[0] for r in db.execute(plain)]
         return {
             n: sorted(db.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr)
             for n in names
