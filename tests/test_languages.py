@@ -166,21 +166,21 @@ async def test_a_group_gets_summaries_and_digests_in_the_language_its_admin_chos
 
             telegram.push_text(GROUP, bob, "we ship on Monday", chat_type="supergroup")
             telegram.push_text(GROUP, ann, "/summary", chat_type="supergroup")
-            status, summary = (await telegram.wait_sent(GROUP, count=4))[-2:]
+            status, summary, _points = (await telegram.wait_sent(GROUP, count=5))[-3:]  # the voice, then its points
             assert status.text == in_(locale, lambda: texts.reading(1, None))
             assert summary.kind == "voice" and "Summary of" not in summary.caption
             spoken = openai_api.chat_requests()[-1].json["messages"][0]["content"]
             assert f"Speak in {english_name(locale)}," in spoken
 
             telegram.push_text(GROUP, ann, "/digest 18:30 Europe/Berlin", chat_type="supergroup")
-            set_ = (await telegram.wait_sent(GROUP, count=5))[-1]
-            assert set_.text == in_(locale, lambda: texts.digest_set("18:30", "Europe/Berlin"))
+            set_ = (await telegram.wait_sent(GROUP, count=6))[-1]
+            assert set_.text == in_(locale, lambda: texts.digest_set("every day at 18:30 (Europe/Berlin)"))
             telegram.push_text(GROUP, bob, "and the release notes are done", chat_type="supergroup")
             await telegram.wait_consumed()
             assert bot.app is not None and bot.app.job_queue is not None
             [job] = bot.app.job_queue.get_jobs_by_name(f"digest:{GROUP}")
             await job.run(bot.app)
-            digest = (await telegram.wait_sent(GROUP, count=7))[-1]
+            digest = (await telegram.wait_sent(GROUP, count=9))[-2]
             assert digest.kind == "voice"
             header = digest.caption.split("\n", 1)[0]
             assert SUMMARY_WORD[locale] in header and "UTC" in header and "Summary of" not in header
