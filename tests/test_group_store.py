@@ -111,7 +111,7 @@ async def test_forgetting_someone_takes_their_words_out_of_search(storage: Stora
     groups = storage.groups
     await groups.record(said(1, "my secret is pineapple", user=7))
     await groups.record(said(2, "pineapple pizza is fine", user=8))
-    await storage.privacy.forget_user(7)
+    await storage.privacy.forget_user(7, forgotten_key=-7)
     assert [m.message_id for m in (await groups.find(GROUP, "pineapple", limit=5))[0]] == [2]
     assert (await groups.find(GROUP, "secret", limit=5))[0] == []
 
@@ -120,7 +120,7 @@ async def test_an_older_log_becomes_searchable_on_upgrade(tmp_path: Path) -> Non
     path = tmp_path / "old.db"
     db = await SqliteDatabase.open(path)
     try:
-        before = [m for m in MIGRATIONS if m.__name__ < "m008_group_memory"]
+        before = [m for m in MIGRATIONS if m.__name__ < "m009_group_memory"]
         await migrate(db, before)
         async with db.transaction() as tx:
             await tx.execute(
