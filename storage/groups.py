@@ -207,20 +207,6 @@ class GroupStore:
         )
         return [GroupMessage(*row) for row in rows]
 
-    async def around(self, chat_id: int, message_id: int, *, before: int, after: int) -> list[GroupMessage]:
-        """The message and up to `before`/`after` of its neighbours in one group, in order."""
-        earlier = await self._db.fetch_all(
-            f"""SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ? AND message_id <= ?
-                ORDER BY message_id DESC LIMIT ?""",
-            (chat_id, message_id, before + 1),
-        )
-        later = await self._db.fetch_all(
-            f"""SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ? AND message_id > ?
-                ORDER BY message_id LIMIT ?""",
-            (chat_id, message_id, after),
-        )
-        return [GroupMessage(*row) for row in [*reversed(earlier), *later]]
-
     async def last_summarized(self, chat_id: int) -> int | None:
         row = await self._db.fetch_one("SELECT last_summarized FROM group_settings WHERE chat_id = ?", (chat_id,))
         return row[0] if row else None

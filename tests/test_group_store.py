@@ -120,7 +120,7 @@ async def test_an_older_log_becomes_searchable_on_upgrade(tmp_path: Path) -> Non
     path = tmp_path / "old.db"
     db = await SqliteDatabase.open(path)
     try:
-        before = [m for m in MIGRATIONS if m.__name__ < "m009_group_memory"]
+        before = [m for m in MIGRATIONS if m.__name__ < "m010_group_memory"]
         await migrate(db, before)
         async with db.transaction() as tx:
             await tx.execute(
