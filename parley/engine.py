@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, V
 from parley.jobs import cancel_and_wait
 from parley.metrics import Metrics
 from parley.model import PCM16_RATE, ModelClient, ModelReply
-from parley.prices import PriceTable
+from parley.preferences import Preferences
 from parley.spend import Spend
 from storage import ForgetReport, NewTurn, Storage, Usage
 
@@ -38,11 +38,11 @@ class TurnRequest:
 
     chat_id: int
     user_id: int
+    preferences: Preferences  # read once per turn (PreferenceBook.of), by whoever makes the request
     message_id: int | None = None
     text: str | None = None
     audio: bytes | None = None
     thread_id: int = 0
-    reply_mode: str = "voice"  # voice | text | both (/mode)
 
 
 @dataclass(slots=True)
@@ -59,10 +59,6 @@ class Reply:
 
 VOICE_GRACE_SECONDS = 1.0
 """Telegram rounds a note's declared duration to whole seconds: the decoded length may be that much longer."""
-
-Deliver = Callable[[Reply], Awaitable[None]]
-"""Hands a finished reply to whoever shows it to the user (the Telegram layer, in Parley)."""
-
 
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
@@ -84,6 +80,60 @@ class _Stopwatch:
         self.timings[name] = time.perf_counter() - started
 
 
+class Turn:
+    """A turn answered: `reply` to deliver, then `finish()` for what may wait until it is out (the note's
+    late transcript, folding older turns into the summary), or `abandon()` when it could not be delivered."""
+
+    def __init__(
+        self,
+        reply: Reply,
+        *,
+        engine: ConversationEngine,
+        request: TurnRequest,
+        clock: _Stopwatch,
+        user_turn_id: int,
+        late_transcript: asyncio.Task[tuple[str, Usage | None]] | None,
+        fold_due: bool,
+    ) -> None:
+        self.reply = reply
+        self._engine = engine
+        self._request = request
+        self._clock = clock
+        self._user_turn_id = user_turn_id
+        self._late_transcript = late_transcript
+        self._fold_due = fold_due
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Each step's seconds: convert, model, encode, and after finish() transcript_after, fold_after."""
+        return self._clock.timings
+
+    async def finish(self) -> None:
+        """After delivery: store the note's words if they came late, fold if due. Never raises for either:
+        the reply is out, and a lost transcript or fold only costs the next turn some context."""
+        late, self._late_transcript = self._late_transcript, None
+        engine, request = self._engine, self._request
+        if late is not None:
+            started = time.perf_counter()
+            try:
+                text, usage = await late
+                await engine.storage.turns.set_text(self._user_turn_id, text, usage)
+                self.reply.transcript = text
+            except Exception:
+                log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
+            self._clock.lap("transcript_after", started)
+        if self._fold_due:
+            self._fold_due = False
+            started = time.perf_counter()
+            await engine.fold(request)
+            self._clock.lap("fold_after", started)
+
+    async def abandon(self) -> None:
+        """The reply was not delivered: stop the transcription nobody will store (the placeholder stays)."""
+        late, self._late_transcript = self._late_transcript, None
+        await cancel_and_wait([late])
+
+
 class ConversationEngine:
     def __init__(
         self,
@@ -92,30 +142,24 @@ class ConversationEngine:
         model: ModelClient,
         audio: AudioConverter,
         context: ContextBuilder,
-        default_voice: str,
-        voices: tuple[str, ...],
-        metrics: Metrics | None = None,
-        keep_audio: bool = False,
-        spend: Spend | None = None,
-        models: tuple[str, ...] = (),
-        summary_model: str = "gpt-4o-mini",
-        max_voice_seconds: float | None = None,
-        stream_replies: bool = True,
-        tools: Toolbox | None = None,
-        tool_scope: ToolScope | None = None,
-        tool_rounds: int = 3,
+        spend: Spend,
+        metrics: Metrics,
+        summary_model: str,
+        keep_audio: bool,
+        max_voice_seconds: float | None,
+        stream_replies: bool,
+        tools: Toolbox | None,
+        tool_scope: ToolScope | None,
+        tool_rounds: int,
     ) -> None:
         self.storage = storage
         self.model = model
         self.audio = audio
-        self.default_voice = default_voice
-        self.voices = voices
-        self.metrics = metrics or Metrics()
-        self.keep_audio = keep_audio
-        self.spend = spend or Spend(storage.usage, PriceTable.shipped())
         self.context = context  # owns the system prompt, the history window and the token budget
-        self.models = models or (model.model,)
+        self.spend = spend
+        self.metrics = metrics
         self.summary_model = summary_model
+        self.keep_audio = keep_audio
         self.max_voice_seconds = max_voice_seconds
         self.stream_replies = stream_replies
         """Ask for the reply streamed and encode its voice note as it arrives (off for OpenAI-compatible
@@ -125,30 +169,6 @@ class ConversationEngine:
         self.tool_scope = tool_scope
         self.tool_rounds = tool_rounds
 
-    async def model_of(self, user_id: int) -> str:
-        """The user's /model choice while it is still offered, else the default (PARLEY_MODEL)."""
-        chosen = (await self.storage.users.preferences(user_id)).model
-        return chosen if chosen in self.models else self.model.model
-
-    async def choose_model(self, user_id: int, name: str) -> str | None:
-        """Persist the user's model; None (and nothing stored) when it is not one of PARLEY_MODELS."""
-        found = next((m for m in self.models if m.lower() == name.strip().lower()), None)
-        if found is not None:
-            await self.storage.users.update_preferences(user_id, model=found)
-        return found
-
-    async def voice_of(self, user_id: int) -> str:
-        chosen = (await self.storage.users.preferences(user_id)).voice
-        return chosen if chosen in self.voices else self.default_voice
-
-    async def choose_voice(self, user_id: int, name: str) -> str | None:
-        """Persist the user's voice; None (and nothing stored) when the name is not offered."""
-        name = name.strip().lower()
-        if name not in self.voices:
-            return None
-        await self.storage.users.update_preferences(user_id, voice=name)
-        return name
-
     async def reset(self, chat_id: int, user_id: int, thread_id: int = 0) -> bool:
         return await self.storage.turns.reset(chat_id, user_id, thread_id)
 
@@ -157,11 +177,11 @@ class ConversationEngine:
             user_id, forgotten_key=self.spend.forgotten_key(user_id), day_of=self.spend.day_of
         )
 
-    async def respond(self, request: TurnRequest, deliver: Deliver) -> Reply:
-        """Convert, ask the model, remember, encode, `deliver` the reply; then complete the note's transcript.
+    async def respond(self, request: TurnRequest) -> Turn:
+        """Convert, ask the model, remember, encode: the reply, and what is left to do once it is delivered.
 
         The transcription runs alongside the model call and never delays the reply: if it is not in by
-        the time the reply is, the user's turn is stored with a placeholder and filled in after delivery.
+        the time the reply is, the user's turn is stored with a placeholder, and `Turn.finish()` fills it in.
         """
         clock = _Stopwatch()
         wav: WavAudio | None = None
@@ -182,8 +202,7 @@ class ConversationEngine:
         if wav is not None and self.max_voice_seconds and wav.duration > self.max_voice_seconds + VOICE_GRACE_SECONDS:
             raise VoiceTooLong(wav.duration, self.max_voice_seconds)  # the declared duration lied
 
-        voice = await self.voice_of(request.user_id)
-        model = await self.model_of(request.user_id)
+        model = request.preferences.model
         context = await self.context.build(
             request.chat_id,
             request.user_id,
@@ -196,9 +215,7 @@ class ConversationEngine:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
         reservation = await self.spend.reserve(request.user_id, estimate)  # raises BudgetExceeded: no call made
         try:
-            return await self._answer(
-                request, wav, voice, model, context, deliver, clock, lambda: self.spend.release(reservation)
-            )
+            return await self._answer(request, wav, context, clock, lambda: self.spend.release(reservation))
         finally:
             self.spend.release(reservation)  # idempotent: usually released as soon as the reply was recorded
 
@@ -206,19 +223,18 @@ class ConversationEngine:
         self,
         request: TurnRequest,
         wav: WavAudio | None,
-        voice: str,
-        model: str,
         context: Context,
-        deliver: Deliver,
         clock: _Stopwatch,
         release: Callable[[], None],
-    ) -> Reply:
+    ) -> Turn:
         started = time.perf_counter()
+        text_only = request.preferences.reply_mode == "text"
+        voice, model = request.preferences.voice, request.preferences.model
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
-        speak = request.reply_mode != "text" or wav is None
+        speak = not text_only or wav is None
         # The reply is the critical path, so its request goes out first; the transcription rides alongside.
         # With tools the rounds are asked whole: a round's answer may be calls rather than speech.
-        streamed = speak and request.reply_mode != "text" and self.stream_replies and self.tools is None
+        streamed = speak and not text_only and self.stream_replies and self.tools is None
         seconds = wav.duration if wav is not None else 0.0
         answer = asyncio.create_task(
             self._streamed(context.messages, voice, model, clock)
@@ -239,7 +255,7 @@ class ConversationEngine:
         # Encoding the voice note (ffmpeg, another process) overlaps storing the turn (SQLite, a thread).
         encoding = (
             asyncio.create_task(self._encode(reply.audio, clock))
-            if reply.audio is not None and not streamed and request.reply_mode != "text"  # nobody listens: no encode
+            if reply.audio is not None and not streamed and not text_only  # nobody listens: no encode
             else None
         )
         try:
@@ -252,7 +268,7 @@ class ConversationEngine:
                 user_text, user_usage = (request.text or "").strip(), None
             elif transcription.done():
                 user_text, user_usage = transcription.result()
-            else:  # not in yet: store a placeholder now and the words after the reply is out
+            else:  # not in yet: store a placeholder now and the words once the reply is out
                 user_text, user_usage = voice_placeholder(wav.duration), None
                 late_transcript = transcription
             user_turn_id = await self._remember(request, wav, user_text, user_usage, reply, tool_turn)
@@ -271,23 +287,15 @@ class ConversationEngine:
             new_conversation=context.new_conversation,
             transcript=user_text if wav is not None and late_transcript is None else None,
         )
-        del reply  # its WAV is encoded now; the transcript and the fold below need neither
-        await deliver(result)
-
-        if late_transcript is not None:
-            started = time.perf_counter()
-            try:
-                text, usage = await late_transcript
-                await self.storage.turns.set_text(user_turn_id, text, usage)
-                result.transcript = text
-            except Exception:  # the reply is out; a lost transcript only leaves the placeholder
-                log.exception("chat=%s could not store the transcript after the reply", request.chat_id)
-            clock.lap("transcript_after", started)
-        if context.fold_due:  # after delivery: folding older turns into the summary never delays a reply
-            started = time.perf_counter()
-            await self._fold(request)
-            clock.lap("fold_after", started)
-        return result
+        return Turn(
+            result,
+            engine=self,
+            request=request,
+            clock=clock,
+            user_turn_id=user_turn_id,
+            late_transcript=late_transcript,
+            fold_due=context.fold_due,
+        )
 
     async def _whole(
         self,
@@ -375,7 +383,9 @@ class ConversationEngine:
             clock.lap("encode", started)
             self.metrics.audio_conversion("to_voice", clock.timings["encode"])
 
-    async def _fold(self, request: TurnRequest) -> None:
+    async def fold(self, request: TurnRequest) -> None:
+        """Fold older turns into the conversation's summary; a failure is logged, never raised."""
+
         async def summarise(messages: list[dict[str, Any]]) -> tuple[str, Usage]:
             return await self.model.text(messages, model=self.summary_model, max_tokens=SUMMARY_MAX_TOKENS)
 

@@ -15,6 +15,7 @@ from parley.engine import ConversationEngine
 from parley.jobs import ChatScheduler
 from parley.metrics import Metrics
 from parley.model import ModelClient
+from parley.preferences import PreferenceBook
 from parley.providers import build_context, build_spend, openai_client
 from parley.summaries import GroupSummarizer
 from parley.tools import VoiceTools
@@ -31,6 +32,7 @@ class Services:
     audio: AudioConverter
     model: ModelClient
     engine: ConversationEngine
+    preferences: PreferenceBook
     scheduler: ChatScheduler
     access: AccessPolicy
     metrics: Metrics
@@ -58,18 +60,22 @@ class Services:
         model = ModelClient(
             client, model=settings.model.name, transcribe_model=settings.model.transcribe_model, metrics=metrics
         )
+        preferences = PreferenceBook(
+            storage,
+            voices=settings.model.voices,
+            default_voice=settings.model.voice,
+            models=settings.model.choices or (settings.model.name,),
+            default_model=settings.model.name,
+        )
         engine = ConversationEngine(
             storage=storage,
             model=model,
             audio=audio,
             context=build_context(settings, storage),
-            default_voice=settings.model.voice,
-            voices=settings.model.voices,
-            metrics=metrics,
-            keep_audio=settings.privacy.keep_audio,
             spend=build_spend(settings, storage, is_admin=lambda user_id: user_id in settings.access.admins),
-            models=settings.model.choices,
+            metrics=metrics,
             summary_model=settings.model.summary_model,
+            keep_audio=settings.privacy.keep_audio,
             max_voice_seconds=settings.spend.max_voice_seconds,
             stream_replies=settings.model.stream,
             tools=tools,
@@ -100,6 +106,7 @@ class Services:
             audio=audio,
             model=model,
             engine=engine,
+            preferences=preferences,
             scheduler=scheduler,
             access=access,
             metrics=metrics,

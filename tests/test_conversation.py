@@ -138,7 +138,7 @@ async def test_voice_command_lists_sets_and_refuses(parley, telegram: FakeTelegr
     # A tap on a voice button works the same way, editing the list message.
     telegram.push_callback(CHAT, ann, listing.message_id, "voice:echo")
     await telegram.wait_for(lambda: telegram.message(CHAT, listing.message_id)["text"] == texts.voice_set("echo"))
-    assert await parley.services.engine.voice_of(ann["id"]) == "echo"
+    assert (await parley.services.preferences.of(ann["id"])).voice == "echo"
 
 
 async def test_reset_starts_a_fresh_conversation(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:

@@ -18,7 +18,7 @@ from bot.jobs import Payload
 from bot.media import download, media_of
 from bot.replies import Run
 from bot.sender import ReplyProgress, send_reply
-from parley.engine import Reply, TurnRequest
+from parley.engine import TurnRequest
 from parley.errors import AudioTooLarge, ParleyError, VoiceTooLong
 from parley.spend import BudgetExceeded
 
@@ -65,7 +65,7 @@ async def when_addressed(message: Message, intake: Intake) -> None:
 
 
 async def answer(job: Converse, run: Run) -> bool:
-    """Download → respond → send; every failure becomes one plain message (a model failure with Try again)."""
+    """Download → respond → send → finish; every failure becomes one plain message (Try again on a model's)."""
     message = Message.de_json(job.message, run.bot)
     chat_id, user = message.chat_id, message.from_user
     if user is None:  # handlers only queue messages with a sender
@@ -83,34 +83,38 @@ async def answer(job: Converse, run: Run) -> bool:
     try:
         await _touch(run, user)
         async with ReplyProgress(
-            run.bot, chat_id, reply_to=message.message_id, notice_after=services.settings.operations.slow_notice_seconds
+            run.bot,
+            chat_id,
+            reply_to=message.message_id,
+            notice_after=services.settings.operations.slow_notice_seconds,
         ) as progress:
             audio = await _download_voice(run, message, timings) if media_of(message) else None
-            mode = (await services.storage.users.preferences(user.id)).reply_mode or "voice"
-
-            async def deliver(reply: Reply) -> None:
-                await progress.stop()
+            preferences = await services.preferences.of(user.id)
+            request = TurnRequest(
+                chat_id=chat_id,
+                user_id=user.id,
+                preferences=preferences,
+                message_id=message.message_id,
+                text=job.text if job.text is not None else message.text,
+                audio=audio,
+                thread_id=thread or 0,
+            )
+            turn = await services.engine.respond(request)
+            await progress.stop()
+            try:
                 sending = time.perf_counter()
-                await send_reply(run.bot, chat_id, message.message_id, reply, thread_id=thread, mode=mode)
+                mode = preferences.reply_mode
+                await send_reply(run.bot, chat_id, message.message_id, turn.reply, thread_id=thread, mode=mode)
                 await run.delivered()
                 timings["send"] = time.perf_counter() - sending
-
-            reply = await services.engine.respond(
-                TurnRequest(
-                    chat_id=chat_id,
-                    user_id=user.id,
-                    message_id=message.message_id,
-                    text=job.text if job.text is not None else message.text,
-                    audio=audio,
-                    thread_id=thread or 0,
-                    reply_mode=mode,
-                ),
-                deliver,
-            )
-            timings.update(reply.timings)
-            if audio is not None and chat_id != user.id and reply.transcript is not None:
+            except BaseException:
+                await turn.abandon()
+                raise
+            await turn.finish()
+            timings.update(turn.timings)
+            if audio is not None and chat_id != user.id and turn.reply.transcript is not None:
                 # The group log's copy of the note: transcribed once, by this turn, not again in the background.
-                await services.storage.groups.set_transcript(chat_id, message.message_id, reply.transcript, ok=True)
+                await services.storage.groups.set_transcript(chat_id, message.message_id, turn.reply.transcript, ok=True)
         return True
     except ParleyError as exc:
         outcome = type(exc).__name__

@@ -17,8 +17,6 @@ from bot.replies import Run
 
 log = logging.getLogger(__name__)
 
-MODES = ("voice", "text", "both")
-
 
 @dataclass(frozen=True, slots=True)
 class ChooseVoice(Payload, kind="voice"):
@@ -88,52 +86,46 @@ def model_keyboard(models: tuple[str, ...], current: str) -> InlineKeyboardMarku
 
 
 async def choose_voice(job: ChooseVoice, run: Run) -> bool:
-    engine = run.services.engine
+    book = run.services.preferences
     if job.name:
-        chosen = await engine.choose_voice(job.user_id, job.name)
+        chosen = await book.choose_voice(job.user_id, job.name)
         if chosen:
             return await run.say(texts.voice_set(chosen))
-        text = texts.voice_unknown(job.name, engine.voices)
-    else:
-        text = texts.voice_list(await engine.voice_of(job.user_id), engine.voices)
-    current = await engine.voice_of(job.user_id)
-    return await run.say(text, keyboard=voice_keyboard(engine.voices, current))
+    current = (await book.of(job.user_id)).voice
+    text = texts.voice_unknown(job.name, book.voices) if job.name else texts.voice_list(current, book.voices)
+    return await run.say(text, keyboard=voice_keyboard(book.voices, current))
 
 
 async def choose_model(job: ChooseModel, run: Run) -> bool:
     """/model lists the models with buttons; /model NAME sets it (kept across restarts)."""
-    engine = run.services.engine
+    book = run.services.preferences
     if job.name:
-        chosen = await engine.choose_model(job.user_id, job.name)
+        chosen = await book.choose_model(job.user_id, job.name)
         if chosen:
             return await run.say(texts.model_set(chosen))
-        text = texts.model_unknown(job.name, engine.models)
-    else:
-        text = texts.model_list(await engine.model_of(job.user_id), engine.models)
-    current = await engine.model_of(job.user_id)
-    return await run.say(text, keyboard=model_keyboard(engine.models, current))
+    current = (await book.of(job.user_id)).model
+    text = texts.model_unknown(job.name, book.models) if job.name else texts.model_list(current, book.models)
+    return await run.say(text, keyboard=model_keyboard(book.models, current))
 
 
 async def choose_mode(job: ChooseMode, run: Run) -> bool:
-    choice = job.mode.lower()
-    storage = run.services.storage
-    if choice not in MODES:
-        current = (await storage.users.preferences(job.user_id)).reply_mode or "voice"
-        return await run.say(texts.mode_usage(current))
-    await storage.users.update_preferences(job.user_id, reply_mode=choice)
-    return await run.say(texts.mode_set(choice))
+    book = run.services.preferences
+    chosen = await book.choose_reply_mode(job.user_id, job.mode) if job.mode else None
+    if chosen is None:
+        return await run.say(texts.mode_usage((await book.of(job.user_id)).reply_mode))
+    return await run.say(texts.mode_set(chosen))
 
 
 async def voice_tapped(tap: VoiceChoice, press: Press, run: Run) -> str:
-    engine = run.services.engine
-    chosen = await engine.choose_voice(press.user_id, tap.name)
-    return texts.voice_set(chosen) if chosen else texts.voice_unknown(tap.name, engine.voices)
+    book = run.services.preferences
+    chosen = await book.choose_voice(press.user_id, tap.name)
+    return texts.voice_set(chosen) if chosen else texts.voice_unknown(tap.name, book.voices)
 
 
 async def model_tapped(tap: ModelChoice, press: Press, run: Run) -> str:
-    engine = run.services.engine
-    chosen = await engine.choose_model(press.user_id, tap.name)
-    return texts.model_set(chosen) if chosen else texts.model_unknown(tap.name, engine.models)
+    book = run.services.preferences
+    chosen = await book.choose_model(press.user_id, tap.name)
+    return texts.model_set(chosen) if chosen else texts.model_unknown(tap.name, book.models)
 
 
 BUTTONS = (Button(VoiceChoice, voice_tapped), Button(ModelChoice, model_tapped))

@@ -162,7 +162,7 @@ async def read_aloud(job: Speak, run: Run) -> bool:
         return await run.say(texts.explain(exc), reply_to=message.message_id)
     if not text:
         return await run.say(texts.SPEAK_USAGE, reply_to=message.message_id)
-    voice = await services.engine.voice_of(job.user_id)
+    voice = (await services.preferences.of(job.user_id)).voice
     model = services.model.model
     key = "speak:" + hashlib.sha256(f"{voice}\0{model}\0{text}".encode()).hexdigest()
     max_chars = services.settings.tools.speak_max_chars

@@ -137,9 +137,7 @@ def rate(value: str) -> Rate:
     try:
         return Rate.parse(value)
     except ValueError:
-        raise Invalid(
-            f"must look like 10/minute (a count per second, minute, hour or day), got {value!r}"
-        ) from None
+        raise Invalid(f"must look like 10/minute (a count per second, minute, hour or day), got {value!r}") from None
 
 
 def access_list(value: str) -> AccessList:
