@@ -17,6 +17,7 @@ from parley.errors import ParleyError, VoiceTooLong
 from parley.i18n import formats
 from parley.i18n.catalog import N_, _, ngettext
 from parley.spend import BudgetExceeded
+from parley.tools import ToneReport
 
 TELEGRAM_DOWNLOAD_LIMIT_MB = 20
 """The TOO_LARGE text says this number in words of its own."""
@@ -500,7 +501,7 @@ def sentiment(word: str) -> str:
     return {"positive": _("positive"), "neutral": _("neutral"), "negative": _("negative")}.get(word, word)
 
 
-def tone_report(report: Any) -> str:
+def tone_report(report: ToneReport) -> str:
     """A compact, readable rendering of a parley.tools.ToneReport (its words are in the reader's language)."""
     lines = [
         _("Overall: {sentiment} ({confidence} confident)", sentiment=sentiment(report.sentiment),

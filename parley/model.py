@@ -336,7 +336,7 @@ class ModelClient:
         response_format: dict[str, Any] | None = None,
     ) -> tuple[str, Usage]:
         """Audio in, text out, with the audio model: transcripts with nuance, tone analysis."""
-        content = [
+        content: list[dict[str, Any]] = [
             {"type": "text", "text": instructions},
             {
                 "type": "input_audio",
@@ -344,11 +344,12 @@ class ModelClient:
             },
         ]
         options: dict[str, Any] = {"response_format": response_format} if response_format else {}
+        messages: list[Any] = [{"role": "user", "content": content}]  # the SDK's TypedDicts, built as plain dicts
         try:
             completion = await self._client.chat.completions.create(
                 model=self.model,
                 modalities=["text"],
-                messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
+                messages=messages,
                 **options,
             )
         except ValueError as exc:

@@ -175,7 +175,9 @@ class VoiceStream:
         self.pool.close_stream(self.where)
         self.pending.clear()
         with contextlib.suppress(AudioError):
-            await self.pool.stream_call(self.where, {"op": "voice_abort"}, b"", timeout=self.timeout, sink=len)
+            await self.pool.stream_call(
+                self.where, {"op": "voice_abort"}, b"", timeout=self.timeout, sink=lambda _chunk: None
+            )
 
     async def _call(self, op: str) -> None:
         if self.done:
