@@ -152,9 +152,30 @@ def answer(what: str) -> str:
     return help_text() if what == "help" else texts.canned(what)
 
 
-def menu(*, admins: bool, commands: tuple[Command, ...] = COMMANDS) -> list[BotCommand]:
-    """The command menu in the current language."""
-    return [BotCommand(c.name, _(c.menu)) for c in commands if admins or not c.admins]
+class Menu(Enum):
+    """The menus the table can make: everyone's (today's one menu), per kind of chat, and admins'."""
+
+    EVERYONE = "everyone"
+    PRIVATE_CHATS = "private chats"
+    GROUP_CHATS = "group chats"
+    ADMINS = "admins"
+
+
+def menu(which: Menu, commands: tuple[Command, ...] = COMMANDS) -> list[BotCommand]:
+    """One of the command menus, in the current language."""
+
+    def shown(c: Command) -> bool:
+        if which is Menu.ADMINS:  # in their private chat with the bot: everything, as on the everyone menu
+            return True
+        if c.admins:
+            return False
+        if which is Menu.PRIVATE_CHATS:
+            return c.where is not Where.GROUP
+        if which is Menu.GROUP_CHATS:
+            return c.where is not Where.PRIVATE
+        return True
+
+    return [BotCommand(c.name, _(c.menu)) for c in commands if shown(c)]
 
 
 def published_languages(default: str) -> list[tuple[str, str | None]]:
@@ -169,13 +190,13 @@ async def publish_menus(bot: Bot, admins: frozenset[int], default: str = SOURCE)
     unreachable: set[int] = set()  # admins who have not opened a chat with the bot yet
     for locale, code in published_languages(default):
         with using(locale):
-            await bot.set_my_commands(menu(admins=False), language_code=code)
+            await bot.set_my_commands(menu(Menu.EVERYONE), language_code=code)
             await bot.set_my_description(texts.DESCRIPTION, language_code=code)
             await bot.set_my_short_description(texts.SHORT_DESCRIPTION, language_code=code)
             for admin_id in sorted(admins - unreachable):
                 scope = BotCommandScopeChat(admin_id)
                 try:
-                    await bot.set_my_commands(menu(admins=True), scope=scope, language_code=code)
+                    await bot.set_my_commands(menu(Menu.ADMINS), scope=scope, language_code=code)
                 except BadRequest as exc:
                     unreachable.add(admin_id)
                     log.info("admin %s: command menu not set (%s)", admin_id, exc.message)

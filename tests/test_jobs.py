@@ -50,3 +50,14 @@ def test_every_route_reads_back_what_it_writes() -> None:
     digest = Summarize(digest=True)
     assert Summarize.from_json(digest.to_json()) == digest
     assert {route.kind for route in ROUTES.values()} <= set(ROUTES)
+
+
+def test_one_table_makes_the_menus_and_help() -> None:
+    from bot.registry import COMMANDS, Menu, help_text, menu
+
+    everyone = [c.command for c in menu(Menu.EVERYONE)]
+    assert everyone[:3] == ["start", "help", "voice"] and "stats" not in everyone
+    assert {"allow", "deny", "users", "stats"} <= {c.command for c in menu(Menu.ADMINS)}
+    assert "summary" not in {c.command for c in menu(Menu.PRIVATE_CHATS)}
+    assert "forget" not in {c.command for c in menu(Menu.GROUP_CHATS)}
+    assert all(f"/{c.name}" in help_text() for c in COMMANDS if c.help)
