@@ -105,7 +105,7 @@ def test_translations_keep_placeholders_markup_and_commands(locale: str) -> None
 def test_rendered_texts_fit_telegram(locale: str) -> None:
     with using(locale):
         assert telegram_length(registry.help_text()) <= MESSAGE_LIMIT
-        for command in registry.menu(admins=True):
+        for command in registry.menu(registry.Menu.ADMINS):
             assert MENU_LINE[0] <= len(command.description) <= MENU_LINE[1], (locale, command)
         assert 0 < telegram_length(texts.DESCRIPTION) <= DESCRIPTION_LIMIT
         assert 0 < telegram_length(texts.SHORT_DESCRIPTION) <= SHORT_DESCRIPTION_LIMIT
