@@ -114,7 +114,9 @@ async def answer(job: Converse, run: Run) -> bool:
             timings.update(turn.timings)
             if audio is not None and chat_id != user.id and turn.reply.transcript is not None:
                 # The group log's copy of the note: transcribed once, by this turn, not again in the background.
-                await services.storage.groups.set_transcript(chat_id, message.message_id, turn.reply.transcript, ok=True)
+                await services.storage.groups.set_transcript(
+                    chat_id, message.message_id, turn.reply.transcript, ok=True
+                )
         return True
     except ParleyError as exc:
         outcome = type(exc).__name__
