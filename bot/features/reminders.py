@@ -111,7 +111,7 @@ def firing(edge: Edge) -> Fire:
         services = edge.services
         caption = texts.reminder_fired(reminder.text)
         thread = reminder.thread_id or None
-        voice = await services.engine.voice_of(reminder.user_id)
+        voice = (await services.preferences.of(reminder.user_id)).voice
         spend = services.engine.spend
         estimate = spend.prices.estimate_reply(
             services.model.model, text_tokens=len(reminder.text) // 4 + 100, audio_seconds=0
