@@ -144,7 +144,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,
         }
 
-    # The same burst where every context nears its budget, so the exact tokenizer (~50 MB) is in memory too.
+    # The same burst where every context nears its budget, so the exact tokenizer is in memory too.
     tight = plan["tight_context_tokens"]
     async with lab_with_bot(workdir, big, "bot-large-db-tokenizer", speech, PARLEY_CONTEXT_TOKENS=str(tight)) as (
         lab,

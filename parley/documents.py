@@ -32,8 +32,8 @@ _KEPT_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEM
 
 @dataclass(frozen=True, slots=True)
 class DocumentLimits:
-    """What one extraction may use. pypdf reads a page of ordinary text in tens of milliseconds, in a process of
-    about 40 MB; its own parsing limits still let one content stream take 400 MB and four seconds a page."""
+    """What one extraction may use: ample for pages of ordinary text, while pypdf's own parsing limits still
+    let one hostile content stream take hundreds of MB and seconds a page."""
 
     seconds: float = 10.0
     memory_bytes: int = 256 * 1024 * 1024

@@ -52,7 +52,7 @@ class TokenizerUnavailable(RuntimeError):
 
 class O200k:
     """tiktoken's BPE engine for o200k_base. Not a `tiktoken.Encoding`: that keeps a Python copy of the
-    200,000 ranks (23 MB, only ever used to pickle it) beside the engine's own."""
+    200,000 ranks (only ever used to pickle it) beside the engine's own."""
 
     def __init__(self, ranks: dict[bytes, int]) -> None:
         self._core = CoreBPE(ranks, O200K_SPECIAL, O200K_PATTERN)
@@ -90,7 +90,7 @@ LOADED = "loaded the o200k_base tokenizer"
 
 
 def o200k_base() -> O200k:
-    """The o200k_base tokenizer, built once per process from the shipped file (about 0.5 s, ~50 MB).
+    """The o200k_base tokenizer, built once per process from the shipped file (slow and large to build).
     Turns that overflow their budget at the same moment all ask for it: the lock makes one build, not one
     per thread (each build holds a transient copy of the ranks)."""
     with _loading:
@@ -124,7 +124,7 @@ def _texts(message: dict[str, Any]) -> list[str]:
 
 def upper_bound(messages: list[dict[str, Any]]) -> int:
     """At least as many tokens as `count_messages` gives (a token is never shorter than one UTF-8 byte),
-    without the 78 MB tokenizer: when even this fits a budget, no exact count is needed."""
+    without building the tokenizer: when even this fits a budget, no exact count is needed."""
     return REPLY_PRIMING + sum(
         MESSAGE_OVERHEAD + sum(len(text.encode("utf-8")) for text in _texts(m)) for m in messages
     )

@@ -1,7 +1,7 @@
 """The ffmpeg command line (built with ffmpeg-python), for the jobs a subprocess still does best: scanning
 a long recording for silences and cutting it into MP3 segments. Both stream through the recording once
-with constant memory and hand back a few lines or a small file, so the process start (~11 ms with the
-wheel's static binary) is small beside the work.
+with constant memory and hand back a few lines or a small file, so the process start (the wheel's static
+binary starts quickly) is small beside the work.
 
 The recording is given to ffmpeg as a private temporary file, not a pipe, so containers whose index sits
 at the end (MP4 as phones and most encoders write it) can be read; only the demuxers in codec.DEMUXERS
@@ -34,8 +34,8 @@ FFMPEG_MEMORY_MB = 1024
 def find_ffmpeg() -> str:
     """The ffmpeg binary shipped in the imageio-ffmpeg wheel, else a system one.
 
-    The wheel's static build is preferred: it starts in ~11 ms of CPU against ~58 ms for Debian's
-    dynamically linked one (which loads some hundred shared libraries at every start)."""
+    The wheel's static build is preferred: it starts several times faster than a distribution's
+    dynamically linked one, which loads some hundred shared libraries at every start."""
     try:
         import imageio_ffmpeg
 
@@ -95,7 +95,7 @@ class FfmpegCli:
         """16 kHz mono MP3 (about 4 KB a second) of the recording, or of `seconds` from `start`.
 
         The cut is made on the input side (`-ss`/`-t` before `-i`): ffmpeg seeks near the start with the
-        container's index and decodes only from there (a minute from the middle of three: ~415 → ~270 ms of CPU)."""
+        container's index and decodes only from there, rather than decoding everything before the cut."""
         cut: dict[str, object] = {}
         if start:
             cut["ss"] = f"{start:.3f}"

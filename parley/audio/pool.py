@@ -3,8 +3,8 @@
 Why processes and not threads: the decoders are C code fed untrusted bytes. In a worker, a crash costs
 one worker (replaced at the next request), a hang is ended by killing it at the deadline, and a memory
 bomb hits the worker's address-space cap; the bot carries on and the sender gets a plain answer. Why a
-pool and not a process per conversion: starting Python with FFmpeg's libraries takes ~100 ms of CPU,
-far more than decoding a voice note (a few milliseconds).
+pool and not a process per conversion: starting Python with FFmpeg's libraries costs far more CPU than
+decoding a voice note.
 
 The pool is as wide as the machine's cores: codec work is CPU work, and more of it at once only queues
 inside the kernel instead of here.
@@ -27,7 +27,7 @@ from parley.errors import AudioError, AudioTimeout, AudioTooLong
 log = logging.getLogger(__name__)
 
 WORKER_MEMORY_MB = 512
-"""Each worker's address-space cap (RLIMIT_AS). A worker with FFmpeg's libraries loaded maps ~150 MB;
+"""Each worker's address-space cap (RLIMIT_AS). A worker with FFmpeg's libraries loaded maps a good part of it;
 the rest bounds what one conversion may allocate (30 minutes of 16 kHz PCM is 58 MB)."""
 
 
