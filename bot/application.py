@@ -65,7 +65,13 @@ async def run_bot(
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
     app, dispatcher = build_application(services)
-    receiver = UpdateReceiver(app, services.settings, poll_timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES)
+    receiver = UpdateReceiver(
+        app,
+        services.settings,
+        poll_timeout=poll_timeout,
+        allowed_updates=ALLOWED_UPDATES,
+        record=services.storage.updates.record,
+    )
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
         me = app.bot

@@ -70,7 +70,7 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
     try:
-        storage = await Storage.open(settings.operations.database)
+        storage = await Storage.open(settings.operations.database, pool_size=settings.operations.db_pool)
     except StorageUnavailable as exc:
         raise StartupError(f"DATABASE_URL: {exc}: check the server, the URL and the password", EXIT_CONFIG) from exc
     except (OSError, sqlite3.Error) as exc:

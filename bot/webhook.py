@@ -9,6 +9,11 @@ server answers from the headers alone: 403 without the right secret, 413 for a b
 (declared, or found while reading), and only then reads the body; malformed JSON or a body that is not an
 update is 400 (a 5xx would make Telegram send it again and again). What it accepts goes, as
 python-telegram-bot's server would put it, onto the Application's update queue.
+
+Several processes may sit behind one balancer, and Telegram posts an update again when an answer was slow or
+lost, sometimes to another process: each update's id is recorded in the database before it is queued, and a
+copy whose id is there already is answered 200 (so Telegram stops sending it) and dropped. When the database
+cannot record it, the answer is 503: Telegram sends the update again later.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -43,8 +49,17 @@ def webhook_path(url: str) -> str:
 class UpdateReceiver:
     """Takes updates by long polling (python-telegram-bot's Updater) or by webhook, until stopped."""
 
-    def __init__(self, app: Application, settings: Settings, *, poll_timeout: int, allowed_updates: list[str]) -> None:
+    def __init__(
+        self,
+        app: Application,
+        settings: Settings,
+        *,
+        poll_timeout: int,
+        allowed_updates: list[str],
+        record: Callable[[int], Awaitable[bool]],
+    ) -> None:
         self.app = app
+        self.record = record
         self.operations = settings.operations
         self.poll_timeout = poll_timeout
         self.allowed_updates = allowed_updates
@@ -59,7 +74,7 @@ class UpdateReceiver:
         assert url is not None and secret is not None
         listen = self.operations.listen
         server = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
-        receive = WebhookHandler(self.app, secret).receive
+        receive = WebhookHandler(self.app, secret, self.record).receive
         server.router.add_post(webhook_path(url), receive)
         if webhook_path(url) != "/":
             server.router.add_post(webhook_path(url) + "/", receive)
@@ -96,9 +111,10 @@ class UpdateReceiver:
 class WebhookHandler:
     """One POST from Telegram: refused from its headers when it can be, read (bounded) only when it is due."""
 
-    def __init__(self, app: Application, secret: str) -> None:
+    def __init__(self, app: Application, secret: str, record: Callable[[int], Awaitable[bool]]) -> None:
         self.app = app
         self._secret = secret.encode()
+        self._record = record
 
     async def receive(self, request: web.Request) -> web.Response:
         token = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
@@ -118,6 +134,14 @@ class WebhookHandler:
         if update is None:
             log.warning("webhook: a request with the right secret carried no readable update (%d bytes)", len(body))
             return web.Response(status=400, text="not a Telegram update")
+        try:
+            first = await self._record(update.update_id)
+        except Exception as exc:  # the database cannot say whether it is new: let Telegram send it again
+            log.error("webhook: update %s not recorded (%s): Telegram will send it again", update.update_id, exc)
+            return web.Response(status=503, text="try again later")
+        if not first:
+            log.info("webhook: update %s taken in already: this copy dropped", update.update_id)
+            return web.Response(status=200)
         if isinstance(self.app.bot, ExtBot):
             self.app.bot.insert_callback_data(update)
         await self.app.update_queue.put(update)

@@ -52,7 +52,8 @@ class RunningBot:
 @contextlib.asynccontextmanager
 async def running_bot(env: dict[str, str], **run_options: float) -> AsyncIterator[RunningBot]:
     settings = load_settings(env)
-    services = Services.build(settings, await Storage.open(settings.operations.database))
+    storage = await Storage.open(settings.operations.database, pool_size=settings.operations.db_pool)
+    services = Services.build(settings, storage)
     stop, ready = asyncio.Event(), asyncio.Event()
     running = RunningBot(settings, services)
 

@@ -2,7 +2,7 @@
 
 Layers, bottom up: `connection` (a database, transactions, the dialect) with its engines (`sqlite`,
 `postgres`); `records` (what goes in and out); one module per group of tables (users, turns, jobs, groups,
-usage, access, privacy, cache), each importing only the layers below; `facade.Storage`, which assembles
+usage, access, privacy, cache, updates), each importing only the layers below; `facade.Storage`, which assembles
 them.
 """
 

@@ -1,7 +1,7 @@
 """`Storage`: one object that opens the database, migrates it, and hands out one store per group of tables.
 
 It only assembles: every query lives in a table module (users, turns, jobs, groups, usage, access, privacy,
-cache), and none of them imports this one.
+cache, updates), and none of them imports this one.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from storage.connection import Database
 from storage.groups import GroupStore
 from storage.jobs import JobStore
 from storage.migrations import migrate
-from storage.postgres import PostgresDatabase, is_postgres_url
+from storage.postgres import DEFAULT_POOL_SIZE, PostgresDatabase, is_postgres_url
 from storage.privacy import PrivacyStore
 from storage.reminders import ReminderStore
 from storage.sqlite import SqliteDatabase
 from storage.turns import TurnStore
+from storage.updates import UpdateStore
 from storage.usage import UsageStore
 from storage.users import UserStore
 
@@ -35,13 +36,16 @@ class Storage:
         self.privacy = PrivacyStore(db)
         self.cache = CacheStore(db)
         self.reminders = ReminderStore(db)
+        self.updates = UpdateStore(db)
 
     @classmethod
-    async def open(cls, where: Path | str) -> Storage:
-        """Open and migrate the database: a postgresql:// URL, or a SQLite file (created with owner-only
-        permissions if new)."""
+    async def open(cls, where: Path | str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Storage:
+        """Open and migrate the database: a postgresql:// URL (a pool of up to `pool_size` connections), or
+        a SQLite file (created with owner-only permissions if new)."""
         db: Database = (
-            await PostgresDatabase.open(where) if is_postgres_url(where) else await SqliteDatabase.open(where)
+            await PostgresDatabase.open(where, max_connections=pool_size)
+            if is_postgres_url(where)
+            else await SqliteDatabase.open(where)
         )
         try:
             await migrate(db)

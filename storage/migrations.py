@@ -368,6 +368,42 @@ async def m010_group_memory(db: Connection) -> None:
     )
 
 
+@migration
+async def m011_several_processes(db: Connection) -> None:
+    """Several processes sharing one database: each webhook update recorded once by its id (a duplicate
+    POST is recognised wherever it lands); a job's lane (a chat's replies, or its background work), the
+    process holding it and until when (a lease, renewed while it runs, so another process takes over a
+    dead one's jobs); at most one open conversation per (chat, user, topic), so two processes opening one
+    at once agree on it."""
+    await _script(
+        db,
+        """
+        CREATE TABLE updates (
+            update_id   INTEGER PRIMARY KEY,
+            received_at REAL NOT NULL
+        );
+        CREATE INDEX updates_by_time ON updates (received_at);
+
+        ALTER TABLE jobs ADD COLUMN lane TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN leased_by TEXT;
+        ALTER TABLE jobs ADD COLUMN lease_until REAL;
+        CREATE INDEX jobs_by_chat ON jobs (chat_id, lane, id) WHERE state IN ('queued', 'working')
+        """,
+    )
+    # Two processes may already have opened a conversation each: the newer one is the one in use.
+    await db.execute(
+        """UPDATE conversations SET ended_at = ?
+           WHERE ended_at IS NULL AND id < (SELECT MAX(c.id) FROM conversations c WHERE c.chat_id =
+               conversations.chat_id AND c.user_id = conversations.user_id AND c.thread_id = conversations.thread_id
+               AND c.ended_at IS NULL)""",
+        (time.time(),),
+    )
+    await db.execute(
+        "CREATE UNIQUE INDEX conversations_one_open ON conversations (chat_id, user_id, thread_id) "
+        "WHERE ended_at IS NULL"
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

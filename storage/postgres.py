@@ -21,6 +21,8 @@ SCHEMES = ("postgresql", "postgres")
 
 _MIGRATION_LOCK = zlib.crc32(b"parley migrations")
 """The advisory lock key every Parley process takes while migrating (any fixed number would do)."""
+DEFAULT_POOL_SIZE = 10
+"""Connections per process (PARLEY_DB_POOL): a job holds one only for a statement or a short transaction."""
 
 
 def is_postgres_url(target: object) -> TypeGuard[str]:
@@ -71,7 +73,7 @@ class PostgresDatabase(_Statements, Database):
         self.url = url
 
     @classmethod
-    async def open(cls, url: str, *, max_connections: int = 10) -> PostgresDatabase:
+    async def open(cls, url: str, *, max_connections: int = DEFAULT_POOL_SIZE) -> PostgresDatabase:
         """Connect (a pool of up to `max_connections`); no migrating here."""
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections, command_timeout=60, timeout=30)

@@ -153,16 +153,23 @@ class TurnStore:
 
 
 async def _open_conversation(tx: Connection, chat_id: int, user_id: int, thread_id: int) -> int:
-    """The open conversation's id, opening one when there is none (inside the caller's transaction)."""
-    row = await tx.fetch_one(
-        """SELECT id FROM conversations WHERE chat_id = ? AND user_id = ? AND thread_id = ? AND ended_at IS NULL
-           ORDER BY id DESC LIMIT 1""",
-        (chat_id, user_id, thread_id),
-    )
-    if row:
-        return int(row[0])
-    opened = await tx.insert(
-        "INSERT INTO conversations (chat_id, user_id, thread_id, started_at) VALUES (?, ?, ?, ?) RETURNING id",
-        (chat_id, user_id, thread_id, time.time()),
-    )
-    return opened or 0
+    """The open conversation's id, opening one when there is none (inside the caller's transaction).
+
+    At most one conversation of a (chat, user, topic) is open (a partial unique index), so when two
+    processes open one at once the second insert does nothing and reads the first's."""
+    for _ in range(2):
+        row = await tx.fetch_one(
+            """SELECT id FROM conversations
+               WHERE chat_id = ? AND user_id = ? AND thread_id = ? AND ended_at IS NULL""",
+            (chat_id, user_id, thread_id),
+        )
+        if row:
+            return int(row[0])
+        opened = await tx.insert(
+            """INSERT INTO conversations (chat_id, user_id, thread_id, started_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (chat_id, user_id, thread_id) WHERE ended_at IS NULL DO NOTHING RETURNING id""",
+            (chat_id, user_id, thread_id, time.time()),
+        )
+        if opened is not None:
+            return opened
+    raise RuntimeError(f"no open conversation for chat {chat_id}, user {user_id}, topic {thread_id}")

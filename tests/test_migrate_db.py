@@ -39,6 +39,7 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     )  # fmt: skip
     await storage.usage.record(LedgerEntry(77, 77, "reply", Usage(model="gpt-audio", prompt_tokens=5), 0.01))
     await storage.privacy.forget_user(77, forgotten_key=-77)  # leaves a forgotten_spend row
+    await storage.updates.record(5005)  # what a webhook takes in
 
 
 def _sqlite_tables(path: Path) -> dict[str, list[tuple]]:

@@ -97,6 +97,28 @@ async def test_requests_without_the_secret_get_403_and_are_never_processed(
     assert "Mallory" not in json.dumps(chat.json)
 
 
+async def test_an_update_posted_several_times_at_once_is_answered_once(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with running_bot(webhook_env(telegram, openai_api, tmp_path, port)) as bot:
+        ann = telegram.user(CHAT, "Ann")
+        telegram.push_text(CHAT, ann, "once, please")
+        telegram.push_text(CHAT, ann, "and this once too")
+        deliveries = await telegram.post_updates(f"http://127.0.0.1:{port}", copies=3)
+        assert [d.status for d in deliveries] == [200] * 6  # duplicates too: Telegram must stop sending them
+        await telegram.wait_sent(CHAT, count=2)
+        await bot.services.scheduler.wait_idle()
+        jobs = await bot.services.storage.jobs.counts()
+        [(recorded,)] = await bot.services.storage.db.fetch_all("SELECT COUNT(*) FROM updates")
+    assert sorted(m.caption or "" for m in telegram.sent_to(CHAT)) == [
+        "You said: and this once too",
+        "You said: once, please",
+    ]
+    assert jobs == {"done": 2} and recorded == 2
+    assert len(openai_api.chat_requests()) == 2
+
+
 async def test_parley_run_webhook_answers_and_stops_cleanly_with_json_logs(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
