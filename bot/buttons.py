@@ -69,9 +69,15 @@ async def retry(tap: Retry, press: Press, run: Run) -> str | None:
         log.info("chat=%s job=%s retry pressed by someone else: ignored", run.chat_id, tap.job_id)
         return None
     original = await run.services.storage.jobs.requeue(tap.job_id, run.chat_id)
-    await run.settle(press.message_id, texts.RETRYING if original is not None else texts.RETRY_GONE)
-    if original is not None:
+    if original is None:
+        await run.settle(press.message_id, texts.RETRY_GONE)
+        return None
+    await run.settle(press.message_id, texts.RETRYING)
+    try:
         await run.edge.jobs.run(tap.job_id)
+    finally:
+        # The answer (or a fresh failure with its own button) is below: "Trying again…" has said its piece.
+        await run.remove(press.message_id, instead=texts.RETRIED)
     return None
 
 

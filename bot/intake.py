@@ -133,8 +133,9 @@ class Intake:
 
     # --- handlers as python-telegram-bot callbacks -----------------------------------------------
 
-    def job(self, parse: Parse, *, limit: Limit | None = None) -> Callback:
-        """The callback that runs `parse` on a message and accepts the job it asks for."""
+    def job(self, parse: Parse, *, limit: Limit | None = None, metered: bool = True) -> Callback:
+        """The callback that runs `parse` on a message and accepts the job it asks for; one not `metered` (a
+        cheap read-only answer: /help, /usage) is taken even from someone over the rate, and counts nothing."""
         limiter = RateLimiter(limit.rate) if limit is not None else None
 
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -145,7 +146,7 @@ class Intake:
                 return
             job = parse(got)
             if job is not None:
-                await self.accept(got, job)
+                await self.accept(got, job, metered=metered)
 
         return handle
 
@@ -193,9 +194,9 @@ class Intake:
 
     # --- the job row -------------------------------------------------------------------------------
 
-    async def accept(self, got: Incoming, job: Payload) -> bool:
-        """Within the sender's rate: record and schedule `job`, answering this message."""
-        if not await self.within_rate(got.user.id, got.chat.id):
+    async def accept(self, got: Incoming, job: Payload, *, metered: bool = True) -> bool:
+        """Within the sender's rate (or not `metered`): record and schedule `job`, answering this message."""
+        if metered and not await self.within_rate(got.user.id, got.chat.id):
             return False
         return await self.edge.jobs.accept(
             chat_id=got.chat.id, source=f"message:{got.message.message_id}", job=job, message_id=got.message.message_id

@@ -91,11 +91,13 @@ class Command:
     aliases: tuple[str, ...] = ()
     caption: bool = False  # also as the caption of the audio it is about
     limit: Callable[[Settings], Limit] | None = None  # a rate of its own, beside the sender's
+    free: bool = False  # cheap and read-only: answered even to someone over the rate (who may want /help)
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("start", saying("start"), Where.ANYWHERE, N_("What Parley does")),
-    Command("help", saying("help"), Where.ANYWHERE, N_("How to use Parley"), help=N_("/help – this message")),
+    Command("start", saying("start"), Where.ANYWHERE, N_("What Parley does"), free=True),
+    Command("help", saying("help"), Where.ANYWHERE, N_("How to use Parley"), help=N_("/help – this message"),
+            free=True),
     Command("voice", preferences.voice, Where.ANYWHERE, N_("Choose the voice Parley speaks with"),
             help=N_("/voice – choose the voice I speak with")),
     Command("reset", conversation.reset, Where.ANYWHERE, N_("Start a fresh conversation"),
@@ -110,7 +112,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("tone", voice_tools.tone, Where.ANYWHERE, N_("Reply to audio: how it was said (sentiment, emotions)"),
             aliases=("sentiment",), caption=True),
     Command("speak", voice_tools.speak, Where.ANYWHERE, N_("Read text aloud in your voice"),
-            help=N_("/speak TEXT – I read text aloud (or reply /speak to a message or a document)")),
+            help=N_("/speak TEXT – I read text aloud (or reply /speak to a message or a document)"), caption=True),
     Command("language", language.language, Where.ANYWHERE, N_("Choose the language I speak"),
             help=N_("/language – choose the language I speak (in a group: its admins, for everyone)")),
     Command("mode", preferences.mode, Where.PRIVATE, N_("Reply with voice, text or both"),
@@ -132,7 +134,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("timezone", reminders.timezone, Where.ANYWHERE, N_("Set your timezone (for reminders)"),
             help=N_("/timezone CITY – your timezone, for reminders (for example /timezone Berlin)")),
     Command("usage", usage.usage, Where.PRIVATE, N_("Your tokens and cost"),
-            help=N_("/usage – what our conversations have cost")),
+            help=N_("/usage – what our conversations have cost"), free=True),
     Command("allow", admin.change_access, Where.PRIVATE, N_("Allow a user id, @username or group"), admins=True),
     Command("deny", admin.change_access, Where.PRIVATE, N_("Deny a user id, @username or group"), admins=True),
     Command("users", admin.users, Where.PRIVATE, N_("Who is allowed, last seen, usage"), admins=True),
@@ -244,7 +246,7 @@ def register(app: Application, intake: Intake, settings: Settings) -> None:
     app.add_handler(TypeHandler(Update, intake.gate), group=-1)  # access first, for every update
     for c in COMMANDS:
         limit = c.limit(settings) if c.limit else None
-        handler = intake.job(c.handle, limit=limit)
+        handler = intake.job(c.handle, limit=limit, metered=not c.free)
         app.add_handler(CommandHandler([c.name, *c.aliases], handler, filters=c.where.value & OWN))
     for c in COMMANDS:
         for name in (c.name, *c.aliases) if c.caption else ():

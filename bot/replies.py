@@ -80,6 +80,16 @@ class Run:
         except TelegramError as exc:
             log.warning("chat=%s button message %s not settled: %s", self.chat_id, buttons_message_id, exc)
 
+    async def remove(self, message_id: int, *, instead: str) -> None:
+        """Take back a message that has served its purpose (a status line); one Telegram no longer lets us
+        delete (older than two days) is edited to `instead`."""
+        try:
+            await self.bot.delete_message(self.chat_id, message_id)
+            return
+        except TelegramError as exc:
+            log.info("chat=%s message %s not deleted (%s): edited instead", self.chat_id, message_id, exc)
+        await self.settle(message_id, instead)
+
     async def delivered(self) -> None:
         """The answer is out: a crash from here on must not send it again (the job is finished at resume)."""
         await self.services.storage.jobs.mark_replied(self.job_id)

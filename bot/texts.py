@@ -60,6 +60,7 @@ _FIXED: dict[str, str] = {
     "PRIVATE_ONLY": N_("Let's do that in our private chat: open a chat with me and send the command there."),
     "RETRY": N_("Try again"),
     "RETRYING": N_("Trying again…"),
+    "RETRIED": N_("Tried again: see below."),
     "RETRY_GONE": N_("That message was already answered or can no longer be retried."),
     "GAVE_UP": N_("Sorry, I couldn't process this message, even after several tries. Please send it again."),
     "BUSY": N_("I'm very busy right now. Please try again in a minute."),
@@ -116,11 +117,12 @@ _FIXED: dict[str, str] = {
     "SOURCES": N_("From these messages"),
     "NEW_CONVERSATION": N_("(It's been a while, so this is a fresh conversation.)"),
     "STATS_CHART_CAPTION": N_("Cost per day, last 30 days."),
-    "NEEDS_RECORDING": N_(
-        "Reply to a voice message or an audio file with /{command}, or send the audio with /{command} as its caption."
-    ),
     "NOTHING_SAID": N_("I couldn't make out any words in that recording."),
     "TRANSCRIPT_ATTACHED": N_("The transcript is long, so here it is as a file."),
+    "SPEAK_RECORDING": N_(
+        "That's a recording already: /speak reads text aloud. To get its words written out, reply to it with "
+        "/transcribe."
+    ),
     "SPEAK_USAGE": N_("Usage: /speak TEXT, or reply with /speak to a message or to a .txt, .md or PDF document."),
     "DOCUMENT_UNREADABLE": N_("I can read aloud text messages and .txt, .md or PDF documents, but not that file."),
     "DOCUMENT_TOO_COMPLEX": N_(
@@ -513,6 +515,14 @@ def tone_report(report: ToneReport) -> str:
     if report.summary:
         lines += ["", report.summary]
     return "\n".join(lines)
+
+
+def needs_recording(command: str) -> str:
+    """A voice tool asked for without a recording, under the name it was asked by (/sentiment, not /tone)."""
+    return _(
+        "Reply to a voice message or an audio file with /{command}, or send the audio with /{command} as its caption.",
+        command=command,
+    )
 
 
 def spoken_summary(chars: int) -> str:

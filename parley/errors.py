@@ -48,7 +48,15 @@ class ModelTimeout(ModelError):
 
 
 class ModelBusy(ModelError):
+    """The model's service refused for load (HTTP 429): busy is the word for it, and only for it."""
+
     user_message = N_("The voice model is busy right now. Please try again in a minute.")
+
+
+class ModelUnavailable(ModelError):
+    """The model's service failed (a 5xx, a dropped connection, a stream that broke off): not busy, broken."""
+
+    user_message = N_("The voice model had a problem just now. Please try again in a minute.")
 
 
 class ModelRejected(ModelError):

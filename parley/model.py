@@ -20,7 +20,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
 from parley.audio import WavAudio, normalise_wav
-from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
+from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.metrics import Metrics
 from storage import Usage
 
@@ -155,8 +155,10 @@ def _translate(exc: openai.OpenAIError, purpose: str) -> ModelError:
     detail = f"{purpose}: {type(exc).__name__}: {exc}"
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimeout(detail)
-    if isinstance(exc, openai.RateLimitError | openai.InternalServerError | openai.APIConnectionError):
+    if isinstance(exc, openai.RateLimitError):
         return ModelBusy(detail)
+    if isinstance(exc, openai.InternalServerError | openai.APIConnectionError):
+        return ModelUnavailable(detail)
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
         return ModelRejected(detail)
     # Authentication, permission, unknown model: the operator's problem; the user still gets a plain line.
@@ -288,11 +290,11 @@ class ModelClient:
         except Exception as exc:
             if not _broken_stream(exc):
                 raise
-            self.metrics.model_call("reply", "ModelBusy", time.perf_counter() - started)
-            raise ModelBusy(f"reply: the stream broke off: {type(exc).__name__}: {exc}") from exc
+            self.metrics.model_call("reply", "ModelUnavailable", time.perf_counter() - started)
+            raise ModelUnavailable(f"reply: the stream broke off: {type(exc).__name__}: {exc}") from exc
         if state.finish_reason is None:
-            self.metrics.model_call("reply", "ModelBusy", time.perf_counter() - started)
-            raise ModelBusy("reply: the stream ended before the model finished")
+            self.metrics.model_call("reply", "ModelUnavailable", time.perf_counter() - started)
+            raise ModelUnavailable("reply: the stream ended before the model finished")
         self.metrics.model_call("reply", "ok", time.perf_counter() - started)
         usage = _usage(state.model or model, CompletionUsage.model_validate(state.usage) if state.usage else None)
         self.metrics.usage(usage)

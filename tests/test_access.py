@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
+from bot import registry, texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import lab_env, running_bot
@@ -148,6 +148,30 @@ async def test_rate_limit_holds_across_a_burst(telegram: FakeTelegram, openai_ap
     assert [m.reply_to_message_id for m in voices] == ids[:3]
     assert len(notices) == 1 and notices[0].text.startswith("Slow down a little")
     assert len(openai_api.chat_requests()) == 3 + len(admin_ids)
+
+
+async def test_cheap_read_only_commands_are_answered_over_the_rate(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    env = env_for(telegram, openai_api, tmp_path, PARLEY_ALLOWED="*", PARLEY_USER_RATE="2/minute")
+    friend = telegram.user(FRIEND, "Friend")
+    async with running_bot(env) as bot:
+        for i in range(3):
+            telegram.push_text(FRIEND, friend, f"message {i}")
+        sent = await telegram.wait_sent(FRIEND, count=3)
+        assert [m.kind for m in sent].count("voice") == 2
+        [notice] = [m for m in sent if m.kind == "text"]
+        assert notice.text.startswith("Slow down a little")
+        for command in ("/help", "/usage", "/start"):
+            telegram.push_text(FRIEND, friend, command)
+        help_, usage, start = (await telegram.wait_sent(FRIEND, count=6))[3:]
+        telegram.push_text(FRIEND, friend, "/voice")  # a command that changes things is still held to the rate
+        telegram.push_text(FRIEND, friend, "still there?")
+        await telegram.wait_consumed()
+        await bot.services.scheduler.wait_idle()
+    assert help_.text == registry.help_text() and start.text == texts.START
+    assert usage.text.startswith("Your usage (days and months in UTC):")
+    assert len(telegram.sent_to(FRIEND)) == 6 and len(openai_api.chat_requests()) == 2
 
 
 async def test_export_sends_the_users_data_as_json(parley, telegram: FakeTelegram) -> None:

@@ -17,7 +17,7 @@ from bot.dispatch import MAX_ATTEMPTS
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import ParleyProcess, lab_env, running_bot
-from parley.errors import ModelBusy
+from parley.errors import ModelUnavailable
 from storage import Storage
 
 CHAT = 1001
@@ -176,21 +176,47 @@ async def test_retry_button_runs_the_failed_job_again(parley, telegram: FakeTele
     ann = telegram.user(CHAT, "Ann")
     note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
     [failure] = await telegram.wait_sent(CHAT)
-    assert failure.text == ModelBusy.user_message
+    assert failure.text == ModelUnavailable.user_message
     [[button]] = failure.reply_markup["inline_keyboard"]
     assert button["text"] == texts.RETRY
 
     telegram.push_callback(CHAT, ann, failure.message_id, button["callback_data"])
     reply = (await telegram.wait_sent(CHAT, count=2))[1]
     assert reply.kind == "voice" and reply.reply_to_message_id == note
-    assert telegram.message(CHAT, failure.message_id)["text"] == texts.RETRYING
-    assert "reply_markup" not in telegram.message(CHAT, failure.message_id).payload
+    # "Trying again…" replaced the failure (and its button) while the job ran, and went once it was answered.
+    await telegram.wait_for(lambda: telegram.message(CHAT, failure.message_id).deleted, what="status taken back")
+    shown = telegram.message(CHAT, failure.message_id)
+    assert shown.edits == [texts.RETRYING] == ["Trying again…"] and "reply_markup" not in shown.payload
+    assert [m.kind for m in telegram.sent_to(CHAT) if not m.deleted] == ["voice"]
 
-    # A second tap on the same (now answered) job does nothing but say so.
+    # A second tap on the same (now answered) job, from a client that still shows it, does nothing but say so.
+    edits = len(telegram.calls_of("editMessageText"))
     telegram.push_callback(CHAT, ann, failure.message_id, button["callback_data"])
-    await telegram.wait_for(lambda: telegram.message(CHAT, failure.message_id)["text"] == texts.RETRY_GONE)
+    await telegram.wait_for(lambda: len(telegram.calls_of("editMessageText")) > edits, what="the tap settled")
+    assert telegram.calls_of("editMessageText")[-1].params["text"] == texts.RETRY_GONE
     assert len(openai_api.chat_requests()) == 2
     assert len(telegram.sent_to(CHAT)) == 2
+
+
+async def test_a_retry_that_fails_again_leaves_only_the_new_failure(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    openai_api.fail_next(500, times=2)
+    ann = telegram.user(CHAT, "Ann")
+    note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
+    [first] = await telegram.wait_sent(CHAT)
+    [[button]] = first.reply_markup["inline_keyboard"]
+    telegram.push_callback(CHAT, ann, first.message_id, button["callback_data"])
+    second = (await telegram.wait_sent(CHAT, count=2))[1]
+    assert second.text == ModelUnavailable.user_message and second.reply_to_message_id == note
+    await telegram.wait_for(lambda: telegram.message(CHAT, first.message_id).deleted, what="first failure taken back")
+    [[again]] = second.reply_markup["inline_keyboard"]
+    telegram.push_callback(CHAT, ann, second.message_id, again["callback_data"])
+    reply = (await telegram.wait_sent(CHAT, count=3))[2]
+    await telegram.wait_for(lambda: telegram.message(CHAT, second.message_id).deleted, what="second failure taken back")
+    assert reply.kind == "voice" and reply.reply_to_message_id == note
+    assert [m.kind for m in telegram.sent_to(CHAT) if not m.deleted] == ["voice"]
+    assert len(openai_api.chat_requests()) == 3
 
 
 async def test_slow_reply_gets_one_status_message_that_goes_away(

@@ -10,7 +10,7 @@ from bot import texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import lab_env, running_bot
-from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout
+from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 
 CHAT = 1001
 TWENTY_MB = 20 * 1024 * 1024
@@ -72,7 +72,7 @@ async def test_file_telegram_refuses_as_too_big_gets_the_same_answer(
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(500, ModelBusy.user_message), (429, ModelBusy.user_message), (400, ModelRejected.user_message)],
+    [(500, ModelUnavailable.user_message), (429, ModelBusy.user_message), (400, ModelRejected.user_message)],
 )
 async def test_model_errors_become_plain_messages(
     parley, telegram: FakeTelegram, openai_api: FakeOpenAI, status: int, expected: str
@@ -104,7 +104,8 @@ async def test_model_that_keeps_failing_after_retries(telegram: FakeTelegram, op
     async with running_bot(env):
         telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "hello")
         [answer] = await telegram.wait_sent(CHAT, timeout=30)
-    assert answer.text == ModelBusy.user_message
+    assert answer.text == ModelUnavailable.user_message
+    assert answer.text == "The voice model had a problem just now. Please try again in a minute."
     assert len(openai_api.chat_requests()) == 2
 
 

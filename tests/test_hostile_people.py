@@ -15,7 +15,7 @@ from bot import texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import lab_env, running_bot
-from parley.errors import ModelBusy, ModelError
+from parley.errors import ModelError, ModelUnavailable
 from storage import Storage
 
 ADMIN, FRIEND, STRANGER, VICTIM = 111, 222, 333, 777
@@ -159,7 +159,7 @@ async def test_a_garbled_model_answer_is_a_model_error_with_try_again(
         [[button]] = failure.reply_markup["inline_keyboard"]
         telegram.push_callback(FRIEND, friend, failure.message_id, button["callback_data"])
         reply = (await telegram.wait_sent(FRIEND, count=2))[1]
-    assert failure.text in {ModelError.user_message, ModelBusy.user_message} and button["text"] == texts.RETRY
+    assert failure.text in {ModelError.user_message, ModelUnavailable.user_message} and button["text"] == texts.RETRY
     assert reply.kind == "voice" and reply.reply_to_message_id == asked
     assert not [r for r in caplog.records if r.exc_info]  # a model error, not a bug with a traceback
 

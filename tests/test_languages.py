@@ -12,7 +12,7 @@ from bot import registry, texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import lab_env, running_bot
-from parley.errors import ModelBusy, ModelError, ModelRejected, ModelTimeout
+from parley.errors import ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.i18n.catalog import FSI, LRI, PDI, using
 from parley.i18n.locales import SHIPPED, english_name, own_name, telegram_code
 from tests.citing_model import CitingModel
@@ -60,7 +60,7 @@ async def test_a_speaker_gets_every_private_flow_in_their_language(
         openai_api.fail_next(500, times=3)  # an error: said in their language, with "Try again" in it too
         telegram.push_text(CHAT, person, "are you there?")
         failure = (await telegram.wait_sent(CHAT, count=4))[-1]
-        family = (ModelError, ModelBusy, ModelTimeout, ModelRejected)
+        family = (ModelError, ModelBusy, ModelUnavailable, ModelTimeout, ModelRejected)
         assert failure.text in {in_(locale, lambda e=e: texts.explain(e())) for e in family}
         assert failure.text not in {e.user_message for e in family}
         assert [b["text"] for b in buttons(failure)] == [in_(locale, lambda: texts.RETRY)]

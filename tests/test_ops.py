@@ -101,7 +101,7 @@ async def test_failures_are_counted_by_class_and_telegram_429s_are_counted(
     async with running_bot(env) as bot:
         url = f"http://127.0.0.1:{port}/metrics"
         before = await scrape(url)
-        openai_api.fail_next(500)  # → ModelBusy, told to the user with a Try again button …
+        openai_api.fail_next(500)  # → ModelUnavailable, told to the user with a Try again button …
         telegram.fail_next("sendMessage", error_code=429, retry_after=1)  # … which first meets a flood limit
         telegram.push_voice(CHAT, telegram.user(CHAT, "Ann"), voice_ogg)
         [notice] = await telegram.wait_sent(CHAT)
@@ -109,13 +109,13 @@ async def test_failures_are_counted_by_class_and_telegram_429s_are_counted(
         after = await scrape(url)
     assert notice.reply_markup is not None  # the Try again button: the 429 was waited out, not given up on
     changes = counted(before, after)
-    assert changes[key("parley_errors_total", **{"class": "ModelBusy"})] == 1.0
-    assert changes[key("parley_model_calls_total", purpose="reply", outcome="ModelBusy")] == 1.0
+    assert changes[key("parley_errors_total", **{"class": "ModelUnavailable"})] == 1.0
+    assert changes[key("parley_model_calls_total", purpose="reply", outcome="ModelUnavailable")] == 1.0
     assert changes[key("parley_telegram_rate_limited_total")] == 1.0
     assert changes[key("parley_updates_total", kind="voice")] == 1.0
     assert key("parley_model_calls_total", purpose="reply", outcome="ok") not in changes
     assert [k for k in changes if k[0] == "parley_errors_total"] == [
-        key("parley_errors_total", **{"class": "ModelBusy"})
+        key("parley_errors_total", **{"class": "ModelUnavailable"})
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import texts
+from bot import registry, texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import ffmpeg_exe, make_mp3, make_voice_ogg, make_wav
 from lab.harness import lab_env, running_bot
@@ -122,8 +122,52 @@ async def test_transcribe_a_replied_voice_note_and_from_a_caption(
 async def test_transcribe_needs_a_recording(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
     telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "/transcribe")
     [answer] = await telegram.wait_sent(CHAT)
-    assert answer.text == texts.NEEDS_RECORDING.format(command="transcribe")
+    assert answer.text == texts.needs_recording("transcribe") == (
+        "Reply to a voice message or an audio file with /transcribe, or send the audio with /transcribe as its "
+        "caption."
+    )
     assert openai_api.requests == []
+
+
+async def test_an_alias_is_answered_under_its_own_name(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
+    """Every alias in the command table is answered without the name it stands for; /sentiment, asked without
+    its recording, is named back as the person typed it."""
+    aliased = [(alias, c.name) for c in registry.COMMANDS for alias in c.aliases]
+    assert ("sentiment", "tone") in aliased
+    ann = telegram.user(CHAT, "Ann")
+    for alias, _name in aliased:
+        telegram.push_text(CHAT, ann, f"/{alias}")
+    answers = await telegram.wait_sent(CHAT, count=len(aliased))
+    for (alias, name), answer in zip(aliased, answers, strict=True):
+        assert f"/{name}" not in (answer.text or answer.caption or ""), (alias, answer.text)
+    telegram.push_text(CHAT, ann, "/sentiment")
+    telegram.push_text(CHAT, ann, "/tone")
+    sentiment, tone = (await telegram.wait_sent(CHAT, count=len(aliased) + 2))[-2:]
+    assert sentiment.text == (
+        "Reply to a voice message or an audio file with /sentiment, or send the audio with /sentiment as its caption."
+    )
+    assert "/tone" not in sentiment.text and tone.text == texts.needs_recording("tone")
+    assert openai_api.requests == []
+
+
+async def test_speak_on_a_recording_points_to_transcribe(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI
+) -> None:
+    ann = telegram.user(CHAT, "Ann")
+    note = telegram.push_voice(CHAT, ann, make_voice_ogg(1.0))
+    await telegram.wait_sent(CHAT)
+    telegram.push_text(CHAT, ann, "/speak", reply_to=note)  # in reply to the voice note
+    file_id, unique_id = telegram.add_file(make_voice_ogg(1.0))
+    telegram.push_message(  # the voice note itself, with /speak as its caption
+        CHAT, ann, {"voice": {"file_id": file_id, "file_unique_id": unique_id, "duration": 1}, "caption": "/speak"}
+    )
+    replied, captioned = (await telegram.wait_sent(CHAT, count=3))[1:]
+    expected = (
+        "That's a recording already: /speak reads text aloud. To get its words written out, reply to it with "
+        "/transcribe."
+    )
+    assert replied.text == captioned.text == texts.SPEAK_RECORDING == expected
+    assert len(openai_api.chat_requests()) == 1  # only the voice note's own answer
 
 
 async def test_tone_reports_sentiment_emotions_and_quotes(
@@ -416,4 +460,5 @@ async def test_a_failed_tool_offers_retry_and_the_button_runs_it_again(
     await telegram.wait_for(
         lambda: any(m.text == "I heard 1.0 seconds of audio." for m in telegram.sent_to(CHAT)), 10, what="transcript"
     )
-    assert telegram.message(CHAT, failure.message_id)["text"] == texts.RETRYING
+    await telegram.wait_for(lambda: telegram.message(CHAT, failure.message_id).deleted, 10, what="status taken back")
+    assert telegram.message(CHAT, failure.message_id).edits == [texts.RETRYING]

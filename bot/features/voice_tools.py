@@ -93,7 +93,7 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
     target = message if media_of(message) else message.reply_to_message
     media = media_of(target)
     if target is None or media is None:
-        return await run.say(texts.NEEDS_RECORDING.format(command=job.kind))
+        return await run.say(texts.needs_recording(_command(message, job.kind)))
     services = run.services
     cache_key = f"transcribe:{media.file_unique_id}" if isinstance(job, Transcribe) else None
     if cache_key and (cached := await services.storage.cache.get(cache_key)):
@@ -113,6 +113,14 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
         log.warning("chat=%s %s failed: %s", run.chat_id, job.kind, exc)
         return await run.fail(exc, reply_to=message.message_id)
     return True
+
+
+def _command(message: Message, default: str) -> str:
+    """The name the person used ('/sentiment@bot' → 'sentiment'), so an alias is answered as itself."""
+    first = (message.text or message.caption or "").split(maxsplit=1)[:1]
+    if not first or not first[0].startswith("/"):
+        return default
+    return first[0][1:].split("@")[0].lower() or default
 
 
 async def _transcript(
@@ -148,6 +156,8 @@ async def read_aloud(job: Speak, run: Run) -> bool:
     """Read text aloud (the command's words, a replied-to message, or a text/markdown/PDF document)."""
     message = Message.de_json(job.message, run.bot)
     services = run.services
+    if job.text is None and (media_of(message) or media_of(message.reply_to_message)):
+        return await run.say(texts.SPEAK_RECORDING, reply_to=message.message_id)  # words to text: /transcribe
     try:
         text = job.text or await _text_to_speak(run, message.reply_to_message)
     except DocumentTooComplex as exc:
