@@ -184,7 +184,9 @@ def voice_set(name: str) -> str:
 
 
 def still_working(seconds: float) -> str:
-    return _("Still working on your reply… ({seconds} s so far). It's coming.", seconds=formats.number(round(seconds)))
+    if seconds < 60:
+        return _("Still working on your reply ({duration} so far). It's coming.", duration=formats.duration(seconds))
+    return _("Still working on your reply (about {duration} so far). It's coming.", duration=formats.duration(seconds))
 
 
 def refused(user_id: int) -> str:
@@ -196,10 +198,7 @@ def refused(user_id: int) -> str:
 
 
 def slow_down(seconds: int) -> str:
-    return _(
-        "Slow down a little: you've sent a lot of messages. Try again in {seconds} s.",
-        seconds=formats.number(seconds),
-    )
+    return _("Slow down a little: you've sent a lot of messages. Try again {wait}.", wait=formats.wait(seconds))
 
 
 def access_changed(subject: str, allowed: bool) -> str:
@@ -257,7 +256,7 @@ def reading(count: int, progress: tuple[int, int] | None) -> str:
 
 
 def summary_limited(seconds: int) -> str:
-    return _("That's enough summaries for now in this chat. Try again in {seconds} s.", seconds=formats.number(seconds))
+    return _("That's enough summaries for now in this chat. Try again {wait}.", wait=formats.wait(seconds))
 
 
 def digest_set(when: str) -> str:
@@ -330,8 +329,17 @@ def import_stopped(added: int, reason: str) -> str:
 
 
 def money(usd: float) -> str:
-    """Cents matter at the top, fractions of a cent at the bottom: $12.34, $0.0123."""
-    return formats.money(usd, decimals=2 if usd >= 1 else 4)
+    """As a person reads a price: cents ($12.34, $0.05), and the first digits of a sum below a cent ($0.004),
+    which would otherwise read as nothing."""
+    return formats.money(usd)
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """Two sums that differ, written so that they read differently ($0.0123 and $0.0141, not $0.01 twice)."""
+    first, second = money(a), money(b)
+    if first == second and a != b:
+        return formats.money(a, decimals=4), formats.money(b, decimals=4)
+    return first, second
 
 
 def _when(moment: Any) -> str:
@@ -339,48 +347,43 @@ def _when(moment: Any) -> str:
 
 
 def voice_too_long(limit: float) -> str:
-    minutes, seconds = divmod(int(limit), 60)
-    if minutes and seconds:
-        span = _("{minutes} min {seconds} s", minutes=minutes, seconds=seconds)
-    elif minutes:
-        span = _("{minutes} min", minutes=minutes)
-    else:
-        span = _("{seconds} s", seconds=seconds)
     return _(
         "That voice message is too long: I take voice messages of up to {span}. Please send a shorter one.",
-        span=span,
+        span=formats.length(limit),
     )
 
 
 def over_budget(allowance: Any, estimate: float) -> str:
-    """A plain refusal: which budget, what is left, when it starts over. Nothing was sent to the model."""
-    left, resets = money(allowance.left), _when(allowance.resets_at)
-    limit, cost = money(allowance.limit), money(estimate)
+    """A plain refusal: what this message would cost, what is left of which budget, and when it starts over
+    (unless the whole budget is too small for it). Nothing was sent to the model."""
+    left, cost = _apart(allowance.left, estimate)
+    values = {"cost": cost, "left": left, "limit": money(allowance.limit), "resets": _when(allowance.resets_at)}
+    if allowance.used <= 0:  # nothing spent yet: the budget has not been "reached", it is too small for this
+        if allowance.scope == "global":
+            return _("Sorry, this message would cost about {cost}, more than this bot's whole monthly budget of "
+                     "{limit}, so I can't answer it.", **values)  # fmt: skip
+        if allowance.scope == "daily":
+            return _("Sorry, this message would cost about {cost}, more than your whole daily budget of {limit}, so "
+                     "I can't answer it.", **values)  # fmt: skip
+        return _("Sorry, this message would cost about {cost}, more than your whole monthly budget of {limit}, so I "
+                 "can't answer it.", **values)  # fmt: skip
+    if allowance.left <= 0:
+        if allowance.scope == "global":
+            return _("Sorry, this bot has used up its monthly budget of {limit} (this message would cost about "
+                     "{cost}). It starts over on {resets}.", **values)  # fmt: skip
+        if allowance.scope == "daily":
+            return _("Sorry, you've used up your daily budget of {limit} (this message would cost about {cost}). "
+                     "It starts over on {resets}.", **values)  # fmt: skip
+        return _("Sorry, you've used up your monthly budget of {limit} (this message would cost about {cost}). "
+                 "It starts over on {resets}.", **values)  # fmt: skip
     if allowance.scope == "global":
-        return _(
-            "Sorry, this bot has used up its monthly budget ({limit}; {left} left, less than this message would "
-            "cost, about {cost}). It starts over on {resets}.",
-            limit=limit,
-            left=left,
-            cost=cost,
-            resets=resets,
-        )
-    return _(
-        "Sorry, you've reached your {budget}: {left} left, less than this message would cost (about {cost}). "
-        "It starts over on {resets}.",
-        budget=_budget_name(allowance.scope, limit),
-        left=left,
-        cost=cost,
-        resets=resets,
-    )
-
-
-def _budget_name(scope: str, limit: str) -> str:
-    if scope == "daily":
-        return _("daily budget of {limit}", limit=limit)
-    if scope == "monthly":
-        return _("monthly budget of {limit}", limit=limit)
-    return _("{scope} budget of {limit}", scope=scope, limit=limit)
+        return _("Sorry, this message would cost about {cost}, but only {left} of this bot's monthly budget of "
+                 "{limit} is left. It starts over on {resets}.", **values)  # fmt: skip
+    if allowance.scope == "daily":
+        return _("Sorry, this message would cost about {cost}, but only {left} of your daily budget of {limit} is "
+                 "left. It starts over on {resets}.", **values)  # fmt: skip
+    return _("Sorry, this message would cost about {cost}, but only {left} of your monthly budget of {limit} is "
+             "left. It starts over on {resets}.", **values)  # fmt: skip
 
 
 def period(label: str) -> str:

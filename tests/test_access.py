@@ -161,7 +161,7 @@ async def test_cheap_read_only_commands_are_answered_over_the_rate(
         sent = await telegram.wait_sent(FRIEND, count=3)
         assert [m.kind for m in sent].count("voice") == 2
         [notice] = [m for m in sent if m.kind == "text"]
-        assert notice.text.startswith("Slow down a little")
+        assert notice.text == "Slow down a little: you've sent a lot of messages. Try again in a minute."
         for command in ("/help", "/usage", "/start"):
             telegram.push_text(FRIEND, friend, command)
         help_, usage, start = (await telegram.wait_sent(FRIEND, count=6))[3:]

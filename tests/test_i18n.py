@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot import texts
 from parley.i18n import catalog, formats
 from parley.i18n.catalog import _, ngettext, using
 from parley.i18n.locales import SHIPPED, native_name, normalise, right_to_left, telegram_code
@@ -52,12 +53,20 @@ def test_numbers_money_dates_and_durations_follow_the_locale() -> None:
         assert formats.number(1234567) == "1,234,567"
         assert formats.money(12.5) == "$12.50" and formats.money(0.0042) == "$0.0042"
         assert formats.duration(590) == "10 minutes" and formats.duration(45, direction=True) == "in 45 seconds"
+        assert [formats.wait(s) for s in (12, 60, 80, 590, 3600)] == [
+            "in a minute", "in a minute", "in 2 minutes", "in 10 minutes", "in 1 hour"
+        ]  # fmt: skip
+        assert [formats.length(s) for s in (3, 90, 300)] == ["3 seconds", "90 seconds", "5 minutes"]
+        assert [formats.money(usd) for usd in (0, 0.004, 0.01, 0.0123, 12.345)] == [
+            "$0.00", "$0.004", "$0.01", "$0.01", "$12.34"
+        ]  # fmt: skip
         assert formats.when(moment) == "Dec 3, 6:00\u202fPM"
         assert formats.percent(0.82) == "82%"
     with using("de"):
         assert formats.number(1234567) == "1.234.567"
         assert formats.money(12.5) == "12,50\xa0$"
         assert formats.duration(590) == "10 Minuten"
+        assert formats.wait(30) == "in einer Minute" and formats.wait(590) == "in 10 Minuten"
         assert formats.when(moment) == "3. Dez., 18:00"
     with using("ja"):
         assert formats.when(moment) == "12月3日 18:00"
@@ -87,3 +96,14 @@ def test_the_catalogue_of_every_shipped_language_loads() -> None:
     catalog.load_all()
     for locale in SHIPPED:
         assert catalog.translations(locale) is not None
+
+
+def test_waits_and_lengths_are_said_in_words_in_every_language() -> None:
+    """No "590 s": a wait reads "in 10 minutes" (or "in a minute"), a limit "5 minutes", in each language."""
+    for locale in SHIPPED:
+        with using(locale):
+            for seconds in (40, 590):
+                for text in (texts.slow_down(seconds), texts.summary_limited(seconds)):
+                    assert formats.wait(seconds) in text and str(seconds) not in text, (locale, text)
+            assert formats.length(300) in texts.voice_too_long(300), locale
+            assert formats.duration(130) in texts.still_working(130), locale

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,12 @@ from bot import texts
 from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 from lab.harness import lab_env, running_bot
 from parley.prices import PriceTable
+from parley.spend import Allowance
 from storage import Usage
 
 ADMIN, ANN = 111, 222
+WHOLE = r"Sorry, this message would cost about \$0\.\d\d, more than {budget}, so I can't answer it\."
+"""A refusal to someone whose whole budget is smaller than the message (a pattern: the estimate is the model's)."""
 
 
 def ledger(db: Path) -> list[tuple]:
@@ -76,12 +81,54 @@ async def test_over_budget_is_refused_plainly_without_a_model_call(
         [answer] = await telegram.wait_sent(ADMIN)
         telegram.push_text(ANN, telegram.user(ANN, "Ann"), "/usage")
         usage = (await telegram.wait_sent(ANN, count=2))[1].text
-    assert refusal.text.startswith("Sorry, you've reached your daily budget of $0.0000: $0.0000 left")
-    assert "It starts over on" in refusal.text and "UTC" in refusal.text
+    whole = WHOLE.format(budget=r"your whole daily budget of \$0\.00")
+    assert re.fullmatch(whole, refusal.text), refusal.text
     assert answer.kind == "voice"
     assert [r.json["messages"][-1]["content"] for r in openai_api.chat_requests()] == ["hi"]  # Ann's cost nothing
     assert openai_api.transcription_requests() == []
-    assert "• daily budget: $0.0000, $0.0000 left" in usage
+    assert "• daily budget: $0.00, $0.00 left" in usage
+
+
+async def test_a_budget_too_small_for_a_message_is_not_called_reached(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Someone who spent nothing hears what the message would cost and that the budget is smaller, in cents."""
+    settings = {"PARLEY_USER_DAILY_BUDGET_USD": "0.01"}
+    async with running_bot(env(telegram, openai_api, tmp_path, **settings)):
+        telegram.push_voice(ANN, telegram.user(ANN, "Ann"), make_voice_ogg(2.0))
+        [refusal] = await telegram.wait_sent(ANN)
+        telegram.push_text(ANN, telegram.user(ANN, "Ann"), "/usage")
+        usage = (await telegram.wait_sent(ANN, count=2))[1].text
+    whole = WHOLE.format(budget=r"your whole daily budget of \$0\.01")
+    assert re.fullmatch(whole, refusal.text), refusal.text
+    assert "reached" not in refusal.text and "0.0100" not in refusal.text
+    assert "• daily budget: $0.01, $0.01 left, starts over" in usage
+    assert openai_api.requests == []
+
+
+RESETS = " It starts over on Dec 3, 12:00\u202fAM UTC."
+
+
+@pytest.mark.parametrize(
+    ("scope", "limit", "used", "estimate", "expected"),
+    [
+        ("daily", 0.01, 0.006, 0.05,
+         "Sorry, this message would cost about $0.05, but only $0.004 of your daily budget of $0.01 is left." + RESETS),
+        ("monthly", 0.02, 0.0075, 0.0133,  # both would read $0.01: written with the digits that tell them apart
+         "Sorry, this message would cost about $0.0133, but only $0.0125 of your monthly budget of $0.02 is left."
+         + RESETS),
+        ("daily", 0.01, 0.01, 0.05,
+         "Sorry, you've used up your daily budget of $0.01 (this message would cost about $0.05)." + RESETS),
+        ("global", 12.5, 0.0, 20.0,
+         "Sorry, this message would cost about $20.00, more than this bot's whole monthly budget of $12.50, so I "
+         "can't answer it."),
+    ],
+)  # fmt: skip
+def test_budget_refusals_say_the_cost_and_what_is_left(
+    scope: str, limit: float, used: float, estimate: float, expected: str
+) -> None:
+    allowance = Allowance(scope, limit, used, datetime(2026, 12, 3, tzinfo=UTC))
+    assert texts.over_budget(allowance, estimate) == expected
 
 
 async def test_admins_can_be_held_to_budgets_too(
@@ -91,7 +138,8 @@ async def test_admins_can_be_held_to_budgets_too(
     async with running_bot(env(telegram, openai_api, tmp_path, **settings)):
         telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hi")
         [refusal] = await telegram.wait_sent(ADMIN)
-    assert refusal.text.startswith("Sorry, this bot has used up its monthly budget ($0.0000;")
+    whole = WHOLE.format(budget=r"this bot's whole monthly budget of \$0\.00")
+    assert re.fullmatch(whole, refusal.text), refusal.text
     assert openai_api.requests == []
 
 
@@ -112,11 +160,12 @@ async def test_long_voice_notes_are_refused_before_download_and_after_conversion
         first.text
         == second.text
         == texts.voice_too_long(3)
-        == ("That voice message is too long: I take voice messages of up to 3 s. Please send a shorter one.")
+        == ("That voice message is too long: I take voice messages of up to 3 seconds. Please send a shorter one.")
     )
     assert third.kind == "voice"
     assert len(openai_api.chat_requests()) == 1
-    assert texts.voice_too_long(300).endswith("up to 5 min. Please send a shorter one.")
+    assert texts.voice_too_long(300).endswith("up to 5 minutes. Please send a shorter one.")
+    assert texts.voice_too_long(90).endswith("up to 90 seconds. Please send a shorter one.")
 
 
 async def test_stats_for_admins_as_text_and_chart(

@@ -5,11 +5,12 @@ Each function reads the locale of the moment (`catalog.current()`), like the tex
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 
-from babel import dates, numbers
+from babel import dates, numbers, units
 
-from parley.i18n.catalog import current
+from parley.i18n.catalog import _, current
 from parley.i18n.locales import babel_locale
 
 
@@ -49,6 +50,24 @@ def duration(seconds: float, *, direction: bool = False) -> str:
     if direction:
         return dates.format_timedelta(delta, add_direction=True, locale=locale, threshold=1.5)
     return dates.format_timedelta(delta, locale=locale, threshold=1.5)
+
+
+def wait(seconds: float) -> str:
+    """When to try again, as people say it: 'in a minute' for up to one, else 'in 10 minutes', 'in 2 hours' —
+    rounded up to whole minutes, so nobody is told a time that is too early."""
+    if seconds <= 60:
+        return _("in a minute")
+    delta = timedelta(seconds=math.ceil(seconds / 60) * 60)
+    return dates.format_timedelta(delta, add_direction=True, locale=babel_locale(current()), threshold=1)
+
+
+def length(seconds: float) -> str:
+    """An exact length for a limit: '5 minutes' when it is whole minutes, else '90 seconds'."""
+    locale = babel_locale(current())
+    whole = round(seconds)
+    if whole >= 60 and whole % 60 == 0:
+        return units.format_unit(whole // 60, "duration-minute", length="long", locale=locale)
+    return units.format_unit(whole, "duration-second", length="long", locale=locale)
 
 
 def when(moment: datetime) -> str:
