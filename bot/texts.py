@@ -9,7 +9,7 @@ stay English), and `./scripts/messages` puts it into every catalogue for transla
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
 
@@ -316,7 +316,9 @@ def imported(name: str, added: int, already: int, older: int, first: str | None,
     return "\n".join(lines)
 
 
-def import_stopped(added: int, reason: str) -> str:
+def import_stopped(added: int, why: ParleyError) -> str:
+    """The import ran into `why` part way: what is in, and that sending it again adds only what is missing."""
+    reason = explain(why)
     return _(
         "The import stopped after {added} messages: {reason} Send the export again when it's fixed — messages "
         "already imported are not duplicated.",
@@ -467,8 +469,16 @@ def stats_report(
     else:
         lines += ["", _("Last 30 days: {total}", total=total)]
     lines += [f"{formats.day(day)}: {money(cost)}" for day, cost in spent_days]
-    lines += ["", _("Prices as of {date}.", date=prices_taken)]
+    lines += ["", _("Prices as of {date}.", date=_date(prices_taken))]
     return "\n".join(lines)
+
+
+def _date(iso: str) -> str:
+    """'2026-11-25' the reader's way ('Nov 25, 2026'); anything else as it is."""
+    try:
+        return formats.full_date(date.fromisoformat(iso))
+    except ValueError:
+        return iso
 
 
 def model_list(current: str, models: tuple[str, ...]) -> str:
@@ -557,7 +567,8 @@ def explain(exc: ParleyError) -> str:
         return over_budget(exc.allowance, exc.estimate)
     if isinstance(exc, VoiceTooLong):
         return voice_too_long(exc.limit)
-    return _(exc.user_message)
+    values = {key: formats.number(v) if isinstance(v, int | float) else v for key, v in exc.values.items()}
+    return _(exc.user_message, **values)
 
 
 # --- reminders and timezones -----------------------------------------------------------------------

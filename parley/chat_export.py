@@ -29,6 +29,7 @@ import ijson
 import ijson.common
 
 from parley.errors import ParleyError
+from parley.i18n.marks import N_
 from storage.groups import GroupMessage
 
 MB = 1024 * 1024
@@ -67,7 +68,7 @@ _MEDIA_KINDS = {
 
 
 class ExportError(ParleyError):
-    user_message = "That file is not a chat export I can read."
+    user_message = N_("That file is not a chat export I can read.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +131,13 @@ class _Counted(io.RawIOBase):
         try:
             data = self.inner.read(min(len(view), self.limit - self.count + 1))
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a CRC or size that does not match, a cut stream
-            raise ExportError(f"damaged zip member: {exc}", user_message="That .zip file is damaged.") from exc
+            raise ExportError(f"damaged zip member: {exc}", user_message=ZIP_DAMAGED) from exc
         self.count += len(data)
         if self.count > self.limit:
             raise ExportError(
                 f"{self.what} is larger than {self.limit} bytes",
-                user_message=f"That export is too large: I import up to {self.limit // MB} MB of chat history.",
+                user_message=TOO_LARGE,
+                values={"megabytes": self.limit // MB},
             )
         view[: len(data)] = data
         return len(data)
@@ -145,37 +147,38 @@ def _open_zip(path: Path, limits: ImportLimits) -> tuple[zipfile.ZipFile, IO[byt
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ExportError(f"unreadable zip: {exc}", user_message="That .zip file is damaged.") from exc
+        raise ExportError(f"unreadable zip: {exc}", user_message=ZIP_DAMAGED) from exc
     try:
         members = archive.infolist()
         if len(members) > limits.zip_members:
-            raise ExportError(f"zip with {len(members)} members", user_message="That .zip holds too many files.")
+            raise ExportError(f"zip with {len(members)} members", user_message=N_("That .zip holds too many files."))
         names = [m for m in members if PurePosixPath(m.filename).name == "result.json" and not m.is_dir()]
         if not names:
             if any(PurePosixPath(m.filename).name == "messages.html" for m in members):
                 raise ExportError("HTML export", user_message=NEEDS_JSON)
-            raise ExportError("no result.json in the zip", user_message="That .zip has no result.json in it.")
+            raise ExportError("no result.json in the zip", user_message=N_("That .zip has no result.json in it."))
         if len(names) > 1:
             raise ExportError(
-                "several result.json in the zip", user_message="That .zip holds several exports: send one chat's."
+                "several result.json in the zip", user_message=N_("That .zip holds several exports: send one chat's.")
             )
         member = names[0]
         if member.flag_bits & 0x1:
-            raise ExportError("encrypted member", user_message="That .zip is password-protected.")
+            raise ExportError("encrypted member", user_message=N_("That .zip is password-protected."))
         if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise ExportError(
                 f"compression method {member.compress_type}",
-                user_message="That .zip uses a compression I don't read: zip it again with the usual settings.",
+                user_message=N_("That .zip uses a compression I don't read: zip it again with the usual settings."),
             )
         if member.file_size > limits.json_bytes:
             raise ExportError(
                 f"result.json declares {member.file_size} bytes",
-                user_message=f"That export is too large: I import up to {limits.json_bytes // MB} MB of chat history.",
+                user_message=TOO_LARGE,
+                values={"megabytes": limits.json_bytes // MB},
             )
         if member.file_size > limits.zip_ratio * max(member.compress_size, 1):
             raise ExportError(
                 f"compression ratio {member.file_size}/{member.compress_size}",
-                user_message="That .zip does not look like a chat export.",
+                user_message=N_("That .zip does not look like a chat export."),
             )
         inner = archive.open(member)
     except BaseException:
@@ -184,12 +187,16 @@ def _open_zip(path: Path, limits: ImportLimits) -> tuple[zipfile.ZipFile, IO[byt
     return archive, inner, member.file_size
 
 
-NEEDS_JSON = (
+NEEDS_JSON = N_(
     "That export is in HTML. Export the chat again with the format set to “Machine-readable JSON” and send "
     "me result.json (or a .zip of the export folder)."
 )
 
-CUT_SHORT = "That export is cut short: send it again."
+CUT_SHORT = N_("That export is cut short: send it again.")
+TOO_LARGE = N_("That export is too large: I import up to {megabytes} MB of chat history.")
+NOT_AN_EXPORT = N_("That file is not a chat export.")
+DAMAGED = N_("That export is damaged: send it again.")
+ZIP_DAMAGED = N_("That .zip file is damaged.")
 
 
 class ChatExport:
@@ -207,7 +214,8 @@ class ChatExport:
         if size > limits.file_bytes:
             raise ExportError(
                 f"file of {size} bytes",
-                user_message=f"That file is too large: I read exports up to {limits.file_bytes // MB} MB.",
+                user_message=N_("That file is too large: I read exports up to {megabytes} MB."),
+                values={"megabytes": limits.file_bytes // MB},
             )
         with self.path.open("rb") as probe:
             head = probe.read(512)
@@ -246,25 +254,27 @@ class ChatExport:
                 raise ExportError("not JSON", user_message=NEEDS_JSON) from exc
             if "premature EOF" in str(exc):
                 raise ExportError("the JSON ended early", user_message=CUT_SHORT) from exc
-            raise ExportError(f"broken JSON: {exc}", user_message="That export is damaged: send it again.") from exc
+            raise ExportError(f"broken JSON: {exc}", user_message=DAMAGED) from exc
 
     def _read_header(self) -> ExportChat:
         fields: dict[str, Any] = {}
         prefix, event, value = self._next()
         if event != "start_map":
-            raise ExportError("the JSON is not an object", user_message="That file is not a chat export.")
+            raise ExportError("the JSON is not an object", user_message=NOT_AN_EXPORT)
         while True:
             prefix, event, value = self._next()
             if prefix == "" and event == "end_map":
-                raise ExportError("no messages", user_message="That export has no messages in it.")
+                raise ExportError("no messages", user_message=N_("That export has no messages in it."))
             if event != "map_key":
                 continue
             key = value
             if key in ("chats", "left_chats", "personal_information"):
                 raise ExportError(
                     "a whole-account export",
-                    user_message="That is an export of a whole account. Export just this group: in the "
-                    "group's menu choose “Export chat history”, format JSON.",
+                    user_message=N_(
+                        "That is an export of a whole account. Export just this group: in the group's menu choose "
+                        "“Export chat history”, format JSON."
+                    ),
                 )
             if key in ("name", "type", "id"):
                 _, kind, scalar = self._next()
@@ -275,14 +285,14 @@ class ChatExport:
             self._skip_value()
         chat_type, bare_id = fields.get("type"), fields.get("id")
         if not isinstance(chat_type, str) or not isinstance(bare_id, int):
-            raise ExportError("no chat type or id before the messages", user_message="That file is not a chat export.")
+            raise ExportError("no chat type or id before the messages", user_message=NOT_AN_EXPORT)
         if group_chat_id(chat_type, bare_id) is None:
             raise ExportError(
-                f"a {chat_type} export", user_message="That export is not of a group: export the group's history."
+                f"a {chat_type} export", user_message=N_("That export is not of a group: export the group's history.")
             )
         prefix, event, _ = self._next()
         if event != "start_array":
-            raise ExportError("messages is not a list", user_message="That file is not a chat export.")
+            raise ExportError("messages is not a list", user_message=NOT_AN_EXPORT)
         return ExportChat(name=str(fields.get("name") or ""), type=chat_type, bare_id=bare_id)
 
     def _skip_value(self) -> None:
@@ -302,7 +312,7 @@ class ChatExport:
             if event == "end_array":
                 return
             if event != "start_map":
-                raise ExportError("a message is not an object", user_message="That export is damaged: send it again.")
+                raise ExportError("a message is not an object", user_message=DAMAGED)
             start = self._reader.count
             builder = ijson.common.ObjectBuilder()
             builder.event(event, value)
@@ -317,8 +327,10 @@ class ChatExport:
                 if self._reader.count - start > self.limits.message_bytes + 64 * 1024:  # one read-ahead buffer
                     raise ExportError(
                         "a message object over the size limit",
-                        user_message="That export has a message larger than Telegram allows: it is not a "
-                        "Telegram Desktop export.",
+                        user_message=N_(
+                            "That export has a message larger than Telegram allows: it is not a Telegram Desktop "
+                            "export."
+                        ),
                     )
             if isinstance(builder.value, dict):
                 yield builder.value
@@ -374,8 +386,11 @@ class _Reader:
         if self.counts.messages >= self.limits.messages:
             raise ExportError(
                 f"more than {self.limits.messages} messages",
-                user_message=f"That export has more than {self.limits.messages:,} messages: export a shorter "
-                "period (the export dialog has a date range).",
+                user_message=N_(
+                    "That export has more than {count} messages: export a shorter period (the export dialog has "
+                    "a date range)."
+                ),
+                values={"count": self.limits.messages},
             )
         self.seen.add(message_id)
         self.counts.messages += 1

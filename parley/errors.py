@@ -6,16 +6,24 @@ The sentences are English catalogue entries (`N_`): the edge translates them whe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from parley.i18n.marks import N_
 
 
 class ParleyError(Exception):
+    """`user_message` is the catalogue's English text; `values` fill its placeholders when it is translated
+    (numbers are written the reader's way then), so a sentence with a number is still one catalogue entry."""
+
     user_message = N_("Something went wrong on my side. Please try again.")
 
-    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+    def __init__(
+        self, detail: str = "", *, user_message: str | None = None, values: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(detail or self.user_message)
         if user_message is not None:
             self.user_message = user_message
+        self.values: dict[str, object] = dict(values or {})
 
 
 class EmptyMessage(ParleyError):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from parley.i18n import formats
+from parley.i18n.catalog import N_, _
 
 DEFAULT_HOURS = 24
 MAX_DAYS = 366
@@ -87,11 +90,25 @@ class Schedule:
         return "week" if self.weekday is not None else ""
 
     def describe(self) -> str:
-        day = f"every {_DAY_NAMES[self.weekday]}" if self.weekday is not None else "every day"
-        return f"{day} at {self.time} ({self.timezone})"
+        """When it is posted, in the current language: 'every Monday at 9:00 AM (Europe/Berlin)'."""
+        hour, minute = (int(x) for x in self.time.split(":"))
+        values = {"time": formats.clock(time(hour, minute)), "timezone": self.timezone}
+        if self.weekday is None:
+            return _("every day at {time} ({timezone})", **values)
+        return _(_EVERY[self.weekday], **values)
 
 
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EVERY = (
+    N_("every Monday at {time} ({timezone})"),
+    N_("every Tuesday at {time} ({timezone})"),
+    N_("every Wednesday at {time} ({timezone})"),
+    N_("every Thursday at {time} ({timezone})"),
+    N_("every Friday at {time} ({timezone})"),
+    N_("every Saturday at {time} ({timezone})"),
+    N_("every Sunday at {time} ({timezone})"),
+)
+"""One sentence per day: the day's name takes a different form (case, article) in each language."""
 
 
 def parse_schedule(words: list[str], *, default_timezone: str) -> Schedule | None:

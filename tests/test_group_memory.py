@@ -12,6 +12,7 @@ import sqlite3
 import time
 import zipfile
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,8 @@ from bot import texts
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
+from parley.i18n import formats
+from parley.i18n.catalog import using
 from tests.chat_exports import LINES, ExportBuilder, realistic_export
 from tests.citing_model import CitingModel
 
@@ -292,20 +295,48 @@ async def test_an_admin_imports_a_zipped_forum_export_in_private(
     assert "Machine-readable JSON" in refused.text
 
 
+async def test_import_refusals_and_reports_are_in_the_readers_language(
+    bot: RunningBot, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    anna = telegram.user(ANN, "Anna", language_code="de")
+    telegram.set_member_status(FORUM, ANN, "creator")
+    html = io.BytesIO()
+    with zipfile.ZipFile(html, "w") as archive:
+        archive.writestr("ChatExport_2026-11-20/messages.html", "<!DOCTYPE html><html></html>")
+    send_export(telegram, ANN, anna, html.getvalue(), name="export.zip", caption=f"/import {FORUM}")
+    refused = (await telegram.wait_sent(ANN, count=2, timeout=30))[-1]
+    assert refused.text == (
+        "Dieser Export ist im HTML-Format. Exportiere den Chat noch einmal mit dem Format „Maschinenlesbares JSON“ "
+        "und schick mir result.json (oder eine .zip des Exportordners)."
+    )
+    export = export_of(1555000111, 20, forum=True, name="Garden forum")
+    send_export(telegram, ANN, anna, export.write(tmp_path / "result.json").read_bytes(), name="result.json",
+                caption=f"/import {FORUM}")  # fmt: skip
+    done = (await telegram.wait_sent(ANN, count=4, timeout=30))[-1]
+    added = len(logged(bot.settings.operations.db_path, FORUM))
+    zone = ZoneInfo(bot.settings.groups.timezone)
+    sent = [int(m["date_unixtime"]) for m in export.messages if "date_unixtime" in m]
+    first, last = datetime.fromtimestamp(min(sent), zone), datetime.fromtimestamp(max(sent), zone)
+    with using("de"):
+        days = formats.full_date(first.date()), formats.full_date(last.date())
+        assert done.text == texts.imported("Garden forum", added, 0, 0, *days)
+    assert done.text.startswith(f"{added} Nachrichten aus „Garden forum“ vom {days[0]} bis {days[1]} importiert.")
+
+
 async def test_weekly_digest_is_scheduled_and_shown(bot: RunningBot, telegram: FakeTelegram) -> None:
     anna, bob = telegram.user(ANN, "Anna"), telegram.user(BOB, "Bob")
     telegram.push_text(GROUP, bob, "/digest", chat_type="supergroup")
     assert (await telegram.wait_sent(GROUP))[-1].text == texts.digest_schedule(None)
     telegram.push_text(GROUP, anna, "/digest weekly mon 09:00 Europe/Berlin", chat_type="supergroup")
     done = (await telegram.wait_sent(GROUP, count=2))[-1]
-    assert done.text == texts.digest_set("every Monday at 09:00 (Europe/Berlin)")
+    assert done.text == texts.digest_set("every Monday at 9:00\u202fAM (Europe/Berlin)")
     assert bot.app is not None and bot.app.job_queue is not None
     [job] = bot.app.job_queue.get_jobs_by_name(f"digest:{GROUP}")
     assert job.next_t is not None and job.next_t.astimezone(ZoneInfo("Europe/Berlin")).weekday() == 0
     assert job.data == "week"
     telegram.push_text(GROUP, bob, "/digest", chat_type="supergroup")
     assert (await telegram.wait_sent(GROUP, count=3))[-1].text == texts.digest_schedule(
-        "every Monday at 09:00 (Europe/Berlin)"
+        "every Monday at 9:00\u202fAM (Europe/Berlin)"
     )
 
 

@@ -243,7 +243,7 @@ async def test_digest_is_for_group_admins_fires_at_its_time_and_survives_restart
         say(telegram, ann, "/digest 18:30 Europe/Berlin")
         refused, done = await telegram.wait_sent(GROUP, count=2)
         assert refused.text == texts.DIGEST_ADMINS_ONLY
-        assert done.text == texts.digest_set("every day at 18:30 (Europe/Berlin)")
+        assert done.text == texts.digest_set("every day at 6:30\u202fPM (Europe/Berlin)")
     say(telegram, bob, "the day's talk: we ship on Monday")
     async with running_bot(env) as bot:  # restored from SQLite at start-up
         assert bot.app is not None and bot.app.job_queue is not None

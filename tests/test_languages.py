@@ -15,6 +15,7 @@ from lab.harness import lab_env, running_bot
 from parley.errors import ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.i18n.catalog import FSI, LRI, PDI, using
 from parley.i18n.locales import SHIPPED, english_name, own_name, telegram_code
+from parley.periods import Schedule
 from tests.citing_model import CitingModel
 
 CHAT = 1001
@@ -174,7 +175,8 @@ async def test_a_group_gets_summaries_and_digests_in_the_language_its_admin_chos
 
             telegram.push_text(GROUP, ann, "/digest 18:30 Europe/Berlin", chat_type="supergroup")
             set_ = (await telegram.wait_sent(GROUP, count=6))[-1]
-            assert set_.text == in_(locale, lambda: texts.digest_set("every day at 18:30 (Europe/Berlin)"))
+            when = in_(locale, lambda: Schedule("18:30", "Europe/Berlin").describe())
+            assert set_.text == in_(locale, lambda: texts.digest_set(when)) and "every day" not in set_.text
             telegram.push_text(GROUP, bob, "and the release notes are done", chat_type="supergroup")
             await telegram.wait_consumed()
             assert bot.app is not None and bot.app.job_queue is not None

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from parley.i18n.catalog import using
 from parley.periods import Schedule, Span, parse_schedule, parse_span
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -76,10 +77,17 @@ def test_schedules() -> None:
     weekly = parse_schedule(["weekly", "Mon", "09:00", "Europe/Berlin"], default_timezone="UTC")
     assert weekly == Schedule("09:00", "Europe/Berlin", weekday=0)
     assert weekly.span == "week"
-    assert weekly.describe() == "every Monday at 09:00 (Europe/Berlin)"
+    assert weekly.describe() == "every Monday at 9:00\u202fAM (Europe/Berlin)"
     assert parse_schedule(["weekly", "sunday", "18:00"], default_timezone="UTC") == Schedule("18:00", "UTC", 6)
     assert parse_schedule(["OFF"], default_timezone="UTC") is None
-    assert Schedule("07:00", "UTC").describe() == "every day at 07:00 (UTC)"
+    assert Schedule("07:00", "UTC").describe() == "every day at 7:00\u202fAM (UTC)"
+    with using("de"):
+        assert weekly.describe() == "jeden Montag um 09:00 Uhr (Europe/Berlin)"
+        assert Schedule("18:30", "UTC", 2).describe() == "jeden Mittwoch um 18:30 Uhr (UTC)"
+    with using("ru"):
+        assert Schedule("18:30", "UTC", 4).describe() == "каждую пятницу в 18:30 (UTC)"
+    with using("ja"):
+        assert Schedule("18:30", "Asia/Tokyo").describe() == "毎日 18:30（Asia/Tokyo）"
 
 
 @pytest.mark.parametrize(

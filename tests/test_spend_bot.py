@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import UTC, datetime
+import warnings
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot import texts
+from bot.charts import daily_costs_png
 from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 from lab.harness import lab_env, running_bot
+from parley.i18n import formats
+from parley.i18n.catalog import using
+from parley.i18n.locales import SHIPPED
 from parley.prices import PriceTable
 from parley.spend import Allowance
 from storage import Usage
@@ -183,10 +188,21 @@ async def test_stats_for_admins_as_text_and_chart(
     [cost] = [r[-1] for r in ledger(tmp_path / "parley.db")]
     assert f"1. @ann ({ANN}): {texts.money(cost)}, 1 call" in report.text
     assert f"Last 30 days: {texts.money(cost)}, by day:" in report.text
-    assert "Prices as of 2026-11-25." in report.text
+    assert "Prices as of Nov 25, 2026." in report.text
     assert chart.kind == "photo" and chart.caption == texts.STATS_CHART_CAPTION
     [upload] = telegram.calls_of("sendPhoto")
     assert upload.ok
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_the_stats_chart_draws_every_language_without_missing_glyphs(locale: str) -> None:
+    """Dates and sums on the chart are the reader's; none of them is a box for want of a glyph."""
+    days = [(date(2026, 11, 4) + timedelta(days=n), 0.0042 * n) for n in range(30)]
+    with using(locale), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = daily_costs_png(days, formats.short_day, texts.money)
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]
 
 
 async def test_model_choice_is_per_user_and_kept(

@@ -18,6 +18,7 @@ from bot.intake import Incoming
 from bot.jobs import Payload
 from bot.replies import Run
 from parley.access import subject_key
+from parley.i18n import formats
 from parley.spend import period_starts
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ async def show_stats(job: Stats, run: Run) -> bool:
     top = await spend.store.top_users(since=month.timestamp())
     report = texts.stats_report(await spend.totals(), top, days, spend.prices.taken, spend.zone.key)
     told = await run.say(report)
-    png = await asyncio.to_thread(daily_costs_png, days, f"Parley: USD per day ({spend.zone.key})")
+    png = await asyncio.to_thread(daily_costs_png, days, formats.short_day, texts.money)  # in this job's language
     try:
         await run.bot.send_photo(run.chat_id, InputFile(png, filename="spend.png"), caption=texts.STATS_CHART_CAPTION)
     except TelegramError as exc:

@@ -126,11 +126,11 @@ async def answer(job: Converse, run: Run) -> bool:
     except TelegramError as exc:
         outcome = type(exc).__name__
         log.warning("chat=%s message=%s Telegram error: %s", chat_id, message.message_id, exc)
-        await run.say(ParleyError.user_message, reply_to=message.message_id)
+        await run.say(texts.explain(ParleyError()), reply_to=message.message_id)
     except Exception:
         outcome = "bug"
         log.exception("chat=%s message=%s unexpected failure", chat_id, message.message_id)
-        await run.say(ParleyError.user_message, reply_to=message.message_id)
+        await run.say(texts.explain(ParleyError()), reply_to=message.message_id)
     finally:
         if outcome != "ok":
             services.metrics.error(outcome)

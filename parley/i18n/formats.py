@@ -6,7 +6,7 @@ Each function reads the locale of the moment (`catalog.current()`), like the tex
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from babel import dates, numbers, units
 
@@ -83,7 +83,12 @@ def day(value: date) -> str:
     return dates.format_skeleton("MMMEd", value, locale=babel_locale(current()))
 
 
-def clock(moment: datetime) -> str:
+def short_day(value: date) -> str:
+    """A day in digits, as on a chart's axis: '12/3' (en), '3.12.' (de), '12/3' (ja)."""
+    return dates.format_skeleton("Md", value, locale=babel_locale(current()))
+
+
+def clock(moment: datetime | time) -> str:
     """A time of day: '18:00' (de), '6:00 PM' (en)."""
     return dates.format_time(moment, format="short", locale=babel_locale(current()))
 

@@ -30,6 +30,7 @@ from bot.sender import StatusMessage
 from parley.access import Requester
 from parley.chat_export import ChatExport, ExportChat, ExportError, ImportLimits
 from parley.errors import ParleyError
+from parley.i18n import formats
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ async def _read(run: Run, job: ImportHistory, path: Path, group: int, limits: Im
                     await status.update(texts.importing(seen + older, export.bytes_read / max(export.total_bytes, 1)))
         except ExportError as exc:
             log.info("chat=%s import into %s stopped: %s", run.chat_id, group, exc)
-            return await run.say(texts.import_stopped(added, exc.user_message), reply_to=reply_to)
+            return await run.say(texts.import_stopped(added, exc), reply_to=reply_to)
         finally:
             await asyncio.to_thread(export.close)
     log.info(
@@ -172,7 +173,7 @@ def _name(chat: ExportChat) -> str:
 
 
 def _day(at: float | None, zone: ZoneInfo) -> str | None:
-    return datetime.fromtimestamp(at, zone).strftime("%d %b %Y") if at is not None else None
+    return formats.full_date(datetime.fromtimestamp(at, zone).date()) if at is not None else None
 
 
 def _as_parley(exc: Exception) -> ParleyError:
