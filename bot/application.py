@@ -85,6 +85,7 @@ async def run_bot(
                     name="retention",
                 )  # fmt: skip
             await dispatcher.resume()
+            dispatcher.start()
             await schedule.restore(dispatcher.edge)
             services.reminders = reminders.start(dispatcher.edge)
             if on_started is not None:
@@ -100,6 +101,8 @@ async def run_bot(
             await receiver.stop()
             if services.reminders is not None:
                 await services.reminders.stop()
+            await dispatcher.stop()
             await services.scheduler.shutdown(services.settings.operations.shutdown_seconds)
+            await dispatcher.release()
             await app.stop()
     log.info("stopped")

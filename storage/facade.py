@@ -55,6 +55,11 @@ class Storage:
         return cls(db)
 
     @property
+    def shared(self) -> bool:
+        """Several processes may use this database at once (PostgreSQL); a SQLite file has one."""
+        return not isinstance(self.db, SqliteDatabase)
+
+    @property
     def path(self) -> Path | None:
         """The SQLite file, None for a database server."""
         return self.db.path if isinstance(self.db, SqliteDatabase) else None

@@ -187,6 +187,9 @@ class Operations:
     workers: int = setting("PARLEY_WORKERS", 16, p.whole(1), "jobs run at once across all chats")
     max_queue: int = setting("PARLEY_MAX_QUEUE", 500, p.whole(1), "accepted jobs not yet finished")
     shutdown_seconds: float = setting("PARLEY_SHUTDOWN_SECONDS", 20.0, p.number(0), "grace for replies on SIGTERM")
+    job_lease_seconds: float = setting(
+        "PARLEY_JOB_LEASE_SECONDS", 30.0, p.number(1), "a running job's lease, renewed while it runs"
+    )
     slow_notice_seconds: float = setting(
         "PARLEY_SLOW_NOTICE_SECONDS", 15.0, p.number(1), "a slow reply gets a status message after this"
     )
