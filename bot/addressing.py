@@ -28,3 +28,13 @@ def without_mention(text: str | None, bot: Bot) -> str | None:
     if text is None or not bot.username:
         return text
     return re.sub(rf"@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE).strip() or text
+
+
+def commanded(message: Message, bot: Bot) -> bool:
+    """A command for this bot: "/name" (in a group, maybe meant for every bot) or "/name@this_bot"."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            target = text[: entity.length].partition("@")[2]
+            return not target or (bot.username is not None and target.lower() == bot.username.lower())
+    return False

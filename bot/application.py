@@ -15,21 +15,22 @@ from bot.features.groups import schedule
 from bot.features.privacy import apply_retention
 from bot.intake import Intake
 from bot.observe import ObservedRateLimiter, observe
-from bot.registry import ROUTES, publish_menus, register
+from bot.registry import ROUTES, Menus, register
 from bot.webhook import UpdateReceiver
 from parley.ops_server import serve_ops
 from parley.services import Services
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
 RETENTION_EVERY = 24 * 3600.0
 
 
-def build_application(services: Services) -> tuple[Application, Dispatcher]:
-    """python-telegram-bot's Application with every handler registered, and the dispatcher of its jobs."""
+def build_application(services: Services) -> tuple[Application, Dispatcher, Menus]:
+    """python-telegram-bot's Application with every handler registered, the dispatcher of its jobs, and the
+    command menus (published at start-up)."""
     settings = services.settings
     app = (
         ApplicationBuilder()
@@ -46,9 +47,10 @@ def build_application(services: Services) -> tuple[Application, Dispatcher]:
     )
     dispatcher = Dispatcher(services, app.bot, ROUTES, job_queue=app.job_queue)
     intake = Intake(dispatcher.edge, user_rate=settings.access.user_rate, chat_rate=settings.access.chat_rate)
-    register(app, intake, settings)
+    menus = Menus(settings.access.admins, settings.telegram.language)
+    register(app, intake, settings, menus)
     observe(app, services.metrics)
-    return app, dispatcher
+    return app, dispatcher, menus
 
 
 async def run_bot(
@@ -64,7 +66,7 @@ async def run_bot(
 
     Raises telegram.error.InvalidToken / NetworkError when Telegram refuses or cannot be reached at start.
     """
-    app, dispatcher = build_application(services)
+    app, dispatcher, menus = build_application(services)
     receiver = UpdateReceiver(
         app,
         services.settings,
@@ -75,7 +77,12 @@ async def run_bot(
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
         me = app.bot
-        await publish_menus(me, services.settings.access.admins, services.settings.telegram.language)
+        await menus.publish(me)
+        if services.access.unconfigured:
+            log.warning(
+                "nobody can use this bot: PARLEY_ADMINS and PARLEY_ALLOWED are both empty. Set PARLEY_ADMINS to "
+                "your numeric user id (write to the bot: its reply tells you your id) and restart."
+            )
         await apply_retention(services)
         await app.start()
         try:

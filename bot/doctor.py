@@ -26,6 +26,7 @@ from openai import AsyncOpenAI
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
+from parley.access import unconfigured
 from parley.audio import AudioConverter, PcmFormat, WavAudio, find_ffmpeg, pcm_to_wav
 from parley.config import ConfigError, Settings, load_settings
 from parley.config.groups import DEFAULT_MODEL, DEFAULT_MODELS, RETIRED_MODELS
@@ -67,6 +68,22 @@ def check_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Findin
     mode = f"webhook {operations.webhook_url} on {operations.listen}" if operations.webhook else "long polling"
     ops = f"health and metrics on {operations.metrics_listen}" if operations.metrics_listen else "metrics off"
     return settings, [Finding(True, "configuration", f"valid ({mode}; {ops})"), *_retired_models(settings)]
+
+
+def check_access(settings: Settings) -> Finding:
+    """Who may use the bot: with no admin and no allowlist it refuses everyone, its operator included."""
+    access = settings.access
+    if unconfigured(access.admins, access.allowed):
+        return Finding(
+            False, "access", "no admin and no allowlist: the bot refuses everyone",
+            "set PARLEY_ADMINS to your numeric user id (write to the bot: its reply tells you your id) and restart",
+        )  # fmt: skip
+    admins = ", ".join(str(a) for a in sorted(access.admins)) or "none"
+    if access.allowed.everyone:
+        others = "everyone (*)"
+    else:
+        others = ", ".join(sorted(access.allowed.subjects)) or "nobody else (PARLEY_ALLOWED is empty)"
+    return Finding(True, "access", f"admins: {admins}; also allowed: {others}")
 
 
 def _retired_models(settings: Settings) -> list[Finding]:
@@ -353,7 +370,8 @@ async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets:
         skipped = "not checked: fix the configuration first"
         return show([Finding(False, "Telegram", skipped), Finding(False, "OpenAI", skipped)]) and False
     ok = show(await check_telegram(settings)) and ok
-    return show(await check_openai(settings, live=live)) and ok
+    ok = show(await check_openai(settings, live=live)) and ok
+    return show([check_access(settings)]) and ok
 
 
 def doctor(env: Mapping[str, str], *, live: bool = False, out: TextIO | None = None) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Bot, CallbackQuery, Chat, Message, Update, User
+from telegram import Bot, CallbackQuery, Chat, ChatMemberUpdated, Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
@@ -38,6 +38,11 @@ REFUSAL_QUIET_SECONDS = 3600.0
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
 """A python-telegram-bot handler callback."""
 
+StrangerRefused = Callable[[Edge, User], Awaitable[None]]
+"""What else happens when a person is refused in their private chat (the admins hear of it)."""
+GroupRefused = Callable[[Edge, Message], Awaitable[None]]
+"""What else happens when a message in a group that is not allowed is refused (the group may be told why)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
@@ -47,6 +52,7 @@ class Incoming:
     user: User
     chat: Chat
     args: tuple[str, ...] = ()
+    named: str | None = None  # the command it stands for, when not the one written ("/start voice" → voice)
 
     @property
     def bot(self) -> Bot:
@@ -60,6 +66,8 @@ class Incoming:
     @property
     def command(self) -> str:
         """'/Allow@parley_bot x' → 'allow'."""
+        if self.named is not None:
+            return self.named
         return (self.message.text or "").split(maxsplit=1)[0].lstrip("/").split("@")[0].lower()
 
     @property
@@ -97,12 +105,18 @@ class Intake:
         self.edge = edge
         self.user_limits = RateLimiter(user_rate)
         self.chat_limits = RateLimiter(chat_rate)
+        self._stranger: StrangerRefused | None = None
+        self._group: GroupRefused | None = None
+
+    def when_refused(self, *, stranger: StrangerRefused, group: GroupRefused) -> None:
+        """The features that act on a refusal (the registry names them; the gate stays feature-free)."""
+        self._stranger, self._group = stranger, group
 
     # --- the gate: before every other handler ----------------------------------------------------
 
     async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         who = requester(update)
-        if who is None:
+        if who is None or update.my_chat_member is not None:  # membership changes: handled before the gate
             raise ApplicationHandlerStop
         languages = self.edge.languages
         if await self.edge.services.access.allows(who):
@@ -114,11 +128,22 @@ class Intake:
         log.info("refused user=%s chat=%s", who.user_id, who.chat_id)
         if update.callback_query is not None:
             await _quietly(update.callback_query.answer(texts.REFUSED_SHORT))
-        elif not who.in_group and await self.edge.services.storage.access.note_refusal(
-            who.user_id, quiet_seconds=REFUSAL_QUIET_SECONDS
-        ):
-            await _quietly(send_text(context.bot, who.chat_id, texts.refused(who.user_id)))
+        elif not who.in_group:
+            if await self.edge.services.storage.access.note_refusal(who.user_id, quiet_seconds=REFUSAL_QUIET_SECONDS):
+                refusal = texts.refused(who.user_id, unconfigured=self.edge.services.access.unconfigured)
+                await _quietly(send_text(context.bot, who.chat_id, refusal))
+            if user is not None and self._stranger is not None:
+                await self._follow_up(self._stranger(self.edge, user))
+        elif update.message is not None and self._group is not None:
+            await self._follow_up(self._group(self.edge, update.message))
         raise ApplicationHandlerStop
+
+    @staticmethod
+    async def _follow_up(work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:  # a refusal stays a refusal whatever its follow-up does
+            log.exception("after a refusal")
 
     async def _hear_language(self, update: Update) -> None:
         """Keep the language of a person's app (for their private chat), stored when this process first
@@ -183,6 +208,16 @@ class Intake:
         context.application.create_task(_answer(query), update=update)
         tap = Press(user_id=query.from_user.id, message_id=query.message.message_id, data=query.data)
         await self.edge.jobs.accept(chat_id=query.message.chat.id, source=f"callback:{query.id}", job=tap)
+
+    def membership(self, handler: Callable[[ChatMemberUpdated, Edge], Awaitable[None]]) -> Callback:
+        """The callback for a change of the bot's own membership (my_chat_member), which no gate stops: being
+        added to a group is answered whoever added it."""
+
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            if update.my_chat_member is not None:
+                await self._follow_up(handler(update.my_chat_member, self.edge))
+
+        return handle
 
     @staticmethod
     async def ignore(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

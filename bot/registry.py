@@ -7,21 +7,43 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from telegram import Bot, BotCommand, BotCommandScopeChat, Message, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatType
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot import texts
 from bot.buttons import RETRY, Buttons, Press
 from bot.features import admin, conversation, language, preferences, privacy, reminders, usage, voice_tools
-from bot.features.groups import asking, find, importing, summary
+from bot.features.groups import asking, find, importing, summary, welcome
 from bot.features.groups import log as group_log
 from bot.features.groups.payloads import AskSummary, Find, ImportHistory, SetDigest, Summarize, TranscribeLog
-from bot.intake import Intake, Limit, Parse
+from bot.intake import Incoming, Intake, Limit, Parse
 from bot.jobs import Payload, Route, routes
 from bot.replies import Run
 from parley.config import Settings
@@ -77,6 +99,55 @@ async def say(job: Say, run: Run) -> bool:
     return await run.say(answer(job.what))
 
 
+@dataclass(frozen=True, slots=True)
+class Help(Payload, kind="help"):
+    user_id: int
+    group: bool
+
+
+def help_(got: Incoming) -> Help:
+    return Help(user_id=got.user.id, group=in_group(got))
+
+
+async def show_help(job: Help, run: Run) -> bool:
+    """/help for where it was asked: a group's, or a private chat's (with the admin section for admins)."""
+    if job.group:
+        return await run.say(help_text(Menu.GROUP_CHATS), reply_to=run.message_id)
+    return await run.say(help_text(Menu.ADMINS if run.services.access.is_admin(job.user_id) else Menu.PRIVATE_CHATS))
+
+
+def start(got: Incoming) -> Payload | None:
+    """/start: a group's greeting in groups; in private, "/start voice" (an "Open private chat" link from a
+    group) runs that command, as if it had been sent."""
+    if in_group(got):
+        return Say(what="group_start")
+    command = BY_NAME.get(got.args[0].lower()) if got.args else None
+    if command is not None and command.name != "start" and command.where is not Where.GROUP:
+        return command.handle(replace(got, args=(), named=command.name))
+    return Say(what="start")
+
+
+@dataclass(frozen=True, slots=True)
+class InPrivate(Payload, kind="in_private"):
+    command: str
+
+
+def in_private(got: Incoming) -> InPrivate:
+    return InPrivate(command=got.command)
+
+
+async def point_to_private(job: InPrivate, run: Run) -> bool:
+    """A private-only command in a group: a button that opens the private chat at that command (a t.me deep
+    link: Start there sends "/start COMMAND", which runs it)."""
+    link = f"https://t.me/{run.bot.username}?start={job.command}"
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(texts.OPEN_PRIVATE_CHAT, url=link)]])
+    return await run.say(texts.PRIVATE_ONLY_BUTTON, reply_to=run.message_id, keyboard=keyboard)
+
+
+def in_group(got: Incoming) -> bool:
+    return got.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
 # --- the command table -------------------------------------------------------------------------------
 
 
@@ -95,9 +166,8 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("start", saying("start"), Where.ANYWHERE, N_("What Parley does"), free=True),
-    Command("help", saying("help"), Where.ANYWHERE, N_("How to use Parley"), help=N_("/help – this message"),
-            free=True),
+    Command("start", start, Where.ANYWHERE, N_("What Parley does"), free=True),
+    Command("help", help_, Where.ANYWHERE, N_("How to use Parley"), help=N_("/help – this message"), free=True),
     Command("voice", preferences.voice, Where.ANYWHERE, N_("Choose the voice Parley speaks with"),
             help=N_("/voice – choose the voice I speak with")),
     Command("reset", conversation.reset, Where.ANYWHERE, N_("Start a fresh conversation"),
@@ -135,27 +205,22 @@ COMMANDS: tuple[Command, ...] = (
             help=N_("/timezone CITY – your timezone, for reminders (for example /timezone Berlin)")),
     Command("usage", usage.usage, Where.PRIVATE, N_("Your tokens and cost"),
             help=N_("/usage – what our conversations have cost"), free=True),
-    Command("allow", admin.change_access, Where.PRIVATE, N_("Allow a user id, @username or group"), admins=True),
-    Command("deny", admin.change_access, Where.PRIVATE, N_("Deny a user id, @username or group"), admins=True),
-    Command("users", admin.users, Where.PRIVATE, N_("Who is allowed, last seen, usage"), admins=True),
-    Command("stats", admin.stats, Where.PRIVATE, N_("Spend: totals, top users, last 30 days"), admins=True),
+    Command("allow", admin.change_access, Where.ANYWHERE, N_("Allow a user id, @username or group"), admins=True,
+            help=N_("/allow ID, /deny ID – let someone use me (a user id, @username or group id), or stop them; "
+                    "/allow alone in a group switches me on there")),
+    Command("deny", admin.change_access, Where.ANYWHERE, N_("Deny a user id, @username or group"), admins=True),
+    Command("users", admin.users, Where.PRIVATE, N_("Who is allowed, last seen, usage"), admins=True,
+            help=N_("/users – who may use me, who has, and who was turned away lately")),
+    Command("stats", admin.stats, Where.PRIVATE, N_("Spend: totals, top users, last 30 days"), admins=True,
+            help=N_("/stats – what I have cost: totals, top users, the last 30 days")),
 )  # fmt: skip
 
-
-def help_text(commands: tuple[Command, ...] = COMMANDS) -> str:
-    """/help in the current language: the table's help lines in its order, /help's own line last."""
-    lines = [_(c.help) for c in commands if c.help and c.name != "help"]
-    lines += [_(c.help) for c in commands if c.help and c.name == "help"]
-    return texts.HELP_INTRO + "\n\n" + "\n".join(lines)
-
-
-def answer(what: str) -> str:
-    """A fixed answer by its key, in the current language."""
-    return help_text() if what == "help" else texts.canned(what)
+BY_NAME: dict[str, Command] = {name: c for c in COMMANDS for name in (c.name, *c.aliases)}
 
 
 class Menu(Enum):
-    """The menus the table can make: everyone's (today's one menu), per kind of chat, and admins'."""
+    """The menus the table can make: everyone's (every command but the admins'), per kind of chat, and
+    admins' (their private chat: the private chats' menu and the admin commands)."""
 
     EVERYONE = "everyone"
     PRIVATE_CHATS = "private chats"
@@ -163,21 +228,40 @@ class Menu(Enum):
     ADMINS = "admins"
 
 
+def _works_in(which: Menu, c: Command) -> bool:
+    """Whether `c` belongs on `which` menu (and in its /help): only what works there."""
+    if c.admins:
+        return which is Menu.ADMINS
+    if which in (Menu.PRIVATE_CHATS, Menu.ADMINS):
+        return c.where is not Where.GROUP
+    if which is Menu.GROUP_CHATS:
+        return c.where is not Where.PRIVATE
+    return True
+
+
+def help_text(which: Menu = Menu.PRIVATE_CHATS, commands: tuple[Command, ...] = COMMANDS) -> str:
+    """/help in the current language, for where it is asked: the table's help lines of what works there, in
+    its order, /help's own line last; a group's has how to talk to the bot there, a private chat's points to
+    groups, and admins' has their commands in a section of its own."""
+    shown = [(c.name, _(c.help)) for c in commands if c.help and not c.admins and _works_in(which, c)]
+    lines = [line for name, line in shown if name != "help"] + [line for name, line in shown if name == "help"]
+    if which is Menu.GROUP_CHATS:
+        return texts.GROUP_HELP_INTRO + "\n\n" + "\n".join(lines)
+    text = texts.HELP_INTRO + "\n\n" + "\n".join(lines) + "\n\n" + texts.HELP_IN_GROUPS
+    if which is Menu.ADMINS:
+        admins = [_(c.help) for c in commands if c.admins and c.help]
+        text += "\n\n" + texts.HELP_ADMINS + "\n" + "\n".join(admins)
+    return text
+
+
+def answer(what: str) -> str:
+    """A fixed answer by its key, in the current language."""
+    return help_text() if what == "help" else texts.canned(what)
+
+
 def menu(which: Menu, commands: tuple[Command, ...] = COMMANDS) -> list[BotCommand]:
     """One of the command menus, in the current language."""
-
-    def shown(c: Command) -> bool:
-        if which is Menu.ADMINS:  # in their private chat with the bot: everything, as on the everyone menu
-            return True
-        if c.admins:
-            return False
-        if which is Menu.PRIVATE_CHATS:
-            return c.where is not Where.GROUP
-        if which is Menu.GROUP_CHATS:
-            return c.where is not Where.PRIVATE
-        return True
-
-    return [BotCommand(c.name, _(c.menu)) for c in commands if shown(c)]
+    return [BotCommand(c.name, _(c.menu)) for c in commands if _works_in(which, c)]
 
 
 def published_languages(default: str) -> list[tuple[str, str | None]]:
@@ -186,30 +270,64 @@ def published_languages(default: str) -> list[tuple[str, str | None]]:
     return [(default, None), *((locale, telegram_code(locale)) for locale in SHIPPED)]
 
 
-async def publish_menus(bot: Bot, admins: frozenset[int], default: str = SOURCE) -> None:
-    """The command menus and the bot's descriptions, in every shipped language; admins also see the admin
-    commands in their own chat with the bot (Telegram picks the list in the language of each person's app)."""
-    unreachable: set[int] = set()  # admins who have not opened a chat with the bot yet
-    for locale, code in published_languages(default):
-        with using(locale):
-            await bot.set_my_commands(menu(Menu.EVERYONE), language_code=code)
-            await bot.set_my_description(texts.DESCRIPTION, language_code=code)
-            await bot.set_my_short_description(texts.SHORT_DESCRIPTION, language_code=code)
-            for admin_id in sorted(admins - unreachable):
-                scope = BotCommandScopeChat(admin_id)
+SCOPES: tuple[tuple[BotCommandScope, Menu], ...] = (
+    (BotCommandScopeAllPrivateChats(), Menu.PRIVATE_CHATS),
+    (BotCommandScopeAllGroupChats(), Menu.GROUP_CHATS),
+    (BotCommandScopeDefault(), Menu.PRIVATE_CHATS),  # what an app that knows no scope shows
+)
+"""Telegram's scopes for everyone, and the menu each shows."""
+
+
+class Menus:
+    """The command menus (private chats, group chats; admins' in their own chat) and the bot's descriptions,
+    in every shipped language (Telegram picks the list in the language of each person's app).
+
+    An admin's menu is a chat scope, which Telegram refuses for someone who has not started the bot: it is
+    set at start-up for the admins who have, and for each of the others when they first write."""
+
+    def __init__(self, admins: frozenset[int], default: str = SOURCE) -> None:
+        self.default = default
+        self.waiting = set(admins)  # admins whose menu is not set yet
+
+    async def publish(self, bot: Bot) -> None:
+        for locale, code in published_languages(self.default):
+            with using(locale):
+                for scope, which in SCOPES:
+                    await bot.set_my_commands(menu(which), scope=scope, language_code=code)
+                await bot.set_my_description(texts.DESCRIPTION, language_code=code)
+                await bot.set_my_short_description(texts.SHORT_DESCRIPTION, language_code=code)
+        for admin_id in sorted(self.waiting):
+            await self.publish_admin(bot, admin_id)
+
+    async def publish_admin(self, bot: Bot, admin_id: int) -> bool:
+        scope = BotCommandScopeChat(admin_id)
+        for locale, code in published_languages(self.default):
+            with using(locale):
                 try:
                     await bot.set_my_commands(menu(Menu.ADMINS), scope=scope, language_code=code)
                 except BadRequest as exc:
-                    unreachable.add(admin_id)
-                    log.info("admin %s: command menu not set (%s)", admin_id, exc.message)
+                    log.info("admin %s: command menu not set yet (%s)", admin_id, exc.message)
+                    return False
+        self.waiting.discard(admin_id)
+        return True
+
+    async def seen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before the gate, for every update: an admin still without their menu writes in private."""
+        user, chat = update.effective_user, update.effective_chat
+        if user is not None and chat is not None and chat.type == ChatType.PRIVATE and user.id in self.waiting:
+            await self.publish_admin(context.bot, user.id)
 
 
 # --- the jobs they become ----------------------------------------------------------------------------
 
-BUTTONS = Buttons(RETRY, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS, *find.BUTTONS)
+BUTTONS = Buttons(
+    RETRY, *admin.BUTTONS, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS, *find.BUTTONS
+)
 
 ROUTES: dict[str, Route[Any]] = routes(
     Route(Say, say),
+    Route(Help, show_help),
+    Route(InPrivate, point_to_private),
     Route(conversation.Converse, conversation.answer, logs_itself=True),
     Route(conversation.Reset, conversation.start_afresh),
     Route(preferences.ChooseVoice, preferences.choose_voice),
@@ -241,9 +359,12 @@ ROUTES: dict[str, Route[Any]] = routes(
 # --- registration --------------------------------------------------------------------------------------
 
 
-def register(app: Application, intake: Intake, settings: Settings) -> None:
+def register(app: Application, intake: Intake, settings: Settings, menus: Menus) -> None:
     """Every command, message kind and button, in the order python-telegram-bot tries them."""
+    app.add_handler(TypeHandler(Update, menus.seen), group=-3)
+    app.add_handler(ChatMemberHandler(intake.membership(welcome.added), ChatMemberHandler.MY_CHAT_MEMBER), group=-2)
     app.add_handler(TypeHandler(Update, intake.gate), group=-1)  # access first, for every update
+    intake.when_refused(stranger=admin.tell_admins, group=welcome.not_enabled)
     for c in COMMANDS:
         limit = c.limit(settings) if c.limit else None
         handler = intake.job(c.handle, limit=limit, metered=not c.free)
@@ -255,7 +376,9 @@ def register(app: Application, intake: Intake, settings: Settings) -> None:
     export = CaptionCommand("import") & filters.Document.ALL
     app.add_handler(MessageHandler(ANYWHERE & OWN & export, intake.job(importing.import_history)))
     private_only = [name for c in COMMANDS if c.where is Where.PRIVATE for name in (c.name, *c.aliases)]
-    app.add_handler(CommandHandler(private_only, intake.job(saying("private_only")), filters=GROUP & OWN))
+    app.add_handler(CommandHandler(private_only, intake.job(in_private), filters=GROUP & OWN))
+    group_only = [name for c in COMMANDS if c.where is Where.GROUP for name in (c.name, *c.aliases)]
+    app.add_handler(CommandHandler(group_only, intake.job(saying("group_only")), filters=PRIVATE & OWN))
     app.add_handler(MessageHandler(GROUP & OWN & filters.COMMAND, intake.ignore))  # maybe another bot's
     app.add_handler(
         MessageHandler(GROUP, intake.messages(group_log.record, asking.about_summary, conversation.when_addressed))

@@ -9,6 +9,7 @@ stay English), and `./scripts/messages` puts it into every catalogue for transla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from html import escape
 from typing import Any
@@ -58,6 +59,25 @@ _FIXED: dict[str, str] = {
     ),
     "DOWNLOAD_FAILED": N_("I couldn't download that voice message from Telegram. Please send it again."),
     "PRIVATE_ONLY": N_("Let's do that in our private chat: open a chat with me and send the command there."),
+    "PRIVATE_ONLY_BUTTON": N_("Let's do that in our private chat: the button below opens it and runs the command."),
+    "OPEN_PRIVATE_CHAT": N_("Open private chat"),
+    "GROUP_ONLY": N_("That works in a group: add me to one and send the command there. /help lists what works here."),
+    "GROUP_START": N_(
+        "Hi, I'm Parley, a voice assistant. Mention me or reply to one of my messages and I'll answer out loud; "
+        "each of you has their own conversation with me. Type /help to see what else I can do here."
+    ),
+    "GROUP_HELP_INTRO": N_(
+        "In this group I answer when you mention me or reply to one of my messages (a voice message or text), "
+        "and only then. Each of you has their own conversation with me."
+    ),
+    "HELP_IN_GROUPS": N_("In a group: add me to it, and /help there shows what I do in groups."),
+    "HELP_ADMINS": N_("For you as an admin of this bot:"),
+    "ALLOW": N_("Allow"),
+    "IGNORE": N_("Ignore"),
+    "GROUP_SWITCHED_ON": N_(
+        "Done: I'm switched on in this group. Mention me or reply to one of my messages to talk to me."
+    ),
+    "YOU_ARE_ALLOWED": N_("Good news: you can use this bot now. Send me a voice message, or type."),
     "RETRY": N_("Try again"),
     "RETRYING": N_("Trying again…"),
     "RETRIED": N_("Tried again: see below."),
@@ -131,7 +151,7 @@ _FIXED: dict[str, str] = {
     "DOCUMENT_TOO_LARGE": N_("That document is too large for me to read aloud (the limit is 1 MB)."),
 }
 
-BUTTONS = ("FORGET_YES", "FORGET_NO", "RETRY")
+BUTTONS = ("FORGET_YES", "FORGET_NO", "RETRY", "OPEN_PRIVATE_CHAT", "ALLOW", "IGNORE")
 """The fixed texts shown on buttons: a translation must stay short (the catalogue test holds it to 64)."""
 
 CANNED: dict[str, str] = {
@@ -139,6 +159,8 @@ CANNED: dict[str, str] = {
     "unknown_command": "UNKNOWN_COMMAND",
     "unsupported": "UNSUPPORTED",
     "private_only": "PRIVATE_ONLY",
+    "group_only": "GROUP_ONLY",
+    "group_start": "GROUP_START",
 }
 """Fixed answers a job names by key (the key is stored in the job row): key → the name of its text."""
 
@@ -189,12 +211,62 @@ def still_working(seconds: float) -> str:
     return _("Still working on your reply (about {duration} so far). It's coming.", duration=formats.duration(seconds))
 
 
-def refused(user_id: int) -> str:
-    return _(
+def refused(user_id: int, *, unconfigured: bool = False) -> str:
+    """The one reply a stranger gets; on a bot with no admin yet (a first run) it also tells whoever runs the
+    bot how to become its admin, since they are the one most likely writing."""
+    text = _(
         "Sorry, this bot is private: access is restricted to the people its operator has added. "
         "Your user id is {user_id}. Send it to the operator if you should have access.",
         user_id=user_id,
     )
+    if not unconfigured:
+        return text
+    return text + "\n\n" + _(
+        "If you run this bot: it has no admin yet. Add PARLEY_ADMINS={user_id} to its .env file and restart it, "
+        "and you are its admin.",
+        user_id=user_id,
+    )
+
+
+def group_welcome(chat_id: int, *, allowed: bool) -> str:
+    """Posted when the bot is added to a group: what it does there and how its admins switch it on."""
+    what = _(
+        "Hi, I'm Parley, a voice assistant. In this group I answer when someone mentions me or replies to one of "
+        "my messages, out loud; /summary tells what was said here and /find searches it."
+    )
+    if allowed:
+        return what + "\n\n" + _("I'm already switched on here.")
+    return what + "\n\n" + group_not_enabled(chat_id)
+
+
+def group_not_enabled(chat_id: int) -> str:
+    return _(
+        "I'm not switched on in this group yet. To switch me on, one of my admins (the people who run me) sends "
+        "/allow here. This group's id is {chat_id}, for /allow {chat_id} in a private chat with me.",
+        chat_id=chat_id,
+    )
+
+
+def stranger_wrote(name: str, user_id: int) -> str:
+    """To the admins: someone not allowed wrote to the bot (at most once a day per person)."""
+    return _("{name} (user id {user_id}) wrote to me, but isn't allowed to use me. Let them?", name=name,
+             user_id=user_id)  # fmt: skip
+
+
+def stranger_allowed(user_id: int) -> str:
+    return _("Done: {user_id} is now allowed, and I told them.", user_id=user_id)
+
+
+def stranger_already_allowed(user_id: int) -> str:
+    return _("{user_id} is already allowed.", user_id=user_id)
+
+
+def stranger_ignored(user_id: int) -> str:
+    return _("Ignored: {user_id} still can't use me. /allow {user_id} lets them in later.", user_id=user_id)
+
+
+def allow_button(user_id: int) -> str:
+    return _("Allow {user_id}", user_id=user_id)
 
 
 def slow_down(seconds: int) -> str:
@@ -207,8 +279,11 @@ def access_changed(subject: str, allowed: bool) -> str:
     return _("Done: {subject} is now denied. No restart needed.", subject=subject)
 
 
-def users_report(allowed: Any, admins: frozenset[int], overrides: dict[str, bool], people: list[Any]) -> str:
-    """/users: who may use the bot (environment, then admins' changes) and who has, with usage."""
+def users_report(
+    allowed: Any, admins: frozenset[int], overrides: dict[str, bool], people: list[Any], refused: Sequence[Any] = ()
+) -> str:
+    """/users: who may use the bot (environment, then admins' changes), who has, with usage, and who was
+    refused lately (each with an Allow button under the report)."""
     none = _("none")
     if allowed.everyone:
         base = _("everyone (*)")
@@ -240,6 +315,13 @@ def users_report(allowed: Any, admins: frozenset[int], overrides: dict[str, bool
                 tokens=formats.number(person.tokens),
             )
         )
+    if refused:
+        lines += ["", _("Refused lately:")]
+    for refusal in refused:
+        last = formats.when(datetime.fromtimestamp(refusal.last_at, UTC)) + " UTC"
+        count = formats.number(refusal.refused)
+        lines.append(_("{user_id}: last refused {last} (messages refused: {count})", user_id=refusal.user_id,
+                       last=last, count=count))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -48,6 +48,11 @@ class AccessList:
         return cls(subjects=frozenset(subject_key(e) for e in entries))
 
 
+def unconfigured(admins: frozenset[int], allowed: AccessList) -> bool:
+    """True when nobody at all may use the bot: what the start-up log, `parley doctor` and the refusal say."""
+    return not admins and not allowed.everyone and not allowed.subjects
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     limit: int
@@ -85,6 +90,11 @@ class AccessPolicy:
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.admins
+
+    @property
+    def unconfigured(self) -> bool:
+        """No admin and no allowlist: the bot refuses everyone, its operator included (a first run)."""
+        return unconfigured(self.admins, self.allowed)
 
     async def group_allowed(self, chat_id: int) -> bool:
         """The group itself is allowed: what is said there may be recorded (an admin being in it is not enough)."""

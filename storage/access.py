@@ -19,6 +19,13 @@ class UserSummary:
     tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    user_id: int
+    refused: int  # how many messages were refused
+    last_at: float
+
+
 class AccessStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -60,19 +67,61 @@ class AccessStore:
         now = time.time() if now is None else now
         async with self._db.transaction() as tx:
             if await tx.insert(
-                """INSERT INTO refusals (user_id, last_notice_at) VALUES (?, ?)
+                """INSERT INTO refusals (user_id, last_notice_at, last_refused_at) VALUES (?, ?, ?)
                    ON CONFLICT (user_id) DO NOTHING RETURNING user_id""",
-                (user_id, now),
+                (user_id, now, now),
             ):
                 return True
             if await tx.execute(
-                """UPDATE refusals SET refused = refused + 1, last_notice_at = ?
+                """UPDATE refusals SET refused = refused + 1, last_notice_at = ?, last_refused_at = ?
                    WHERE user_id = ? AND last_notice_at <= ?""",
-                (now, user_id, now - quiet_seconds),
+                (now, now, user_id, now - quiet_seconds),
             ):
                 return True
-            await tx.execute("UPDATE refusals SET refused = refused + 1 WHERE user_id = ?", (user_id,))
+            await tx.execute(
+                "UPDATE refusals SET refused = refused + 1, last_refused_at = ? WHERE user_id = ?", (now, user_id)
+            )
             return False
+
+    async def note_admins_told(self, user_id: int, *, quiet_seconds: float, now: float | None = None) -> bool:
+        """True when the admins should hear of this refused person (not told of them within `quiet_seconds`);
+        one statement under the row's lock, so two processes never both tell. Needs the refusal noted first."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as tx:
+            return bool(
+                await tx.execute(
+                    """UPDATE refusals SET admins_told_at = ?
+                       WHERE user_id = ? AND (admins_told_at IS NULL OR admins_told_at <= ?)""",
+                    (now, user_id, now - quiet_seconds),
+                )
+            )
+
+    async def recent_refusals(self, limit: int = 10) -> list[Refusal]:
+        """The people refused most recently: who, how often, when last (nothing of what they sent)."""
+        rows = await self._db.fetch_all(
+            """SELECT user_id, refused, COALESCE(last_refused_at, last_notice_at) AS last_at FROM refusals
+               ORDER BY last_at DESC, user_id LIMIT ?""",
+            (limit,),
+        )
+        return [Refusal(int(user_id), int(refused), float(last_at)) for user_id, refused, last_at in rows]
+
+    async def note_group_notice(self, chat_id: int, *, quiet_seconds: float, now: float | None = None) -> bool:
+        """True when a group that is not allowed should be told how to switch the bot on (not told within
+        `quiet_seconds`); decided in one statement per step, like a refusal notice."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as tx:
+            if await tx.insert(
+                """INSERT INTO group_notices (chat_id, last_notice_at) VALUES (?, ?)
+                   ON CONFLICT (chat_id) DO NOTHING RETURNING chat_id""",
+                (chat_id, now),
+            ):
+                return True
+            return bool(
+                await tx.execute(
+                    "UPDATE group_notices SET last_notice_at = ? WHERE chat_id = ? AND last_notice_at <= ?",
+                    (now, chat_id, now - quiet_seconds),
+                )
+            )
 
     async def users_overview(self, limit: int = 50) -> list[UserSummary]:
         rows = await self._db.fetch_all(

@@ -404,6 +404,23 @@ async def m011_several_processes(db: Connection) -> None:
     )
 
 
+@migration
+async def m012_notices(db: Connection) -> None:
+    """Notices sent at most once a day, durably: to a group that is not allowed yet (how to switch the bot on
+    there), and to the admins about a refused stranger; and when a stranger was last refused, for /users."""
+    await _script(
+        db,
+        """
+        CREATE TABLE group_notices (
+            chat_id        INTEGER PRIMARY KEY,
+            last_notice_at REAL NOT NULL
+        );
+        ALTER TABLE refusals ADD COLUMN last_refused_at REAL;
+        ALTER TABLE refusals ADD COLUMN admins_told_at REAL
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

@@ -37,6 +37,7 @@ def stored_rows(db_path: Path, table: str, user_id: int) -> int:
 async def test_a_stranger_costs_nothing_and_is_told_once(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
+    telegram.add_chat(ADMIN, first_name="Admin")  # the admin has started the bot
     async with running_bot(env_for(telegram, openai_api, tmp_path)):
         stranger = telegram.user(STRANGER, "Mallory")
         telegram.push_voice(STRANGER, stranger, make_voice_ogg(1.0))
@@ -44,9 +45,10 @@ async def test_a_stranger_costs_nothing_and_is_told_once(
         telegram.push_text(STRANGER, stranger, "hello? anyone?")
         telegram.push_voice(STRANGER, stranger, make_voice_ogg(1.0))
         telegram.push_text(ADMIN, telegram.user(ADMIN, "Admin"), "hello from the admin")
-        await telegram.wait_sent(ADMIN)  # the admin is served …
+        notice, _served = await telegram.wait_sent(ADMIN, count=2)  # the admin hears of the stranger, is served …
         await telegram.wait_consumed()
     assert refusal.text == texts.refused(STRANGER) and str(STRANGER) in refusal.text
+    assert notice.text == texts.stranger_wrote("Mallory", STRANGER)
     assert len(telegram.sent_to(STRANGER)) == 1  # … the stranger was told once, not three times
     assert telegram.calls_of("getFile") == []  # nothing downloaded
     assert len(openai_api.requests) == 1  # only the admin's turn reached the model
@@ -88,23 +90,26 @@ async def test_admin_allow_and_deny_take_effect_without_restart(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:
     admin, stranger = telegram.user(ADMIN, "Admin"), telegram.user(STRANGER, "Sam", username="sam_the_user")
+    telegram.add_chat(ADMIN, first_name="Admin")  # the admin has started the bot
     async with running_bot(env_for(telegram, openai_api, tmp_path)):
         telegram.push_text(STRANGER, stranger, "let me in")
         await telegram.wait_sent(STRANGER)
+        [notice] = await telegram.wait_sent(ADMIN)  # the admins hear of the stranger (their buttons: test_onboarding)
+        assert notice.text == texts.stranger_wrote("Sam (@sam_the_user)", STRANGER)
 
         telegram.push_text(ADMIN, admin, f"/allow {STRANGER}")
-        [done] = await telegram.wait_sent(ADMIN)
+        done = (await telegram.wait_sent(ADMIN, count=2))[1]
         assert done.text == texts.access_changed(str(STRANGER), True)
         telegram.push_text(STRANGER, stranger, "am I in now?")
         answer = (await telegram.wait_sent(STRANGER, count=2))[1]
         assert answer.kind == "voice"
 
         telegram.push_text(ADMIN, admin, "/deny @Sam_The_User")
-        await telegram.wait_sent(ADMIN, count=2)
+        await telegram.wait_sent(ADMIN, count=3)
         telegram.push_text(STRANGER, stranger, "and now?")
         await telegram.wait_consumed()
         telegram.push_text(ADMIN, admin, "/users")
-        report = (await telegram.wait_sent(ADMIN, count=3))[2]
+        report = (await telegram.wait_sent(ADMIN, count=4))[3]
     assert len(telegram.sent_to(STRANGER)) == 2  # denied again (and already told within the hour)
     assert len(openai_api.chat_requests()) == 1
     assert f"Allowed with /allow: {STRANGER}" in report.text
@@ -112,7 +117,7 @@ async def test_admin_allow_and_deny_take_effect_without_restart(
     assert f"{STRANGER} @sam_the_user: last seen" in report.text
     async with running_bot(env_for(telegram, openai_api, tmp_path)):  # persisted across a restart
         telegram.push_text(ADMIN, admin, "/users")
-        again = (await telegram.wait_sent(ADMIN, count=4))[3]
+        again = (await telegram.wait_sent(ADMIN, count=5))[4]
     assert "Denied with /deny: @sam_the_user" in again.text
 
 

@@ -190,12 +190,14 @@ async def test_forget_can_be_cancelled(parley, telegram: FakeTelegram) -> None:
 
 
 async def test_start_help_and_commands_menu(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
-    # One menu for everyone in the default language (no language_code), and one per shipped language.
-    [set_commands] = [c for c in telegram.calls_of("setMyCommands") if not c.params.get("language_code")]
-    names = [c["command"] for c in set_commands.params["commands"]]
+    # A menu for private chats and one for groups in the default language (no language_code), and per language.
+    names = [c["command"] for c in telegram.commands({"type": "all_private_chats"})]
     assert names[:6] == ["start", "help", "voice", "reset", "forget", "export"]
-    assert {"transcribe", "tone", "speak", "mode", "summary", "digest"} <= set(names)
-    assert {"model", "usage"} <= set(names) and "stats" not in names  # /stats is in admins' menus only
+    assert {"transcribe", "tone", "speak", "mode", "model", "usage"} <= set(names)
+    assert {"summary", "digest", "find", "stats"}.isdisjoint(names)  # groups' only, and admins' only
+    in_groups = [c["command"] for c in telegram.commands({"type": "all_group_chats"})]
+    assert {"summary", "digest", "find", "voice"} <= set(in_groups)
+    assert {"forget", "export", "model", "usage", "stats"}.isdisjoint(in_groups)
     ann = telegram.user(CHAT, "Ann")
     telegram.push_text(CHAT, ann, "/start")
     telegram.push_text(CHAT, ann, "/help")

@@ -37,7 +37,7 @@ async def test_a_healthy_deployment_passes_every_check(
     assert lines[4].startswith("✓ Telegram groups: privacy mode on")
     assert lines[5] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
     assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio-1.5 and gpt-4o-mini-transcribe available"
-    assert lines[7:] == ["all checks passed"]
+    assert lines[7:] == ["✓ access: admins: none; also allowed: everyone (*)", "all checks passed"]
     assert no_secrets(lines, telegram, openai_api)
     # It changed nothing and spent nothing: getMe and getWebhookInfo, the two model look-ups, no chat.
     assert {call.method for call in telegram.calls} == {"getMe", "getWebhookInfo"}
@@ -150,3 +150,19 @@ async def test_on_postgresql_the_doctor_checks_the_server_and_never_shows_the_pa
     code, lines = await run_doctor({**env, "DATABASE_URL": unreachable}, tmp_path)
     assert code == 1 and lines[2].startswith("✗ database: cannot connect to postgresql://postgres@"), lines
     assert "hunter2-secret" not in "\n".join(lines)
+
+
+async def test_a_bot_nobody_may_use_fails_the_access_check_with_the_fix(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The README's first run without PARLEY_ADMINS: everything works, and nobody can use the bot."""
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db")
+    del env["PARLEY_ALLOWED"]
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 1
+    assert [line for line in lines if line.startswith("✗")] == [
+        "✗ access: no admin and no allowlist: the bot refuses everyone → set PARLEY_ADMINS to your numeric user "
+        "id (write to the bot: its reply tells you your id) and restart"
+    ]
+    code, lines = await run_doctor({**env, "PARLEY_ADMINS": "123456789"}, tmp_path)
+    assert code == 0 and "✓ access: admins: 123456789; also allowed: nobody else (PARLEY_ALLOWED is empty)" in lines

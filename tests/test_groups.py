@@ -278,7 +278,9 @@ async def test_only_allowed_groups_are_served_and_recorded(
         await telegram.wait_consumed()
         db = bot.settings.operations.db_path
     assert answer.kind == "voice"
-    assert telegram.sent_to(OTHER_GROUP) == []  # no refusal spam in groups either
+    # Not silence where the bot was addressed: one notice how to switch it on (the chatter alone gets none).
+    [notice] = telegram.sent_to(OTHER_GROUP)
+    assert notice.text == texts.group_not_enabled(OTHER_GROUP)
     assert log_rows(db, OTHER_GROUP) == []  # nothing of a group that is not allowed is stored
     assert len(openai_api.chat_requests()) == 1
 
@@ -286,7 +288,9 @@ async def test_only_allowed_groups_are_served_and_recorded(
 async def test_private_commands_are_redirected_in_groups(group_bot: RunningBot, telegram: FakeTelegram) -> None:
     say(telegram, telegram.user(ANN, "Ann"), "/forget")
     [answer] = await telegram.wait_sent(GROUP)
-    assert answer.text == texts.PRIVATE_ONLY
+    assert answer.text == texts.PRIVATE_ONLY_BUTTON
+    [button] = [b for row in answer.reply_markup["inline_keyboard"] for b in row]
+    assert button == {"text": "Open private chat", "url": f"https://t.me/{telegram.bot_username}?start=forget"}
 
 
 async def test_forwarded_messages_are_credited_to_their_origin(

@@ -57,7 +57,13 @@ def test_one_table_makes_the_menus_and_help() -> None:
 
     everyone = [c.command for c in menu(Menu.EVERYONE)]
     assert everyone[:3] == ["start", "help", "voice"] and "stats" not in everyone
-    assert {"allow", "deny", "users", "stats"} <= {c.command for c in menu(Menu.ADMINS)}
+    admins = {c.command for c in menu(Menu.ADMINS)}
+    assert {"allow", "deny", "users", "stats"} <= admins and "summary" not in admins
     assert "summary" not in {c.command for c in menu(Menu.PRIVATE_CHATS)}
-    assert "forget" not in {c.command for c in menu(Menu.GROUP_CHATS)}
-    assert all(f"/{c.name}" in help_text() for c in COMMANDS if c.help)
+    assert {"forget", "allow", "usage"}.isdisjoint({c.command for c in menu(Menu.GROUP_CHATS)})
+    # Each scope's /help names every command of its menu that has a help line, and nothing else's.
+    for which in (Menu.PRIVATE_CHATS, Menu.GROUP_CHATS, Menu.ADMINS):
+        shown = {c.command for c in menu(which)}
+        for c in COMMANDS:
+            if c.help:
+                assert (f"/{c.name}" in help_text(which)) == (c.name in shown), (which, c.name)

@@ -135,9 +135,11 @@ async def test_unknown_and_regional_app_languages_fall_back(
 
 async def test_menus_and_descriptions_are_published_for_every_language(parley, telegram: FakeTelegram) -> None:
     for locale in SHIPPED:
-        menu = telegram.commands(language_code=telegram_code(locale))
-        wanted = in_(locale, lambda: registry.menu(registry.Menu.EVERYONE))
-        assert [(c["command"], c["description"]) for c in menu] == [(c.command, c.description) for c in wanted]
+        for scope, which in (("all_private_chats", registry.Menu.PRIVATE_CHATS),
+                             ("all_group_chats", registry.Menu.GROUP_CHATS), ("default", registry.Menu.PRIVATE_CHATS)):
+            menu = telegram.commands({"type": scope}, language_code=telegram_code(locale))
+            wanted = in_(locale, lambda which=which: registry.menu(which))
+            assert [(c["command"], c["description"]) for c in menu] == [(c.command, c.description) for c in wanted]
         assert telegram.profile_text("description", telegram_code(locale)) == in_(locale, lambda: texts.DESCRIPTION)
         assert telegram.profile_text("short_description", telegram_code(locale)) == in_(
             locale, lambda: texts.SHORT_DESCRIPTION

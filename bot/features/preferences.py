@@ -93,7 +93,9 @@ async def choose_voice(job: ChooseVoice, run: Run) -> bool:
             return await run.say(texts.voice_set(chosen))
     current = (await book.of(job.user_id)).voice
     text = texts.voice_unknown(job.name, book.voices) if job.name else texts.voice_list(current, book.voices)
-    return await run.say(text, keyboard=voice_keyboard(book.voices, current))
+    # In a group the picker answers the asker's message: only they may tap it (the intake alerts the others).
+    asker = run.message_id if run.chat_id < 0 else None
+    return await run.say(text, keyboard=voice_keyboard(book.voices, current), reply_to=asker)
 
 
 async def choose_model(job: ChooseModel, run: Run) -> bool:

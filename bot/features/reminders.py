@@ -83,7 +83,8 @@ async def list_reminders(job: ListReminders, run: Run) -> bool:
         for i, r in enumerate(pending, 1)
     ]
     keyboard = InlineKeyboardMarkup(buttons)
-    return await run.say(texts.REMINDERS_HEADER + "\n" + "\n".join(lines), keyboard=keyboard)
+    asker = run.message_id if run.chat_id < 0 else None  # in a group, only the asker may tap (see the intake)
+    return await run.say(texts.REMINDERS_HEADER + "\n" + "\n".join(lines), keyboard=keyboard, reply_to=asker)
 
 
 async def cancel_tapped(tap: CancelReminder, press: Press, run: Run) -> str | None:
