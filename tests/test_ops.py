@@ -219,6 +219,6 @@ async def test_commands_and_buttons_get_one_log_line_each(
     await parley.services.scheduler.wait_idle()
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.dispatch" and " kind=" in r.getMessage()]
     assert len(lines) == 3, lines
-    assert re.fullmatch(rf"chat={CHAT} message={help_id} job=\d+ kind=say total=\d+ms outcome=ok", lines[0])
+    assert re.fullmatch(rf"chat={CHAT} message={help_id} job=\d+ kind=help total=\d+ms outcome=ok", lines[0])
     assert re.fullmatch(rf"chat={CHAT} message={voice_id} job=\d+ kind=voice total=\d+ms outcome=ok", lines[1])
     assert re.fullmatch(rf"chat={CHAT} message=None job=\d+ kind=button total=\d+ms outcome=ok", lines[2])
