@@ -29,6 +29,8 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     await storage.access.set("@friend", allowed=True, changed_by=user)
     await storage.access.bind("@friend", user)
     await storage.access.note_refusal(999, quiet_seconds=3600)
+    await storage.access.note_admins_told(999, quiet_seconds=86400)
+    await storage.access.note_group_notice(-100, quiet_seconds=86400)
     await storage.groups.record(GroupMessage(-100, 1, None, user, "Ann", "text", "hi all", None, None, None, 1.5))
     await storage.groups.set_digest(-100, "09:00", "Europe/Berlin")
     await storage.groups.remember_summary(-100, [2], 1.5, 1.5)
