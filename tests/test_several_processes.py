@@ -77,9 +77,8 @@ async def test_two_processes_answer_every_message_once_in_order_and_finish_a_dea
         for chat in rng.sample(CHATS, len(CHATS)):
             asked[chat].append(telegram.push_text(chat, people[chat], f"round {number} in {chat}"))
 
-    async def post(to: list[str]) -> None:
-        spread = [rng.choice(to) for _ in range(3)]  # update i's copies go to spread[i], spread[i + 1]
-        deliveries = await telegram.post_updates(*spread, copies=2)
+    async def post(spread: list[str]) -> None:
+        deliveries = await telegram.post_updates(*spread, copies=2)  # update i to spread[i], spread[i + 1]
         assert {d.status for d in deliveries} == {200}, deliveries
 
     try:
@@ -89,13 +88,16 @@ async def test_two_processes_answer_every_message_once_in_order_and_finish_a_dea
         # Round 1: every chat's first message is with the model (slow now) when one process dies.
         openai_api.latency = 5.0
         push_round(1)
-        await post(addresses)
+        # Some updates reach both processes (the first to record one takes it), some one process twice.
+        spread, turn = [addresses[0]] * 2 + [addresses[1]] * 2, rng.randrange(4)
+        await post(spread[turn:] + spread[:turn])
         await openai_api.wait_for(lambda: len(openai_api.chat_requests()) >= len(CHATS), 30, what="round 1 asked")
         before = await _jobs(postgres_url)
         held = Counter(_pid(job) for job in before if job["leased_by"])
         victim = max(processes, key=lambda p: held[p.proc.pid if p.proc else 0])
         survivor = next(p for p in processes if p is not victim)
         assert victim.proc is not None and held[victim.proc.pid] >= 1, held
+        assert sum(held.values()) == len(CHATS)  # every chat's first message in flight at once
         # Its leases as they stood a moment before it died (renewals since only made them longer).
         orphaned = {job["id"]: job["lease_until"] for job in before if _pid(job) == victim.proc.pid}
         victim.signal(signal.SIGKILL)
@@ -109,7 +111,7 @@ async def test_two_processes_answer_every_message_once_in_order_and_finish_a_dea
         alive = addresses[processes.index(survivor)]
         for number in range(2, ROUNDS + 1):
             push_round(number)
-            await post([alive])
+            await post([alive, alive])
         for chat in CHATS:
             await telegram.wait_for(
                 lambda chat=chat: len([m for m in telegram.sent_to(chat) if m.kind == "voice"]) >= ROUNDS,
@@ -172,3 +174,27 @@ async def test_a_stopped_process_leaves_what_it_could_not_finish_to_the_others_a
         [reply] = await telegram.wait_sent(CHATS[0], timeout=20)
     assert reply.reply_to_message_id == note
     assert [(job["state"], job["attempts"]) for job in await _jobs(postgres_url)] == [("done", 2)]
+
+
+async def test_a_job_whose_lease_is_taken_over_stops_and_leaves_the_finishing_to_the_taker(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, postgres_url: str
+) -> None:
+    """A process that stalled past its lease finds, at its next renewal, that another took the job: it stops
+    there, says nothing to the chat, and does not mark the job finished."""
+    env = lab_env(
+        telegram, openai_api, tmp_path / "unused.db", DATABASE_URL=postgres_url, PARLEY_JOB_LEASE_SECONDS="1.5"
+    )
+    openai_api.latency = 20
+    async with running_bot(env) as bot:
+        telegram.push_text(CHATS[0], telegram.user(CHATS[0], "Ann"), "a slow one")
+        await openai_api.wait_for(lambda: len(openai_api.chat_requests()) >= 1, 15, what="the model asked")
+        connection = await asyncpg.connect(postgres_url)
+        try:  # what another process does once the lease has run out
+            await connection.execute("UPDATE jobs SET leased_by = 'other:1:x', lease_until = lease_until + 600")
+        finally:
+            await connection.close()
+        await asyncio.wait_for(bot.services.scheduler.wait_idle(), timeout=10)  # stopped long before the model
+    assert telegram.sent_to(CHATS[0]) == []
+    assert [(job["state"], job["attempts"], job["leased_by"]) for job in await _jobs(postgres_url)] == [
+        ("working", 1, "other:1:x")
+    ]
