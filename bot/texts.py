@@ -365,6 +365,26 @@ def found_nothing(words: str) -> str:
     return _("Nothing said here matches “{words}”.", words=words)
 
 
+_KINDS = {
+    "voice": N_("voice message"),
+    "audio": N_("audio file"),
+    "video_note": N_("video message"),
+    "photo": N_("photo"),
+    "video": N_("video"),
+    "animation": N_("GIF"),
+    "document": N_("file"),
+    "sticker": N_("sticker"),
+    "poll": N_("poll"),
+    "location": N_("location"),
+    "contact": N_("contact"),
+}
+
+
+def message_kind(kind: str) -> str:
+    """What a message without words was ('photo', 'sticker'), for a line that quotes it."""
+    return _(_KINDS[kind]) if kind in _KINDS else kind.replace("_", " ")
+
+
 def import_too_large(megabytes: int) -> str:
     return _(
         "That file is too large: I can import exports up to {megabytes} MB. Export a shorter period.",
@@ -378,7 +398,7 @@ def import_wrong_chat(name: str) -> str:
 
 def importing(count: int, fraction: float | None) -> str:
     text = _("Importing… {count} messages so far", count=formats.number(count))
-    return text + (f" ({fraction:.0%})" if fraction is not None else "")
+    return text + (f" ({formats.percent(fraction)})" if fraction is not None else "")
 
 
 def imported(name: str, added: int, already: int, older: int, first: str | None, last: str | None) -> str:

@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import texts
+from bot.features.groups import find
 from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
 from parley.i18n import formats
 from parley.i18n.catalog import using
+from storage.groups import GroupMessage
 from tests.chat_exports import LINES, ExportBuilder, realistic_export
 from tests.citing_model import CitingModel
 
@@ -389,3 +391,14 @@ async def test_without_a_voice_the_summary_still_arrives_in_writing(
     assert written.kind == "text" and written.text.startswith("Summary of 4 messages from 4 people")
     assert "• 陈伟 said: 陈伟 thinks the budget is fine — 陈伟 [1]" in written.text
     assert [e["type"] for e in written.entities] == ["expandable_blockquote"]  # no links in a basic group
+
+
+def test_found_messages_are_dated_and_named_the_readers_way() -> None:
+    """/find's lines: the day and time as the reader writes them, and a photo called a photo in their language."""
+    sent = datetime(2026, 12, 3, 18, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    photo = GroupMessage(GROUP, 77, None, BOB, "Bob", "photo", None, None, None, None, sent.timestamp())
+    with using("de"):
+        page = find.page_html(GROUP, "x", [photo], 0, ZoneInfo("Europe/Berlin"))
+    assert page.endswith(f"<b>Bob</b>, <a href=\"https://t.me/c/{str(GROUP)[4:]}/77\">3. Dez., 18:00</a>\n[Foto]")
+    with using("en"):
+        assert texts.message_kind("video_note") == "video message" and texts.message_kind("dice") == "dice"

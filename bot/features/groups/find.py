@@ -23,6 +23,7 @@ from bot.features.groups.payloads import Find
 from bot.intake import Incoming
 from bot.memory import message_link
 from bot.replies import Run
+from parley.i18n import formats
 from storage.fulltext import terms
 from storage.groups import GroupMessage
 
@@ -72,10 +73,10 @@ def snippet(text: str, words: str) -> str:
 def page_html(chat_id: int, words: str, found: list[GroupMessage], offset: int, zone: ZoneInfo) -> str:
     lines = [texts.found_header(words, offset + 1, offset + len(found))]
     for message in found:
-        at = datetime.fromtimestamp(message.sent_at, zone).strftime("%d %b %Y %H:%M")
+        at = formats.when(datetime.fromtimestamp(message.sent_at, zone))
         link = message_link(chat_id, message.message_id, message.thread_id)
         where = f'<a href="{escape(link)}">{at}</a>' if link else at
-        body = message.text or f"[{message.kind.replace('_', ' ')}]"
+        body = message.text or f"[{texts.message_kind(message.kind)}]"
         lines.append(f"<b>{escape(message.author)}</b>, {where}\n{escape(snippet(body, words))}")
     return "\n\n".join(lines)
 
