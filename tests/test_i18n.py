@@ -68,6 +68,8 @@ def test_numbers_money_dates_and_durations_follow_the_locale() -> None:
         assert formats.duration(590) == "10 Minuten"
         assert formats.wait(30) == "in einer Minute" and formats.wait(590) == "in 10 Minuten"
         assert formats.when(moment) == "3. Dez., 18:00"
+        assert formats.long_when(moment) == "Donnerstag, 3. Dezember 2026, 18:00"
+        assert formats.weekday_clock(moment) == "Donnerstag, 18:00"
     with using("ja"):
         assert formats.when(moment) == "12月3日 18:00"
         assert formats.items(["alloy", "ash"]) == "alloy、ash"

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from lab import FakeOpenAI, FakeTelegram
 from lab.harness import lab_env, running_bot
+from parley.i18n import formats
 from storage import Storage
 
 ANN = 2001
@@ -31,6 +35,8 @@ async def test_a_spoken_request_schedules_exactly_what_the_confirmation_says_and
         telegram.push_text(ANN, ann, "/timezone Berlin")
         [told] = await telegram.wait_sent(ANN, count=1)
         assert told.text is not None and told.text.startswith("Done: your timezone is Europe/Berlin.")
+        days = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+        assert re.search(rf"It's ({days}), \d{{1,2}}:\d\d\u202f[AP]M there;", told.text), told.text
         telegram.push_text(ANN, ann, "/voice coral")
         await telegram.wait_sent(ANN, count=2)
 
@@ -80,9 +86,12 @@ async def test_reminders_are_listed_with_cancel_buttons_only_their_owner_can_use
             user_id=ANN, chat_id=GROUP, text="call mum", first="2030-01-07T09:00", zone="Europe/Berlin",
             repeat="weekly", due_at=time.time() + 86400,
         )  # fmt: skip
+        [stored] = await store.pending(ANN, GROUP, 10)
         telegram.push_text(GROUP, ann, "/reminders", chat_type="supergroup")
         [listing] = await telegram.wait_sent(GROUP, count=1)
-        assert listing.text is not None and "call mum" in listing.text and "every week" in listing.text
+        due = formats.long_when(datetime.fromtimestamp(stored.due_at, ZoneInfo("Europe/Berlin")))
+        assert re.fullmatch(r"\w+day, \w+ \d{1,2}, \d{4}, \d{1,2}:\d\d\u202f[AP]M", due), due
+        assert listing.text is not None and f"1. {due}, every week: call mum" in listing.text
         [[button]] = listing.reply_markup["inline_keyboard"]  # type: ignore[index]
 
         telegram.push_callback(GROUP, bob, listing.message_id, button["callback_data"])  # not Bob's to cancel

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 
@@ -19,10 +21,10 @@ from bot.edge import Edge
 from bot.intake import Incoming
 from bot.jobs import Payload
 from bot.replies import Run
-from parley.actions.recurrence import spoken_due
 from parley.actions.scheduler import Fire, ReminderScheduler
-from parley.actions.zones import find_zone, local_now
+from parley.actions.zones import find_zone
 from parley.errors import ParleyError
+from parley.i18n import formats
 from storage.reminders import Reminder
 
 log = logging.getLogger(__name__)
@@ -65,19 +67,19 @@ async def set_timezone(job: SetTimezone, run: Run) -> bool:
     users = run.services.storage.users
     if not job.zone:
         current = (await users.preferences(job.user_id)).timezone
-        return await run.say(texts.timezone_current(current, local_now(current) if current else None))
+        return await run.say(texts.timezone_current(current, _now_in(current) if current else None))
     zone = find_zone(job.zone)
     if zone is None:
         return await run.say(texts.timezone_unknown(job.zone))
     await users.update_preferences(job.user_id, timezone=zone)
-    return await run.say(texts.timezone_set(zone, local_now(zone)))
+    return await run.say(texts.timezone_set(zone, _now_in(zone)))
 
 
 async def list_reminders(job: ListReminders, run: Run) -> bool:
     pending = await run.services.storage.reminders.pending(job.user_id, run.chat_id, LISTED)
     if not pending:
         return await run.say(texts.NO_REMINDERS)
-    lines = [texts.reminder_line(i, r.text, spoken_due(r.due_at, r.zone), r.repeat) for i, r in enumerate(pending, 1)]
+    lines = [texts.reminder_line(i, r.text, _due(r.due_at, r.zone), r.repeat) for i, r in enumerate(pending, 1)]
     buttons = [
         [InlineKeyboardButton(texts.cancel_reminder_button(i), callback_data=CancelReminder(job.user_id, r.id).pack())]
         for i, r in enumerate(pending, 1)
@@ -96,10 +98,20 @@ async def cancel_tapped(tap: CancelReminder, press: Press, run: Run) -> str | No
     )
     if cancelled is None:
         return texts.REMINDER_GONE
-    return texts.reminder_cancelled(cancelled.text, spoken_due(cancelled.due_at, cancelled.zone))
+    return texts.reminder_cancelled(cancelled.text, _due(cancelled.due_at, cancelled.zone))
 
 
 BUTTONS = (Button(CancelReminder, cancel_tapped),)
+
+
+def _due(due_at: float, zone: str) -> str:
+    """When a reminder fires next, on the person's clock, written their way ('Monday, November 30, 2026, 8:00 AM')."""
+    return formats.long_when(datetime.fromtimestamp(due_at, ZoneInfo(zone)))
+
+
+def _now_in(zone: str) -> str:
+    """The weekday and time now in `zone`, so a wrong zone is noticed at once."""
+    return formats.weekday_clock(datetime.now(ZoneInfo(zone)))
 
 
 # --- firing ----------------------------------------------------------------------------------------

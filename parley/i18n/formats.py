@@ -78,6 +78,22 @@ def when(moment: datetime) -> str:
     return str(locale.datetime_formats["short"]).format(time_part, day_part)
 
 
+def long_when(moment: datetime) -> str:
+    """A day named in full, and a time: 'Monday, November 30, 2026, 8:00 AM', 'Montag, 30. November 2026, 08:00'."""
+    locale = babel_locale(current())
+    day_part = dates.format_date(moment, format="full", locale=locale)
+    time_part = dates.format_time(moment, format="short", locale=locale)
+    return str(locale.datetime_formats["medium"]).format(time_part, day_part)
+
+
+def weekday_clock(moment: datetime) -> str:
+    """The weekday and the time: 'Sunday, 4:05 PM', 'Sonntag, 16:05'."""
+    locale = babel_locale(current())
+    day_part = dates.format_date(moment, format="EEEE", locale=locale)
+    time_part = dates.format_time(moment, format="short", locale=locale)
+    return str(locale.datetime_formats["medium"]).format(time_part, day_part)
+
+
 def day(value: date) -> str:
     """A day as in a list of days: 'Tue, 3 Dec'."""
     return dates.format_skeleton("MMMEd", value, locale=babel_locale(current()))
