@@ -13,7 +13,8 @@ python-telegram-bot's server would put it, onto the Application's update queue.
 Several processes may sit behind one balancer, and Telegram posts an update again when an answer was slow or
 lost, sometimes to another process: each update's id is recorded in the database before it is queued, and a
 copy whose id is there already is answered 200 (so Telegram stops sending it) and dropped. When the database
-cannot record it, the answer is 503: Telegram sends the update again later.
+cannot record it, the answer is 503: Telegram sends the update again later. As before, an update answered
+200 is the process's to turn into a job: one killed (not stopped) in the milliseconds before that loses it.
 """
 
 from __future__ import annotations

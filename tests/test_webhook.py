@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from bot.application import ALLOWED_UPDATES
@@ -117,6 +118,30 @@ async def test_an_update_posted_several_times_at_once_is_answered_once(
     ]
     assert jobs == {"done": 2} and recorded == 2
     assert len(openai_api.chat_requests()) == 2
+
+
+async def test_an_update_the_database_cannot_record_is_refused_with_503_and_taken_when_sent_again(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, postgres_url: str
+) -> None:
+    """Whether an update is new is the database's to say: while it cannot, Telegram is told to send it again."""
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+
+    async def sql(statement: str) -> None:
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    async with running_bot(webhook_env(telegram, openai_api, tmp_path, port, DATABASE_URL=postgres_url)):
+        note = telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "are you there?")
+        await sql("ALTER TABLE updates RENAME TO updates_away")  # the table cannot be written
+        assert await telegram.deliver_to_webhook(address) == [503]
+        await sql("ALTER TABLE updates_away RENAME TO updates")
+        assert await telegram.deliver_to_webhook(address) == [200]  # Telegram's next try
+        [reply] = await telegram.wait_sent(CHAT)
+    assert reply.reply_to_message_id == note
 
 
 async def test_parley_run_webhook_answers_and_stops_cleanly_with_json_logs(
