@@ -171,11 +171,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("voice", preferences.voice, Where.ANYWHERE, N_("Choose the voice Parley speaks with"),
             help=N_("/voice – choose the voice I speak with")),
     Command("reset", conversation.reset, Where.ANYWHERE, N_("Start a fresh conversation"),
-            help=N_("/reset – start a fresh conversation (I stop using what we said before)")),
+            help=N_("/reset, /new – start a fresh conversation (I stop using what we said before)"),
+            aliases=("new",)),
     Command("forget", privacy.forget, Where.PRIVATE, N_("Delete everything stored about you"),
             help=N_("/forget – delete everything I have stored about you")),
     Command("export", privacy.export, Where.PRIVATE, N_("Get everything stored about you as a file"),
             help=N_("/export – get everything I have stored about you, as a file")),
+    Command("retry", conversation.retry, Where.ANYWHERE, N_("Another answer to your last message"),
+            help=N_("/retry – another answer to your last message, in place of the one you got")),
     Command("transcribe", voice_tools.transcribe, Where.ANYWHERE, N_("Reply to audio: what was said, word for word"),
             help=N_("/transcribe, /tone – reply to a voice message or audio file: its words, or how it was said"),
             caption=True),
@@ -185,6 +188,11 @@ COMMANDS: tuple[Command, ...] = (
             help=N_("/speak TEXT – I read text aloud (or reply /speak to a message or a document)"), caption=True),
     Command("language", language.language, Where.ANYWHERE, N_("Choose the language I speak"),
             help=N_("/language – choose the language I speak (in a group: its admins, for everyone)")),
+    Command("settings", preferences.settings, Where.PRIVATE, N_("All your settings on one screen"),
+            help=N_("/settings – all your settings on one screen"), free=True),
+    Command("persona", preferences.persona, Where.ANYWHERE, N_("Who I am: assistant, language partner, coach…"),
+            help=N_("/persona – who I am: everyday assistant, language partner, interview coach, storyteller, or "
+                    "your own instructions (in a group: its admins choose)")),
     Command("mode", preferences.mode, Where.PRIVATE, N_("Reply with voice, text or both"),
             help=N_("/mode voice|text|both – how I reply")),
     Command("summary", summary.summary, Where.GROUP, N_("In a group: a spoken summary of what was said"),
@@ -321,7 +329,14 @@ class Menus:
 # --- the jobs they become ----------------------------------------------------------------------------
 
 BUTTONS = Buttons(
-    RETRY, *admin.BUTTONS, *preferences.BUTTONS, *privacy.BUTTONS, *language.BUTTONS, *reminders.BUTTONS, *find.BUTTONS
+    RETRY,
+    *conversation.BUTTONS,
+    *admin.BUTTONS,
+    *preferences.BUTTONS,
+    *privacy.BUTTONS,
+    *language.BUTTONS,
+    *reminders.BUTTONS,
+    *find.BUTTONS,
 )
 
 ROUTES: dict[str, Route[Any]] = routes(
@@ -330,9 +345,12 @@ ROUTES: dict[str, Route[Any]] = routes(
     Route(InPrivate, point_to_private),
     Route(conversation.Converse, conversation.answer, logs_itself=True),
     Route(conversation.Reset, conversation.start_afresh),
+    Route(conversation.Again, conversation.again, logs_itself=True),
     Route(preferences.ChooseVoice, preferences.choose_voice),
     Route(preferences.ChooseModel, preferences.choose_model),
     Route(preferences.ChooseMode, preferences.choose_mode),
+    Route(preferences.ShowSettings, preferences.show_settings),
+    Route(preferences.ChoosePersona, preferences.choose_persona),
     Route(language.ChooseLanguage, language.choose_language),
     Route(privacy.AskForget, privacy.ask_forget),
     Route(privacy.Export, privacy.send_export),

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot import texts
@@ -71,12 +72,17 @@ class Run:
         await self.say(texts.explain(exc), reply_to=reply_to, thread_id=thread_id)
         return True
 
-    async def settle(self, buttons_message_id: int, result: str | None) -> None:
-        """Replace a tapped keyboard's message with what happened (the query was answered on arrival)."""
+    async def settle(
+        self, buttons_message_id: int, result: str | None, *, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Replace a tapped keyboard's message with what happened (the query was answered on arrival), with
+        `keyboard` under it when the message goes on offering choices (a settings screen, its pickers)."""
         if not result:
             return
         try:
-            await self.bot.edit_message_text(result, chat_id=self.chat_id, message_id=buttons_message_id)
+            await self.bot.edit_message_text(
+                result, chat_id=self.chat_id, message_id=buttons_message_id, reply_markup=keyboard
+            )
         except TelegramError as exc:
             log.warning("chat=%s button message %s not settled: %s", self.chat_id, buttons_message_id, exc)
 
@@ -89,6 +95,15 @@ class Run:
         except TelegramError as exc:
             log.info("chat=%s message %s not deleted (%s): edited instead", self.chat_id, message_id, exc)
         await self.settle(message_id, instead)
+
+    async def by_group_admin(self, user_id: int) -> bool:
+        """Whether `user_id` administers this chat (a group); False when Telegram cannot tell."""
+        try:
+            member = await self.bot.get_chat_member(self.chat_id, user_id)
+        except TelegramError as exc:
+            log.warning("chat=%s getChatMember failed: %s", self.chat_id, exc)
+            return False
+        return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
     async def delivered(self) -> None:
         """The answer is out: a crash from here on must not send it again (the job is finished at resume)."""

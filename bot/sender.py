@@ -137,14 +137,19 @@ async def send_reply(
     *,
     thread_id: int | None = None,
     mode: str = "voice",
-) -> None:
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> Message:
     """By the user's /mode: "voice" — a voice bubble with the transcript as caption (a long one follows as
-    text); "text" — the words only; "both" — the bubble, then the words as a message. No audio: text."""
+    text); "text" — the words only; "both" — the bubble, then the words as a message. No audio: text.
+    `keyboard` goes under the last message of the reply, which is returned."""
     if reply.new_conversation:  # an idle reset is said where the user looks: in the reply's caption
         reply = dataclasses.replace(reply, text=f"{texts.NEW_CONVERSATION}\n\n{reply.text}", new_conversation=False)
+
+    async def words(reply_to: int | None) -> Message:
+        return await send_text(bot, chat_id, reply.text, reply_to=reply_to, reply_markup=keyboard, thread_id=thread_id)
+
     if reply.voice_ogg is None or mode == "text":
-        await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
-        return
+        return await words(reply_to)
     caption = reply.text if mode == "voice" and telegram_length(reply.text) <= CAPTION_LIMIT else None
     voice = reply.voice_ogg
     try:
@@ -156,21 +161,21 @@ async def send_reply(
                 caption=caption or None,
                 reply_parameters=_reply_to(reply_to),
                 message_thread_id=thread_id or None,
+                reply_markup=keyboard if caption is not None or not reply.text else None,
             )
         )
     except BadRequest as exc:
         if "voice_messages_forbidden" not in exc.message.lower():
             raise
         # The user's privacy settings refuse voice messages from bots: the words still get through.
-        await send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id)
-        return
+        return await words(reply_to)
     except TelegramError as exc:
         # The reply is paid for: when its voice cannot get through, its words still must.
         log.warning("chat=%s voice reply not sent (%s): sending its words", chat_id, exc)
-        await persistently(lambda: send_text(bot, chat_id, reply.text, reply_to=reply_to, thread_id=thread_id))
-        return
+        return await persistently(lambda: words(reply_to))
     if caption is None and reply.text:
-        await send_text(bot, chat_id, reply.text, reply_to=voice_message.message_id, thread_id=thread_id)
+        return await words(voice_message.message_id)
+    return voice_message
 
 
 class ReplyProgress:

@@ -81,12 +81,28 @@ class ContextBuilder:
         self.idle_reset_seconds = idle_reset_hours * 3600 if idle_reset_hours else None
         self.now = now
 
-    def system_message(self, summary: str) -> dict[str, Any]:
-        content = f"{self.system_prompt}\n\n{SUMMARY_HEADER}\n{summary}" if summary else self.system_prompt
-        return {"role": "system", "content": content}
+    def system_message(self, summary: str, persona: str = "") -> dict[str, Any]:
+        """The operator's prompt first, always; then the persona's instructions; then the summary."""
+        parts = [self.system_prompt]
+        if persona:
+            parts.append(persona)
+        if summary:
+            parts.append(f"{SUMMARY_HEADER}\n{summary}")
+        return {"role": "system", "content": "\n\n".join(parts)}
 
-    async def build(self, chat_id: int, user_id: int, current: dict[str, Any], *, thread_id: int = 0) -> Context:
-        """Summary, then as many recent turns as fit (newest first, at most PARLEY_HISTORY_TURNS), then now."""
+    async def build(
+        self,
+        chat_id: int,
+        user_id: int,
+        current: dict[str, Any],
+        *,
+        thread_id: int = 0,
+        persona: str = "",
+        replacing: int | None = None,
+    ) -> Context:
+        """Summary, then as many recent turns as fit (newest first, at most PARLEY_HISTORY_TURNS), then now.
+        `replacing`: the message a new answer is made for, whose earlier exchange is left out (it is what
+        `current` asks again, and the answer it gets replaces it)."""
         state = await self.storage.turns.state(chat_id, user_id, thread_id)
         idle = (
             self.idle_reset_seconds is not None
@@ -102,7 +118,9 @@ class ContextBuilder:
             turns = await self.storage.turns.after(
                 state.conversation_id, state.through_turn_id, self.history_turns + 1
             )
-        system = self.system_message(summary)
+            if replacing is not None:
+                turns = [turn for turn in turns if turn.message_id != replacing]
+        system = self.system_message(summary, persona)
         window = turns[-self.history_turns :] if self.history_turns else []
         everything = [system, *history_messages(window), current]
         if tokens.upper_bound(everything) <= self.max_tokens:  # fits for certain: no tokenizer needed

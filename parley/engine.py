@@ -43,6 +43,10 @@ class TurnRequest:
     text: str | None = None
     audio: bytes | None = None
     thread_id: int = 0
+    persona: str = ""  # the persona's instructions, after the operator's prompt ('' for none)
+    again: bool = False
+    """A new answer to `message_id`, already answered: its earlier exchange is left out of the context and
+    replaced by this one."""
 
 
 @dataclass(slots=True)
@@ -208,6 +212,8 @@ class ConversationEngine:
             request.user_id,
             {"role": "user", "content": self._user_content(request, wav)},
             thread_id=request.thread_id,
+            persona=request.persona,
+            replacing=request.message_id if request.again else None,
         )
         seconds = wav.duration if wav is not None else 0.0
         estimate = self.spend.prices.estimate_reply(model, text_tokens=context.text_tokens, audio_seconds=seconds)

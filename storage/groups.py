@@ -243,6 +243,21 @@ class GroupStore:
                    ON CONFLICT (chat_id) DO UPDATE SET language = excluded.language""",
                 (chat_id, locale),
             )
+    async def persona(self, chat_id: int) -> tuple[str | None, str | None]:
+        """(the persona a group admin chose, the group's own instructions), each None when never set."""
+        row = await self._db.fetch_one("SELECT persona, persona_text FROM group_settings WHERE chat_id = ?", (chat_id,))
+        return (row[0], row[1]) if row else (None, None)
+
+    async def set_persona(self, chat_id: int, persona: str, text: str | None = None) -> None:
+        """Keep the group's persona; its own instructions stay as they were unless `text` is given."""
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                """INSERT INTO group_settings (chat_id, persona, persona_text) VALUES (?, ?, ?)
+                   ON CONFLICT (chat_id) DO UPDATE SET persona = excluded.persona,
+                       persona_text = COALESCE(excluded.persona_text, group_settings.persona_text)""",
+                (chat_id, persona, text),
+            )
+
     async def digest(self, chat_id: int) -> Digest | None:
         row = await self._db.fetch_one(
             """SELECT chat_id, digest_time, COALESCE(timezone, 'UTC'), digest_weekday FROM group_settings

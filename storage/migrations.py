@@ -421,6 +421,21 @@ async def m012_notices(db: Connection) -> None:
     )
 
 
+@migration
+async def m013_personas(db: Connection) -> None:
+    """Personas: the one each person chose (a built-in's key, or 'custom' with their own instructions kept
+    beside it, so going back to a built-in does not lose them), and the one a group's admins chose."""
+    await _script(
+        db,
+        """
+        ALTER TABLE users ADD COLUMN persona TEXT;
+        ALTER TABLE users ADD COLUMN persona_text TEXT;
+        ALTER TABLE group_settings ADD COLUMN persona TEXT;
+        ALTER TABLE group_settings ADD COLUMN persona_text TEXT
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

@@ -112,7 +112,7 @@ class PrivacyStore:
         """Everything stored about a user, as plain data (the /export document)."""
         user = await self._db.fetch_one(
             "SELECT user_id, first_name, username, language_code, voice, created_at, last_seen_at, model, reply_mode,"
-            " language, timezone FROM users WHERE user_id = ?",
+            " language, timezone, persona, persona_text FROM users WHERE user_id = ?",
             (user_id,),
         )
         conversations = await self._db.fetch_all(
@@ -156,6 +156,8 @@ class PrivacyStore:
                 "reply_mode": user[8],
                 "language": user[9],
                 "timezone": user[10],
+                "persona": user[11],
+                "persona_instructions": user[12],
             },
             "conversations": [
                 {

@@ -55,6 +55,8 @@ class Preferences:
     reply_mode: str | None = None
     language: str | None = None  # the locale chosen with /language (e.g. 'pt_BR')
     timezone: str | None = None  # an IANA name, set by the person (/timezone, or told in conversation)
+    persona: str | None = None  # a built-in persona's key, or 'custom' (then persona_text applies)
+    persona_text: str | None = None  # the person's own instructions (kept when they pick a built-in)
 
 
 PREFERENCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Preferences))

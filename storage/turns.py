@@ -83,6 +83,17 @@ class TurnStore:
         )
         return [StoredTurn(*row) for row in reversed(rows)]
 
+    async def latest_from_user(self, chat_id: int, user_id: int, thread_id: int = 0) -> StoredTurn | None:
+        """The user's latest turn in their open conversation (what "try another answer" answers again)."""
+        row = await self._db.fetch_one(
+            """SELECT t.id, t.conversation_id, t.role, t.kind, t.text, t.message_id, t.created_at
+               FROM turns t JOIN conversations c ON c.id = t.conversation_id
+               WHERE c.chat_id = ? AND c.user_id = ? AND c.thread_id = ? AND c.ended_at IS NULL AND t.role = 'user'
+               ORDER BY t.id DESC LIMIT 1""",
+            (chat_id, user_id, thread_id),
+        )
+        return StoredTurn(*row) if row else None
+
     async def set_text(self, turn_id: int, text: str, usage: Usage | None = None) -> None:
         """Fill in a turn's words once known (a voice note's transcript arrives after the reply)."""
         async with self._db.transaction() as tx:

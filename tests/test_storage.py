@@ -294,3 +294,19 @@ async def test_refusals_arriving_together_tell_the_person_once(storage: Storage)
     assert await storage.access.note_refusal(5, quiet_seconds=60, now=160.0) is True
     [(refused,)] = await storage.db.fetch_all("SELECT refused FROM refusals WHERE user_id = 5")
     assert refused == 10
+
+
+async def test_personas_are_kept_for_people_and_groups(storage: Storage) -> None:
+    """A person's persona and own instructions live in their one preferences record; a group's beside its
+    language, where choosing a built-in one keeps the group's own instructions for later."""
+    await storage.users.update_preferences(1, persona="custom", persona_text="Answer like a pirate.")
+    await storage.users.update_preferences(1, persona="storyteller")
+    chosen = await storage.users.preferences(1)
+    assert (chosen.persona, chosen.persona_text) == ("storyteller", "Answer like a pirate.")
+
+    assert await storage.groups.persona(-100) == (None, None)
+    await storage.groups.set_language(-100, "de")
+    await storage.groups.set_persona(-100, "custom", "Keep it short.")
+    await storage.groups.set_persona(-100, "coach")
+    assert await storage.groups.persona(-100) == ("coach", "Keep it short.")
+    assert await storage.groups.language(-100) == "de"

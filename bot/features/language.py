@@ -11,8 +11,6 @@ import logging
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.constants import ChatMemberStatus
-from telegram.error import TelegramError
 
 from bot.buttons import Button, Press
 from bot.callbacks import CallbackData
@@ -62,7 +60,7 @@ def prompt(in_group: bool) -> str:
 
 async def choose_language(job: ChooseLanguage, run: Run) -> bool:
     in_group = run.chat_id < 0
-    if in_group and not await _group_admin(run, job.user_id):
+    if in_group and not await run.by_group_admin(job.user_id):
         return await run.say(_("Only the group's admins can choose its language."), reply_to=run.message_id)
     if job.name:
         locale = normalise(job.name)
@@ -73,7 +71,7 @@ async def choose_language(job: ChooseLanguage, run: Run) -> bool:
 
 
 async def language_tapped(tap: LanguageChoice, press: Press, run: Run) -> str | None:
-    if run.chat_id < 0 and not await _group_admin(run, press.user_id):
+    if run.chat_id < 0 and not await run.by_group_admin(press.user_id):
         return None  # another member's tap changes nothing; the picker stays for the admins
     if tap.locale not in SHIPPED:
         return None
@@ -81,25 +79,16 @@ async def language_tapped(tap: LanguageChoice, press: Press, run: Run) -> str | 
 
 
 async def _choose(run: Run, user_id: int, locale: str) -> str:
-    storage = run.services.storage
+    book = run.services.preferences
     if run.chat_id < 0:
-        await storage.groups.set_language(run.chat_id, locale)
+        await book.choose_group_language(run.chat_id, locale)
     else:
-        await storage.users.update_preferences(user_id, language=locale)
+        await book.choose_language(user_id, locale)
     set_current(locale)  # this job's own answer is the first in the new language
     log.info("chat=%s language set to %s", run.chat_id, locale)
     if run.chat_id < 0:
         return _("Done: I'll speak {language} in this group.", language=own_name(locale))
     return _("Done: I'll speak {language} with you.", language=own_name(locale))
-
-
-async def _group_admin(run: Run, user_id: int) -> bool:
-    try:
-        member = await run.bot.get_chat_member(run.chat_id, user_id)
-    except TelegramError as exc:
-        log.warning("chat=%s getChatMember failed: %s", run.chat_id, exc)
-        return False
-    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
 
 BUTTONS = (Button(LanguageChoice, language_tapped),)
