@@ -76,6 +76,7 @@ async def run_bot(
     )
     # The ops endpoint first (/healthz answers during start-up); app: initialize() is getMe, checking the token.
     async with serve_ops(services, stop), app:
+        await services.audio.start()  # the codec workers load FFmpeg's libraries while the rest starts up
         me = app.bot
         await menus.publish(me)
         if services.access.unconfigured:

@@ -6,11 +6,12 @@ turned into a ModelError with a plain user message, so nothing above this layer 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -110,6 +111,48 @@ class _StreamState:
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items()) if c["name"])
+
+
+STREAM_READ_GAP = 0.1
+"""How often a streamed reply is read at most. Each wake-up of the event loop for a chunk costs more than
+the chunk itself (the README's Audio section has the figures), so the bytes are left to gather in the
+socket for up to this long; the voice note is ready at most this much later."""
+
+
+NETWORK_WAIT = 0.005
+"""A piece that took longer than this to come was waited for (a read of the socket), not already at hand."""
+
+
+async def _gathered(pieces: AsyncIterator[bytes], gap: float) -> AsyncIterator[bytes]:
+    """The pieces, read so that whatever arrives within `gap` seconds is taken in one read: after a piece
+    that had to be waited for (the network), the reader pauses for `gap` and lets the next ones gather in
+    the socket. Pieces already received (one read often holds many HTTP chunks) pass without a pause."""
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    async for piece in pieces:
+        waited = loop.time() - asked > NETWORK_WAIT
+        yield piece
+        if waited:
+            await asyncio.sleep(gap)
+        asked = loop.time()
+
+
+class _SseEvents:
+    """Server-sent events from raw bytes: the text of each `data:` line but the final [DONE]. Only what
+    the API sends is handled (one `data:` line an event; comments and other fields are skipped)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, piece: bytes) -> list[str]:
+        text = self._rest + piece
+        end = text.rfind(b"\n") + 1
+        self._rest = text[end:]
+        found = []
+        for line in text[:end].splitlines():
+            if line.startswith(b"data:") and line != b"data: [DONE]":
+                found.append(line[5:].decode("utf-8"))
+        return found
 
 
 def _broken_stream(exc: Exception) -> bool:
@@ -256,9 +299,10 @@ class ModelClient:
         """The reply streamed (stream=True): its audio, 16-bit PCM at PCM16_RATE, handed to `on_audio` piece
         by piece as it arrives (to be encoded meanwhile), its transcript and usage returned at the end.
 
-        Server-sent events are read as JSON lines through the SDK's streaming response rather than as
+        Server-sent events are read as raw bytes through the SDK's streaming response rather than as
         its typed chunks: a reply is a few hundred chunks, and building a typed object for each costs
-        more CPU than the rest of the turn's Python."""
+        more CPU than the rest of the turn's Python. The bytes are read at most every STREAM_READ_GAP
+        seconds, several chunks at a time (see _gathered)."""
         model = model or self.model
         started = time.perf_counter()
         options: dict[str, Any] = {
@@ -278,9 +322,10 @@ class ModelClient:
                 messages=messages,  # type: ignore[arg-type]
                 **options,
             ) as response:
-                async for line in response.iter_lines():
-                    if line.startswith("data: ") and line != "data: [DONE]":
-                        pcm = state.take(line[6:])
+                events = _SseEvents()
+                async for piece in _gathered(response.iter_bytes(), STREAM_READ_GAP):
+                    for data in events.feed(piece):
+                        pcm = state.take(data)
                         if pcm:
                             await on_audio(pcm)
         except openai.OpenAIError as exc:

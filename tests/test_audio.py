@@ -284,3 +284,25 @@ async def test_a_hundred_voice_streams_at_once_fit_two_workers() -> None:
     await pool.close()
     assert pool.started == 2
     assert all(ogg_opus_duration(note) == pytest.approx(1.0, abs=0.1) for note in notes)
+
+
+async def test_the_pool_started_at_boot_serves_without_starting_more() -> None:
+    """The bot starts every worker at boot, so no voice note waits for one to load FFmpeg's libraries."""
+    pool = CodecPool(2)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        await converter.start()
+        assert pool.started == 2 and len(pool.pids()) == 2
+        await converter.start()  # running workers are kept, not started again
+        notes = await asyncio.gather(*(converter.to_model_wav(make_voice_ogg(1.0)) for _ in range(4)))
+        assert all(note.duration == pytest.approx(1.0, abs=0.1) for note in notes)
+        assert pool.started == 2
+        dead = pool.pids()[0]
+        os.kill(dead, signal.SIGKILL)
+        for _ in range(500):  # until the pool has seen it die
+            if dead not in pool.pids():
+                break
+            await asyncio.sleep(0.02)
+        await converter.start()  # one that died is replaced
+        assert pool.started == 3 and len(pool.pids()) == 2
+    await pool.close()
+    assert pool.pids() == []

@@ -158,17 +158,75 @@ def decode(data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes]
                 emit(bytes(pending))
                 pending.clear()
 
-        for frame in _frames(container, stream, max_seconds):
-            try:
-                take(resampler.resample(frame if _known_layout(frame) else _mono(frame)))
-            except (av.error.FFmpegError, ValueError) as exc:
-                raise CodecError("unreadable", f"cannot resample: {exc}") from None
-        take(resampler.resample(None))
+        batch = _Batch()
+
+        def resample(frame: av.AudioFrame | None) -> None:
+            if frame is not None:  # (None would flush the resampler for good)
+                take(resampler.resample(frame))
+
+        try:
+            for frame in _frames(container, stream, max_seconds):
+                if not _known_layout(frame):
+                    resample(batch.flush())
+                    resample(_mono(frame))
+                elif not batch.add(frame):
+                    resample(batch.flush())
+                    if not batch.add(frame):  # a frame of its own kind (an odd plane size): as it is
+                        resample(frame)
+            resample(batch.flush())
+            take(resampler.resample(None))
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise CodecError("unreadable", f"cannot resample: {exc}") from None
         if pending:
             emit(bytes(pending))
         return Decoded(produced / rate)
     finally:
         container.close()
+
+
+BATCH_SAMPLES = 48_000
+"""Decoded frames are resampled about a second at a time, not one by one: a voice note's Opus frames are
+20 ms each, and a call into the resampler per frame costs more than decoding the frame."""
+
+
+class _Batch:
+    """Consecutive decoded frames of one format, gathered into one frame for the resampler."""
+
+    def __init__(self) -> None:
+        self.kind: tuple[str, str, int] | None = None
+        self.planes: list[bytearray] = []
+        self.samples = 0
+
+    def add(self, frame: av.AudioFrame) -> bool:
+        """Take the frame; False when it does not fit (another format, or the batch is full): flush first."""
+        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self.samples and (kind != self.kind or self.samples >= BATCH_SAMPLES):
+            return False
+        channels = len(frame.layout.channels)
+        if channels > 2:  # many-channel frames go one by one (PyAV lists a plane too many for some)
+            return False
+        width = frame.format.bytes * (1 if frame.format.is_planar else channels)
+        planes = frame.planes[: channels if frame.format.is_planar else 1]
+        if any(plane.buffer_size < frame.samples * width for plane in planes):
+            return False
+        if not self.samples:
+            self.kind, self.planes = kind, [bytearray() for _ in planes]
+        for buffer, plane in zip(self.planes, planes, strict=True):
+            buffer.extend(memoryview(plane)[: frame.samples * width])
+        self.samples += frame.samples
+        return True
+
+    def flush(self) -> av.AudioFrame | None:
+        """The gathered frames as one (None when empty); the batch starts again."""
+        if not self.samples or self.kind is None:
+            return None
+        name, layout, rate = self.kind
+        frame = av.AudioFrame(format=name, layout=layout, samples=self.samples)
+        for plane, buffer in zip(frame.planes[: len(self.planes)], self.planes, strict=True):
+            plane.update(bytes(buffer))
+        frame.sample_rate = rate
+        self.planes, self.samples, self.kind = [], 0, None
+        return frame
 
 
 class _Pages:

@@ -44,6 +44,10 @@ class AudioConverter:
         """A converter for other limits (the voice tools take hours) on the same workers."""
         return AudioConverter(self.ffmpeg_path, timeout=timeout, max_seconds=max_seconds, pool=self.pool)
 
+    async def start(self) -> None:
+        """Start the codec workers now (at boot) rather than at the first voice note."""
+        await self.pool.start()
+
     async def close(self) -> None:
         if self._owns_pool:
             await self.pool.close()
@@ -125,10 +129,12 @@ class AudioConverter:
 class VoiceStream:
     """A reply's voice note, encoded while the reply streams in: the note is ready when the last audio is.
 
-    PCM is passed on in pieces of about a second (a model sends many small chunks; each trip to the
-    worker costs a little), so at most that much of the reply's audio is held here at a time."""
+    PCM is passed on in pieces of a few seconds, each written to the worker without waiting for an answer
+    (the worker keeps the pages); the last piece goes with the request that finishes the note and brings
+    back the whole of it. So at most PIECE_SECONDS of the reply's audio is held here at a time, and each
+    piece costs one write instead of a round trip."""
 
-    PIECE_SECONDS = 1.0
+    PIECE_SECONDS = 4.0
 
     def __init__(
         self, pool: CodecPool, where: tuple[int, int, int], *, rate: int, timeout: float, max_seconds: float
@@ -136,7 +142,6 @@ class VoiceStream:
         self.pool, self.where, self.rate = pool, where, rate
         self.timeout, self.max_seconds = timeout, max_seconds
         self.pending = bytearray()
-        self.pages: list[bytes] = []
         self.pcm_bytes = 0
         self.done = False
 
@@ -152,17 +157,28 @@ class VoiceStream:
             raise AudioTimeout(f"the reply is longer than {self.max_seconds:g} s")
         self.pending.extend(pcm)
         if len(self.pending) >= self.PIECE_SECONDS * 2 * self.rate:
-            await self._call("voice_feed")
+            piece = self._take()
+            try:
+                await self.pool.stream_send(self.where, {"op": "voice_feed"}, piece, timeout=self.timeout)
+            except BaseException:
+                await self.abort()
+                raise
 
     async def finish(self) -> bytes:
         """The whole voice note (OGG/Opus)."""
-        if self.pending:
-            await self._call("voice_feed")
-        await self._call("voice_finish")
+        if self.done:
+            raise AudioError("the voice stream is closed")
+        pages: list[bytes] = []
+        try:
+            await self.pool.stream_call(
+                self.where, {"op": "voice_finish"}, self._take(), timeout=self.timeout, sink=pages.append
+            )
+        except BaseException:
+            await self.abort()
+            raise
         self.done = True
         self.pool.close_stream(self.where)
-        ogg = b"".join(self.pages)
-        self.pages = []
+        ogg = b"".join(pages)
         if not ogg:
             raise AudioError("the encoder produced nothing")
         return ogg
@@ -179,13 +195,7 @@ class VoiceStream:
                 self.where, {"op": "voice_abort"}, b"", timeout=self.timeout, sink=lambda _chunk: None
             )
 
-    async def _call(self, op: str) -> None:
-        if self.done:
-            raise AudioError("the voice stream is closed")
+    def _take(self) -> bytes:
         piece = bytes(self.pending)
         self.pending.clear()
-        try:
-            await self.pool.stream_call(self.where, {"op": op}, piece, timeout=self.timeout, sink=self.pages.append)
-        except BaseException:
-            await self.abort()
-            raise
+        return piece

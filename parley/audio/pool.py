@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 WORKER_MEMORY_MB = 512
 """Each worker's address-space cap (RLIMIT_AS). A worker with FFmpeg's libraries loaded maps a good part of it;
 the rest bounds what one conversion may allocate (30 minutes of 16 kHz PCM is 58 MB)."""
+
+
+PIPE_BYTES = 1 << 20
+"""The pipes to and from a worker are widened from Linux's 64 KB to this (the system's usual maximum), so
+a piece of a reply or a decoded note passes in one write instead of waking both processes per 64 KB."""
+
+
+def _widen(pipe: object) -> None:
+    """Best effort: the pipe keeps its size where the system does not allow more."""
+    transport = getattr(pipe, "transport", None) or getattr(pipe, "_transport", None)
+    fileno = getattr(transport.get_extra_info("pipe"), "fileno", None) if transport is not None else None
+    if fileno is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def default_size() -> int:
@@ -47,17 +62,25 @@ class _Worker:
     def alive(self) -> bool:
         return self.proc.returncode is None
 
-    async def call(
-        self, header: dict[str, Any], payload: bytes, sink: Callable[[bytes], None]
-    ) -> tuple[bytes, dict[str, Any]]:
-        """Send one request; hand each piece of output to `sink`; return the final message (b"R" with the
-        result, or b"E" with the error): either way the worker is ready for the next request."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+    async def send(self, header: dict[str, Any], payload: bytes) -> None:
+        """Write one request (the pipe is large enough that this rarely waits for the worker)."""
+        assert self.proc.stdin is not None
         encoded = json.dumps({**header, "size": len(payload)}).encode()
         self.proc.stdin.write(HEADER.pack(len(encoded)) + encoded)
         self.proc.stdin.write(payload)
         try:
             await self.proc.stdin.drain()
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise WorkerCrashed(f"the codec worker died ({type(exc).__name__})") from None
+
+    async def call(
+        self, header: dict[str, Any], payload: bytes, sink: Callable[[bytes], None]
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Send one request; hand each piece of output to `sink`; return the final message (b"R" with the
+        result, or b"E" with the error): either way the worker is ready for the next request."""
+        assert self.proc.stdout is not None
+        await self.send(header, payload)
+        try:
             while True:
                 kind, size = MESSAGE.unpack(await self.proc.stdout.readexactly(MESSAGE.size))
                 body = await self.proc.stdout.readexactly(size)
@@ -96,7 +119,9 @@ class _Slot:
 
 
 class CodecPool:
-    """Runs codec requests on at most `size` workers at once; each worker started on first need.
+    """Runs codec requests on at most `size` workers at once. `start()` starts them all at boot (the bot
+    calls it), so the first voice note does not wait ~100 ms of CPU for a worker to import FFmpeg's
+    libraries; a worker that crashed or was killed is started again by the next request that needs it.
 
     A request goes to the least loaded worker. A voice stream (an Opus encoder fed as the model's audio
     arrives) stays on the worker it was opened on, since the encoder's state lives there; its pieces are
@@ -128,9 +153,22 @@ class CodecPool:
             env=env,
             limit=1 << 20,
         )
+        for pipe in (proc.stdin, proc.stdout):
+            _widen(pipe)
         self.started += 1
         log.info("codec worker %d started (pid %d, %d MB address space)", self.started, proc.pid, self.memory_mb)
         return _Worker(proc)
+
+    async def start(self) -> None:
+        """Start every worker that is not running yet. Only the spawn happens here (a fork and exec); each
+        worker loads its libraries in its own process, on its own core, while the bot carries on."""
+        if self._closed:
+            raise AudioError("the codec pool is closed")
+        for slot in self._slots:
+            async with slot.lock:
+                if slot.worker is None or not slot.worker.alive:
+                    slot.worker = await self._spawn()
+                    slot.generation += 1
 
     def _least_loaded(self) -> int:
         return min(range(self.size), key=lambda index: self._slots[index].load)
@@ -153,11 +191,12 @@ class CodecPool:
         header: dict[str, Any],
         payload: bytes,
         timeout: float,  # noqa: ASYNC109
-        sink: Callable[[bytes], None],
+        sink: Callable[[bytes], None] | None,
     ) -> dict[str, Any]:
         """Run on worker `index` (one that is still of `generation`, when given). The worker is killed,
         and replaced at the next request, when the request outlives `timeout` or the caller is cancelled:
-        a worker whose request was abandoned midway cannot be trusted with the next."""
+        a worker whose request was abandoned midway cannot be trusted with the next. Without a `sink`,
+        the request is one the worker does not answer (a voice_feed): it is written, not waited for."""
         if self._closed:
             raise AudioError("the codec pool is closed")
         slot = self._slots[index]
@@ -174,7 +213,11 @@ class CodecPool:
                 clean = False
                 try:
                     async with asyncio.timeout(timeout):
-                        kind, message = await worker.call(header, payload, sink)
+                        if sink is None:
+                            await worker.send(header, payload)
+                            kind, message = b"R", dict[str, Any]()
+                        else:
+                            kind, message = await worker.call(header, payload, sink)
                     clean = True
                 except TimeoutError:
                     raise AudioTimeout(f"the codec ran longer than {timeout:g} s") from None
@@ -211,6 +254,19 @@ class CodecPool:
     ) -> dict[str, Any]:
         index, generation, stream = where
         return await self._run_on(index, generation, {**header, "stream": stream}, payload, timeout, sink)
+
+    async def stream_send(
+        self,
+        where: tuple[int, int, int],
+        header: dict[str, Any],
+        payload: bytes,
+        *,
+        timeout: float,  # noqa: ASYNC109
+    ) -> None:
+        """A request the worker does not answer (a voice_feed): written in turn, its outcome reported by the
+        stream's last request."""
+        index, generation, stream = where
+        await self._run_on(index, generation, {**header, "stream": stream}, payload, timeout, None)
 
     def close_stream(self, where: tuple[int, int, int]) -> None:
         self._slots[where[0]].load -= 1

@@ -6,7 +6,8 @@ memory. One request at a time; the process lives on for the next.
 
 Wire format. Request: a 4-byte big-endian length, a JSON header of that length (with "size"), then
 "size" bytes of input. Answer: messages of a 1-byte kind and a 4-byte big-endian length, then the body:
-b"D" a piece of output, b"R" the JSON result (last), b"E" a JSON error {kind, message} (last).
+b"D" a piece of output, b"R" the JSON result (last), b"E" a JSON error {kind, message} (last). Every
+request is answered so, except a voice_feed (see QUIET), which gets no answer.
 """
 
 from __future__ import annotations
@@ -32,8 +33,22 @@ def _send(out: BinaryIO, kind: bytes, body: bytes) -> None:
     out.write(body)
 
 
-_streams: dict[int, Any] = {}
-"""Open voice streams (codec.VoiceEncoder) by id: their encoder state lives here between pieces."""
+class _Stream:
+    """An open voice stream: its encoder, and the pages made by feeds that are not answered."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.pages: list[bytes] = []
+        self.error: Exception | None = None
+
+
+_streams: dict[int, _Stream] = {}
+"""Open voice streams by id: their encoder state lives here between pieces."""
+
+QUIET = "voice_feed"
+"""The one request that gets no answer at all: a piece of a reply's audio. The bot writes it and goes on
+(a round trip per piece would wake both processes for nothing); its pages, or its error, come with the
+stream's voice_finish."""
 
 
 def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
@@ -52,29 +67,41 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
     raise ValueError(f"unknown operation {op!r}")
 
 
+def _feed_quietly(header: dict[str, Any], payload: bytes) -> None:
+    """A voice_feed: encode the piece and keep its pages; a failure is kept for voice_finish to report."""
+    stream = _streams.get(int(header["stream"]))
+    if stream is None or stream.error is not None:
+        return  # an unknown stream is reported by its voice_finish; a failed encoder is not fed again
+    try:
+        stream.pages.append(stream.encoder.feed(payload))
+    except Exception as exc:
+        stream.error = exc
+
+
 def _voice_stream(op: str, header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
     from parley.audio import codec
 
-    stream = int(header["stream"])
+    key = int(header["stream"])
     if op == "voice_open":
-        _streams[stream] = codec.VoiceEncoder(rate=header["rate"], channels=header.get("channels", 1))
+        _streams[key] = _Stream(codec.VoiceEncoder(rate=header["rate"], channels=header.get("channels", 1)))
         return {}
     if op == "voice_abort":
-        _streams.pop(stream, None)
+        _streams.pop(key, None)
         return {}
-    encoder = _streams.get(stream)
-    if encoder is None:
-        raise codec.CodecError("unreadable", f"no open voice stream {stream}")
-    try:
-        pages = encoder.feed(payload) if op == "voice_feed" else encoder.finish()
-    except BaseException:
-        _streams.pop(stream, None)  # a failed encoder is not fed again
-        raise
-    if op == "voice_finish":
-        del _streams[stream]
+    if op != "voice_finish":
+        raise ValueError(f"unknown operation {op!r}")
+    stream = _streams.pop(key, None)  # finished or failed, the encoder is done with
+    if stream is None:
+        raise codec.CodecError("unreadable", f"no open voice stream {key}")
+    if stream.error is not None:
+        raise stream.error
+    if payload:
+        stream.pages.append(stream.encoder.feed(payload))
+    stream.pages.append(stream.encoder.finish())
+    pages = b"".join(stream.pages)
     if pages:
         _send(out, b"D", pages)
-    return {"samples": encoder.samples}
+    return {"samples": stream.encoder.samples}
 
 
 def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -98,6 +125,10 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
         payload = _read_exactly(stdin, header["size"])
         if payload is None:
             return
+        if header["op"] == QUIET:
+            _feed_quietly(header, payload)
+            del payload
+            continue
         try:
             result = _handle(header, payload, stdout)
         except codec.CodecError as exc:
