@@ -40,6 +40,11 @@ loss of fidelity that speech does not show. Complexity 7 and up add the tonality
 VOICE_FRAME_MS = 60
 """Opus frames of 60 ms instead of 20: fewer frames to pack, hardly measurable in quality."""
 
+FEED_SECONDS = 0.24
+"""The encoder is handed at most this much audio per frame (four Opus frames), whatever size the pieces
+come in: FFmpeg's frame pools keep buffers as large as the largest frame they saw, for as long as the
+stream is open, and a hundred replies may stream at once."""
+
 CHUNK_BYTES = 64 * 1024
 """Decoded PCM leaves the worker in pieces this size: never the whole recording in one buffer."""
 
@@ -274,16 +279,20 @@ class VoiceEncoder:
         pcm = self.rest + pcm
         frames = len(pcm) // block
         self.rest = pcm[frames * block :]
-        if frames:
+        step = max(1, int(self.rate * FEED_SECONDS))
+        view = memoryview(pcm)
+        for start in range(0, frames, step):  # in slices: FFmpeg keeps buffers as large as the largest frame
+            count = min(step, frames - start)
+            piece = view[start * block : (start + count) * block]
             if self.channels <= 2:
                 layout = "mono" if self.channels == 1 else "stereo"
-                frame = av.AudioFrame(format="s16", layout=layout, samples=frames)
-                frame.planes[0].update(pcm[: frames * block])
+                frame = av.AudioFrame(format="s16", layout=layout, samples=count)
+                frame.planes[0].update(piece)
                 frame.sample_rate = self.rate
             else:
-                frame = _unlabelled(pcm[: frames * block], self.channels, self.rate)
+                frame = _unlabelled(bytes(piece), self.channels, self.rate)
             self._encode(self.resampler.resample(frame))
-            self.samples += frames
+            self.samples += count
         return self.pages.take()
 
     def finish(self) -> bytes:
