@@ -19,10 +19,10 @@ from typing import Any
 from parley.actions.loop import SpendMeter, ToolScope, ToolTurn, converse
 from parley.actions.runner import Toolbox
 from parley.audio import AudioConverter, WavAudio
-from parley.audio.converter import VoiceStream
+from parley.audio.converter import MAX_DECODED_SECONDS, MODEL_SAMPLE_RATE, VoiceStream
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
 from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, VoiceTooLong
-from parley.jobs import cancel_and_wait
+from parley.jobs import MemoryBudget, Share, cancel_and_wait
 from parley.metrics import Metrics
 from parley.model import PCM16_RATE, ModelClient, ModelReply
 from parley.preferences import Preferences
@@ -59,6 +59,23 @@ class Reply:
     """The previous conversation had been idle past PARLEY_IDLE_RESET_HOURS: this reply starts a new one."""
     transcript: str | None = None
     """The voice note's words once known (set after delivery when they came late): a group log needs them."""
+
+
+DEFAULT_AUDIO_MEMORY = 64 * 2**20
+
+AUDIO_COPIES = 3
+"""A recording the model hears is in memory about three times while it does: the WAV, its base64 in the
+request (a third larger) and the SDK's JSON body of it."""
+
+COMPRESSION_GUESS = 16
+"""Before decoding, a recording's WAV is guessed at this many times its file (a voice note's Opus is about
+a tenth of 16 kHz PCM, MP3 and AAC less); decoding then tells the truth."""
+
+
+def _audio_estimate(file_bytes: int, max_seconds: float | None) -> int:
+    """What a recording will hold while the model hears it, guessed from its file before decoding."""
+    longest = int((max_seconds or MAX_DECODED_SECONDS) * MODEL_SAMPLE_RATE * 2)
+    return AUDIO_COPIES * min(file_bytes * COMPRESSION_GUESS, longest)
 
 
 VOICE_GRACE_SECONDS = 1.0
@@ -155,8 +172,11 @@ class ConversationEngine:
         tools: Toolbox | None,
         tool_scope: ToolScope | None,
         tool_rounds: int,
+        audio_memory: MemoryBudget | None = None,
     ) -> None:
         self.storage = storage
+        self.audio_memory = audio_memory or MemoryBudget(DEFAULT_AUDIO_MEMORY)
+        """What the recordings of turns in progress may hold at once (PARLEY_AUDIO_MEMORY_MB)."""
         self.model = model
         self.audio = audio
         self.context = context  # owns the system prompt, the history window and the token budget
@@ -187,11 +207,17 @@ class ConversationEngine:
         The transcription runs alongside the model call and never delays the reply: if it is not in by
         the time the reply is, the user's turn is stored with a placeholder, and `Turn.finish()` fills it in.
         """
+        limit = self.max_voice_seconds + VOICE_GRACE_SECONDS + 1 if self.max_voice_seconds else None
+        if request.audio is None:
+            return await self._respond(request, None, limit)
+        async with self.audio_memory.share(_audio_estimate(len(request.audio), limit)) as share:
+            return await self._respond(request, share, limit)
+
+    async def _respond(self, request: TurnRequest, share: Share | None, limit: float | None) -> Turn:
         clock = _Stopwatch()
         wav: WavAudio | None = None
         if request.audio is not None:
             started = time.perf_counter()
-            limit = self.max_voice_seconds + VOICE_GRACE_SECONDS + 1 if self.max_voice_seconds else None
             try:
                 wav = await self.audio.to_model_wav(request.audio, max_seconds=limit)
             except AudioTooLong as exc:  # the declared duration lied, or the container declares too much
@@ -200,6 +226,8 @@ class ConversationEngine:
                 raise VoiceTooLong(limit, self.max_voice_seconds) from exc
             clock.lap("convert", started)
             self.metrics.audio_conversion("to_model", clock.timings["convert"])
+            if share is not None:
+                share.resize(AUDIO_COPIES * len(wav.data))
         elif not visible_text(request.text):
             raise EmptyMessage("empty turn")
 

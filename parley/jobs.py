@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +118,73 @@ class ChatScheduler:
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
+
+
+class MemoryBudget:
+    """Bytes that jobs in progress may hold at once, handed out first come, first served.
+
+    Jobs mostly wait for the model, so many run at once (PARLEY_WORKERS); what bounds them is memory. A
+    voice turn holds its decoded recording several times over while the model hears it (the WAV, its
+    base64 in the request, the SDK's JSON body), so a burst of long recordings could take gigabytes where
+    a burst of short notes takes megabytes: each turn takes its share here first, and waits when the
+    budget is spent. A share larger than the whole budget is granted when nothing else is held, so no job
+    waits forever."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.held = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def take(self, amount: int) -> None:
+        if not self._waiters and self._fits(amount):
+            self.held += amount
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((amount, waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(amount)  # granted just as the wait was cancelled: hand it on
+            else:
+                with contextlib.suppress(ValueError):  # (already passed over, if the budget moved meanwhile)
+                    self._waiters.remove((amount, waiter))
+                self._wake()
+            raise
+
+    def release(self, amount: int) -> None:
+        self.held -= amount
+        self._wake()
+
+    def _fits(self, amount: int) -> bool:
+        return self.held + amount <= self.total or self.held == 0
+
+    def _wake(self) -> None:
+        while self._waiters and self._fits(self._waiters[0][0]):
+            amount, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.held += amount
+                waiter.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def share(self, amount: int) -> AsyncIterator[Share]:
+        """Hold `amount` bytes for the block; `Share.resize` corrects the estimate once the truth is known."""
+        await self.take(amount)
+        share = Share(self, amount)
+        try:
+            yield share
+        finally:
+            self.release(share.amount)
+
+
+class Share:
+    def __init__(self, budget: MemoryBudget, amount: int) -> None:
+        self.budget, self.amount = budget, amount
+
+    def resize(self, amount: int) -> None:
+        """Hold `amount` instead, once the truth is known: less is given back at once; more is taken at
+        once too (the recording is in memory by then; waiting for it could only deadlock), so the budget
+        may be overdrawn until this share ends, and newcomers wait meanwhile."""
+        self.budget.held += amount - self.amount
+        self.amount = amount
+        self.budget._wake()

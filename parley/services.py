@@ -12,7 +12,7 @@ from parley.actions.scope import CallerScope
 from parley.audio import AudioConverter, find_ffmpeg
 from parley.config import ConfigError, Settings
 from parley.engine import ConversationEngine
-from parley.jobs import ChatScheduler
+from parley.jobs import ChatScheduler, MemoryBudget
 from parley.metrics import Metrics
 from parley.model import ModelClient
 from parley.preferences import PreferenceBook
@@ -81,6 +81,7 @@ class Services:
             tools=tools,
             tool_scope=tool_scope,
             tool_rounds=settings.actions.rounds,
+            audio_memory=MemoryBudget(settings.operations.audio_memory_mb * 2**20),
         )
         access = AccessPolicy(allowed=settings.access.allowed, admins=settings.access.admins, storage=storage)
         scheduler = ChatScheduler(max_concurrent=settings.operations.workers)

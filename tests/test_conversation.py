@@ -240,6 +240,34 @@ async def test_ten_chats_are_served_concurrently(parley, telegram: FakeTelegram,
     assert all(r.finished > last_start for r in requests)
 
 
+async def test_long_recordings_wait_for_memory_while_short_notes_go_ahead(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Many turns may wait for the model at once, but not with more recordings in memory than
+    PARLEY_AUDIO_MEMORY_MB: two 20 s notes (each ~1.9 MB while the model hears it) take turns in a
+    1 MB budget, while the small notes alongside still run together."""
+    openai_api.latency = 1.0
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_AUDIO_MEMORY_MB="1")
+    async with running_bot(env):
+        long_note = make_voice_ogg(20.0)
+        first, second = telegram.user(3001, "Ann"), telegram.user(3002, "Bob")
+        telegram.push_voice(3001, first, long_note)
+        telegram.push_voice(3002, second, long_note)
+        await telegram.wait_sent(3001, timeout=60)
+        await telegram.wait_sent(3002, timeout=60)
+        one, two = sorted(openai_api.chat_requests(), key=lambda r: r.started)
+        assert one.finished is not None and two.started >= one.finished  # one after the other
+        short = make_voice_ogg(0.5)
+        small = [telegram.user(3100 + i, f"User{i}") for i in range(3)]
+        for user in small:
+            telegram.push_voice(user["id"], user, short)
+        for user in small:
+            await telegram.wait_sent(user["id"], timeout=60)
+        requests = openai_api.chat_requests()[2:]
+        last_start = max(r.started for r in requests)
+        assert all(r.finished > last_start for r in requests)  # three small ones fit at once
+
+
 async def test_transcription_never_delays_the_reply(parley, telegram: FakeTelegram, openai_api: FakeOpenAI) -> None:
     openai_api.latency = 0.5
     openai_api.transcription_latency = 2.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.buttons import Press
@@ -10,6 +12,7 @@ from bot.features.groups.payloads import Summarize
 from bot.features.preferences import ModelChoice, VoiceChoice, model_keyboard
 from bot.registry import ROUTES
 from bot.replies import Retry
+from parley.jobs import MemoryBudget
 
 
 def test_callback_data_packs_and_unpacks_within_64_bytes() -> None:
@@ -67,3 +70,37 @@ def test_one_table_makes_the_menus_and_help() -> None:
         for c in COMMANDS:
             if c.help:
                 assert (f"/{c.name}" in help_text(which)) == (c.name in shown), (which, c.name)
+
+
+async def test_the_memory_budget_serves_in_order_and_never_strands_a_large_share() -> None:
+    budget = MemoryBudget(100)
+    await budget.take(60)
+    order: list[str] = []
+
+    async def job(name: str, amount: int) -> None:
+        async with budget.share(amount):
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    big = asyncio.create_task(job("big", 500))  # larger than the whole budget: runs once nothing is held
+    await asyncio.sleep(0)
+    small = asyncio.create_task(job("small", 10))  # would fit now, but waits its turn behind the big one
+    await asyncio.sleep(0.05)
+    assert order == [] and budget.held == 60
+    budget.release(60)
+    await asyncio.gather(big, small)
+    assert order == ["big", "small"] and budget.held == 0
+
+
+async def test_a_wait_for_memory_given_up_hands_the_share_on() -> None:
+    budget = MemoryBudget(100)
+    await budget.take(100)
+    waiting = asyncio.create_task(budget.take(50))
+    after = asyncio.create_task(budget.take(50))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    budget.release(100)
+    await after
+    assert budget.held == 50
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

@@ -287,7 +287,7 @@ class VoiceEncoder:
             if self.channels <= 2:
                 layout = "mono" if self.channels == 1 else "stereo"
                 frame = av.AudioFrame(format="s16", layout=layout, samples=count)
-                frame.planes[0].update(piece)
+                frame.planes[0].update(bytes(piece))
                 frame.sample_rate = self.rate
             else:
                 frame = _unlabelled(bytes(piece), self.channels, self.rate)

@@ -184,7 +184,10 @@ class Operations:
         "DATABASE_URL", None, p.database_url, "PostgreSQL instead of the SQLite file", secret=True
     )
     db_pool: int = setting("PARLEY_DB_POOL", 10, p.whole(1), "PostgreSQL connections per process")
-    workers: int = setting("PARLEY_WORKERS", 16, p.whole(1), "jobs run at once across all chats")
+    workers: int = setting("PARLEY_WORKERS", 48, p.whole(1), "jobs in progress at once across all chats")
+    audio_memory_mb: int = setting(
+        "PARLEY_AUDIO_MEMORY_MB", 64, p.whole(1), "what the recordings of turns in progress may hold at once"
+    )
     max_queue: int = setting("PARLEY_MAX_QUEUE", 500, p.whole(1), "accepted jobs not yet finished")
     shutdown_seconds: float = setting("PARLEY_SHUTDOWN_SECONDS", 20.0, p.number(0), "grace for replies on SIGTERM")
     job_lease_seconds: float = setting(
