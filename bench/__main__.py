@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ FULL = {
     "rss_users": 10_000,
     "rss_turns_per_user": 20,
     "rss_concurrent": 100,
-    "wide_workers": 100,
+    "other_workers": 16,
     "tight_context_tokens": 1000,
 }
 SMOKE = {
@@ -46,7 +47,7 @@ SMOKE = {
     "rss_users": 200,
     "rss_turns_per_user": 10,
     "rss_concurrent": 3,
-    "wide_workers": 3,
+    "other_workers": 1,
     "tight_context_tokens": 500,
 }
 
@@ -103,6 +104,7 @@ def say(text: str) -> None:
 
 async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"smoke": smoke, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results["load_average_start"] = round(os.getloadavg()[0], 2)
     speech = spoken_reply()
     results["reply_audio"] = (
         f"speech (espeak-ng), {parse_wav(speech).duration:.1f} s" if speech else "a tone (espeak-ng not installed)"
@@ -132,6 +134,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         burst = await scenarios.makespan(
             lab, plan["rss_concurrent"], first_chat=FIRST_USER, model_latency=plan["model_seconds"]
         )
+        results["rss_burst"] = burst
         results["rss"] = {
             "users": seeded["users"],
             "turns": seeded["turns"],
@@ -151,22 +154,25 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         _,
     ):
         say(f"bench: memory, {plan['rss_concurrent']} other seeded users at once, PARLEY_CONTEXT_TOKENS={tight}")
-        await scenarios.makespan(
+        tight_burst = await scenarios.makespan(
             lab, plan["rss_concurrent"], first_chat=FIRST_USER + plan["rss_concurrent"],
             model_latency=plan["model_seconds"],
         )  # fmt: skip
         results["rss_tokenizer"] = {
+            "burst": tight_burst,
             "context_tokens": tight,
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
             "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,
         }
 
-    # The same burst with as many workers as users: what the PARLEY_WORKERS cap costs, and what lifting it costs.
-    wide = plan["wide_workers"]
-    async with lab_with_bot(workdir, workdir / "wide.db", "bot-wide", speech, PARLEY_WORKERS=str(wide)) as (lab, _):
-        say(f"bench: makespan, {wide} users at once with PARLEY_WORKERS={wide}")
-        burst = await scenarios.makespan(lab, wide, first_chat=900_000, model_latency=plan["model_seconds"])
-        results["makespan_wide"] = {**burst, "workers": wide, "peak_mb": round(lab.bot.peak_rss / 2**20, 1)}
+    # The same burst with another PARLEY_WORKERS (the old default): what the number of jobs at once buys.
+    other = plan["other_workers"]
+    users = plan["makespan"][-1]
+    async with lab_with_bot(workdir, workdir / "other.db", "bot-other", speech, PARLEY_WORKERS=str(other)) as (lab, _):
+        say(f"bench: makespan, {users} users at once with PARLEY_WORKERS={other}")
+        burst = await scenarios.makespan(lab, users, first_chat=900_000, model_latency=plan["model_seconds"])
+        results["makespan_other"] = {**burst, "workers": other, "peak_mb": round(lab.bot.peak_rss / 2**20, 1)}
+    results["load_average_end"] = round(os.getloadavg()[0], 2)
     return results
 
 

@@ -72,6 +72,12 @@ class BotProcess:
             below += mine + theirs
         return own, below
 
+    def reaped_seconds(self) -> float:
+        """CPU time of the children the bot has already reaped (an ffmpeg run; never a codec worker, which
+        lives as long as the bot)."""
+        assert self.proc is not None
+        return _cpu(self.proc.pid)[1]
+
     def descendants(self) -> list[int]:
         assert self.proc is not None
         children: dict[int, list[int]] = {}

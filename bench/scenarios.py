@@ -151,6 +151,8 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
         telegram.user(chat_id, f"User {chat_id}")
     done_before = lab.bot.count_in_log(TURN_LINE)
     python_before, below_before = lab.bot.cpu_seconds()
+    reaped_before = lab.bot.reaped_seconds()
+    load = os.getloadavg()[0]
     lab.bot.reset_peak_tree()
     started = time.monotonic()
     for chat_id in sorted(chats):
@@ -160,6 +162,7 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     assert len(finished) == users, f"{len(finished)} replies for {users} users"
     seconds = max(finished) - started
     python_after, below_after = lab.bot.cpu_seconds()
+    reaped_ms = (lab.bot.reaped_seconds() - reaped_before) * 1000 / users
     openai_api.latency = openai_api.transcription_latency = 0.0
     bot_ms = (python_after - python_before) * 1000 / users
     below_ms = (below_after - below_before) * 1000 / users
@@ -177,7 +180,9 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
             "bot": round(bot_ms, 1),
             "workers_and_children": round(below_ms, 1),
             "total": round(bot_ms + below_ms, 1),
+            "ffmpeg_children": round(reaped_ms, 1),
         },
+        "load_average": round(load, 2),
         "peak_tree_mb": {"pss": round(pss / 2**20, 1), "rss": round(rss / 2**20, 1)},
     }
 

@@ -36,13 +36,17 @@ async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) 
 
     results = json.loads(out.read_text())
     assert results["smoke"] is True
-    assert {"machine", "overhead", "makespan", "makespan_wide", "prompt_tokens", "rss", "startup"} <= results.keys()
+    assert {"machine", "overhead", "makespan", "makespan_other", "prompt_tokens", "rss", "startup"} <= results.keys()
     assert [item["note_seconds"] for item in results["overhead"]] == [5.0, 30.0]
     assert all(item["overhead_ms"]["median"] > 0 for item in results["overhead"])
     assert [item["users"] for item in results["makespan"]] == [1, 3]
     assert results["prompt_tokens"]["turns"] == 3 and len(results["prompt_tokens"]["per_turn"]) == 3
     assert results["rss"]["turns"] == 2000 and results["rss"]["peak_mb"] > 0
     assert results["rss"]["peak_tree_mb"]["pss"] > 0 and results["makespan"][-1]["cpu_ms_per_turn"]["total"] > 0
+    assert results["makespan_other"]["workers"] == 1 and results["makespan_other"]["users"] == 3
+    # A voice turn runs no ffmpeg: decoding and encoding happen in the codec workers.
+    assert all(item["cpu_ms_per_turn"]["ffmpeg_children"] == 0 for item in results["makespan"])
+    assert "| load average (1 min) on the machine |" in table
     assert results["startup"]["empty_db_seconds"] > 0 and results["startup"]["large_db_seconds"] > 0
 
 
