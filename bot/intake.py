@@ -141,10 +141,12 @@ class Intake:
 
     @staticmethod
     async def _follow_up(work: Awaitable[None]) -> None:
+        """A feature's work beside the gate (after a refusal, on a membership change): its failure is logged and
+        changes nothing of what the gate decided."""
         try:
             await work
-        except Exception:  # a refusal stays a refusal whatever its follow-up does
-            log.exception("after a refusal")
+        except Exception:
+            log.exception("a follow-up of the gate failed")
 
     async def _hear_language(self, update: Update) -> None:
         """Keep the language of a person's app (for their private chat), stored when this process first
