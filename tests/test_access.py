@@ -179,6 +179,23 @@ async def test_cheap_read_only_commands_are_answered_over_the_rate(
     assert len(telegram.sent_to(FRIEND)) == 6 and len(openai_api.chat_requests()) == 2
 
 
+async def test_a_long_wait_is_said_in_words_in_the_readers_language(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    env = env_for(telegram, openai_api, tmp_path, PARLEY_ALLOWED="*", PARLEY_USER_RATE="1/hour")
+    friend, stranger = telegram.user(FRIEND, "Friend"), telegram.user(STRANGER, "Fremder", language_code="de")
+    async with running_bot(env):
+        for who, chat in ((friend, FRIEND), (stranger, STRANGER)):
+            telegram.push_text(chat, who, "hello")
+            telegram.push_text(chat, who, "hello again")
+        [english] = [m for m in await telegram.wait_sent(FRIEND, count=2) if m.kind == "text"]
+        [german] = [m for m in await telegram.wait_sent(STRANGER, count=2) if m.kind == "text"]
+    assert english.text == "Slow down a little: you've sent a lot of messages. Try again in 1 hour."
+    assert german.text == (
+        "Langsam, bitte: Du hast sehr viele Nachrichten geschickt. Versuch es in 1 Stunde noch einmal."
+    )
+
+
 async def test_export_sends_the_users_data_as_json(parley, telegram: FakeTelegram) -> None:
     ann = telegram.user(FRIEND, "Ann", username="ann")
     telegram.push_text(FRIEND, ann, "/voice coral")

@@ -21,7 +21,7 @@ from parley.prices import PriceTable
 from parley.spend import Allowance
 from storage import Usage
 
-ADMIN, ANN = 111, 222
+ADMIN, ANN, BEA = 111, 222, 333
 WHOLE = r"Sorry, this message would cost about \$0\.\d\d, more than {budget}, so I can't answer it\."
 """A refusal to someone whose whole budget is smaller than the message (a pattern: the estimate is the model's)."""
 
@@ -104,10 +104,17 @@ async def test_a_budget_too_small_for_a_message_is_not_called_reached(
         [refusal] = await telegram.wait_sent(ANN)
         telegram.push_text(ANN, telegram.user(ANN, "Ann"), "/usage")
         usage = (await telegram.wait_sent(ANN, count=2))[1].text
+        telegram.push_voice(BEA, telegram.user(BEA, "Bea", language_code="de"), make_voice_ogg(2.0))
+        [german] = await telegram.wait_sent(BEA)
     whole = WHOLE.format(budget=r"your whole daily budget of \$0\.01")
     assert re.fullmatch(whole, refusal.text), refusal.text
     assert "reached" not in refusal.text and "0.0100" not in refusal.text
     assert "• daily budget: $0.01, $0.01 left, starts over" in usage
+    assert re.fullmatch(
+        r"Tut mir leid, diese Nachricht würde etwa 0,\d\d\xa0\$ kosten, mehr als dein gesamtes Tagesbudget von "
+        r"0,01\xa0\$, deshalb kann ich sie nicht beantworten\.",
+        german.text,
+    ), german.text
     assert openai_api.requests == []
 
 
