@@ -262,9 +262,9 @@ async def _forget_in_jobs(tx: Connection, user_id: int) -> None:
             continue
         if state == "working":
             continue
-        await tx.execute(
+        await tx.execute(  # unless another process has started it meanwhile: running work finishes
             "UPDATE jobs SET payload = '{}', state = CASE WHEN state = 'queued' THEN 'failed' ELSE state END"
-            " WHERE id = ?",
+            " WHERE id = ? AND state <> 'working'",
             (job_id,),
         )
 
