@@ -167,16 +167,18 @@ async def test_cheap_read_only_commands_are_answered_over_the_rate(
         assert [m.kind for m in sent].count("voice") == 2
         [notice] = [m for m in sent if m.kind == "text"]
         assert notice.text == "Slow down a little: you've sent a lot of messages. Try again in a minute."
-        for command in ("/help", "/usage", "/start"):
+        for command in ("/help", "/usage", "/start", "/settings"):
             telegram.push_text(FRIEND, friend, command)
-        help_, usage, start = (await telegram.wait_sent(FRIEND, count=6))[3:]
+        help_, usage, start, settings = (await telegram.wait_sent(FRIEND, count=7))[3:]
         telegram.push_text(FRIEND, friend, "/voice")  # a command that changes things is still held to the rate
         telegram.push_text(FRIEND, friend, "still there?")
         await telegram.wait_consumed()
         await bot.services.scheduler.wait_idle()
     assert help_.text == registry.help_text() and start.text == texts.START
     assert usage.text.startswith("Your usage (days and months in UTC):")
-    assert len(telegram.sent_to(FRIEND)) == 6 and len(openai_api.chat_requests()) == 2
+    labels = [row[0]["text"] for row in settings.reply_markup["inline_keyboard"]]
+    assert labels[0] == "Voice: alloy" and len(labels) == 5  # the settings screen, voice first
+    assert len(telegram.sent_to(FRIEND)) == 7 and len(openai_api.chat_requests()) == 2
 
 
 async def test_a_long_wait_is_said_in_words_in_the_readers_language(
