@@ -12,7 +12,7 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.dispatch import Dispatcher
 from bot.features import reminders
 from bot.features.groups import schedule
-from bot.features.privacy import apply_retention
+from bot.features.privacy import apply_retention, retention_due
 from bot.intake import Intake
 from bot.observe import ObservedRateLimiter, observe
 from bot.registry import ROUTES, Menus, register
@@ -89,8 +89,12 @@ async def run_bot(
         try:
             if app.job_queue is not None:
                 app.job_queue.run_repeating(
-                    lambda _context: apply_retention(services), interval=retention_every, first=retention_every,
-                    name="retention",
+                    lambda _context: retention_due(services, retention_every), interval=retention_every,
+                    first=retention_every, name="retention",
+                )  # fmt: skip
+                app.job_queue.run_repeating(
+                    schedule.sync(dispatcher.edge), interval=schedule.SYNC_SECONDS, first=schedule.SYNC_SECONDS,
+                    name="digest-sync",
                 )  # fmt: skip
             await dispatcher.resume()
             dispatcher.start()

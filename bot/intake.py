@@ -13,7 +13,6 @@ that they were refused (so they are told once an hour at most, not on every mess
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -104,8 +103,8 @@ def requester(update: Update) -> Requester | None:
 class Intake:
     def __init__(self, edge: Edge, *, user_rate: Rate, chat_rate: Rate) -> None:
         self.edge = edge
-        self.user_limits = RateLimiter(user_rate)
-        self.chat_limits = RateLimiter(chat_rate)
+        self.user_limits = RateLimiter(user_rate, edge.services.storage.rates, "user")
+        self.chat_limits = RateLimiter(chat_rate, edge.services.storage.rates, "chat")
         self._stranger: StrangerRefused | None = None
         self._group: GroupRefused | None = None
 
@@ -163,8 +162,10 @@ class Intake:
 
     def job(self, parse: Parse, *, limit: Limit | None = None, metered: bool = True) -> Callback:
         """The callback that runs `parse` on a message and accepts the job it asks for; one not `metered` (a
-        cheap read-only answer: /help, /usage) is taken even from someone over the rate, and counts nothing."""
-        limiter = RateLimiter(limit.rate) if limit is not None else None
+        cheap read-only answer: /help, /usage) is taken even from someone over the rate, and counts nothing.
+        With a `limit`, counted per chat in a window of the handler's own (named after it, the same in every
+        process)."""
+        limiter = RateLimiter(limit.rate, self.edge.services.storage.rates, parse.__name__) if limit else None
 
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             got = incoming(update, context)
@@ -248,20 +249,18 @@ class Intake:
         limiter, key = (self.chat_limits, chat_id) if in_group else (self.user_limits, user_id)
         return await self._within(limiter, key, Limit(limiter.rate, texts.slow_down), chat_id=chat_id)
 
-    def within_rate_quietly(self, chat_id: int) -> bool:
+    async def within_rate_quietly(self, chat_id: int) -> bool:
         """Background work a group's message would start counts against the chat's rate like a request,
         but over it nothing is said: the work is simply not done."""
-        return self.chat_limits.hit(chat_id, time.monotonic()) is None
+        return (await self.chat_limits.hit(chat_id)).wait is None
 
     async def _within(self, limiter: RateLimiter, key: int, limit: Limit, *, chat_id: int | None = None) -> bool:
-        now = time.monotonic()
-        wait = limiter.hit(key, now)
-        if wait is None:
+        verdict = await limiter.hit(key)
+        if verdict.wait is None:
             return True
         log.info("chat=%s key=%s over the rate limit (%s)", chat_id or key, key, limiter.rate)
-        if limiter.first_warning(key):
-            await tell(self.edge.bot, chat_id or key, limit.notice(wait))
-        limiter.forget_idle(now)
+        if verdict.warn:
+            await tell(self.edge.bot, chat_id or key, limit.notice(verdict.wait))
         return False
 
 

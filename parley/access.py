@@ -1,7 +1,8 @@
 """Who may talk to the bot, and how often. A bot with someone's API key behind it must not answer strangers.
 
 The environment's lists (PARLEY_ALLOWED, PARLEY_ADMINS) are the base; admins' /allow and /deny, kept in
-SQLite, sit on top and take effect at once. A deny beats an allow; admins are always allowed.
+the database, sit on top and take effect at once. A deny beats an allow; admins are always allowed.
+How often someone may write is counted in the database too, so that every process sharing it agrees.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections import deque
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 
 from storage import Storage
+from storage.limits import RateStore
 
 log = logging.getLogger(__name__)
 
@@ -141,40 +143,38 @@ class AccessPolicy:
         return keys
 
 
-@dataclass(slots=True)
-class _Window:
-    hits: deque[float] = field(default_factory=deque)
-    warned: bool = False
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One message counted against a rate: may it go ahead, and if not, is this the burst's first refusal."""
+
+    wait: int | None
+    """None: within the rate; else whole seconds until another message would be."""
+    warn: bool = False
+    """The first refusal since the last message let through: say "slow down" once, not on every message."""
 
 
 class RateLimiter:
-    """A sliding window per key. Updates are handled one at a time, so no lock is needed; the window is
-    in memory on purpose (a restart forgiving a burst is fine; a database write per message is not)."""
+    """A sliding window per subject (a user, a chat). The windows live in the database, not in this process,
+    so several Parley processes behind one load balancer count the same messages: a burst spread over them is
+    one burst. Each hit is one short transaction holding that window's lock (storage/limits.py)."""
 
-    def __init__(self, rate: Rate) -> None:
+    def __init__(self, rate: Rate, store: RateStore, scope: str) -> None:
         self.rate = rate
-        self._windows: dict[object, _Window] = {}
+        self.store = store
+        self.scope = scope
 
-    def hit(self, key: object, now: float) -> int | None:
-        """Count one message; None if it may go ahead, else whole seconds until it could."""
-        window = self._windows.setdefault(key, _Window())
-        while window.hits and window.hits[0] <= now - self.rate.period:
-            window.hits.popleft()
-        if len(window.hits) < self.rate.limit:
-            window.hits.append(now)
-            window.warned = False
-            return None
-        return max(1, math.ceil(window.hits[0] + self.rate.period - now))
-
-    def first_warning(self, key: object) -> bool:
-        """True once per burst over the limit, so a flood gets one "slow down", not one per message."""
-        window = self._windows.setdefault(key, _Window())
-        if window.warned:
-            return False
-        window.warned = True
-        return True
-
-    def forget_idle(self, now: float) -> None:
-        """Drop windows with no recent hits, so memory follows active users, not all users ever seen."""
-        for key in [k for k, w in self._windows.items() if not w.hits or w.hits[-1] <= now - self.rate.period]:
-            del self._windows[key]
+    async def hit(self, subject: int, now: float | None = None) -> Verdict:
+        """Count one message of `subject`'s, unless the window is full."""
+        now = time.time() if now is None else now  # wall-clock time: the processes may be on several machines
+        period, limit = self.rate.period, self.rate.limit
+        async with self.store.window(self.scope, subject) as window:
+            recent = [hit for hit in window.hits if hit > now - period]
+            if len(recent) < limit:
+                window.hits = [*recent, now][-limit:]
+                window.warned = False
+                window.expires_at = now + period
+                return Verdict(None)
+            window.hits = recent
+            warn, window.warned = not window.warned, True
+            window.expires_at = recent[-1] + period
+            return Verdict(max(1, math.ceil(recent[0] + period - now)), warn)

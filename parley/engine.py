@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,11 +247,11 @@ class ConversationEngine:
         estimate = self.spend.prices.estimate_reply(model, text_tokens=context.text_tokens, audio_seconds=seconds)
         if wav is not None:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
-        reservation = await self.spend.reserve(request.user_id, estimate)  # raises BudgetExceeded: no call made
+        release = self.spend.once(await self.spend.reserve(request.user_id, estimate))  # BudgetExceeded: no call
         try:
-            return await self._answer(request, wav, context, clock, lambda: self.spend.release(reservation))
+            return await self._answer(request, wav, context, clock, release)
         finally:
-            self.spend.release(reservation)  # idempotent: usually released as soon as the reply was recorded
+            await release()  # usually released already, as soon as the reply was recorded
 
     async def _answer(
         self,
@@ -259,7 +259,7 @@ class ConversationEngine:
         wav: WavAudio | None,
         context: Context,
         clock: _Stopwatch,
-        release: Callable[[], None],
+        release: Callable[[], Awaitable[None]],
     ) -> Turn:
         started = time.perf_counter()
         text_only = request.preferences.reply_mode == "text"
@@ -295,7 +295,7 @@ class ConversationEngine:
         try:
             if tool_turn is None:  # with tools, each round went into the ledger as it was made
                 await self._record(request, "reply", reply.usage)
-            release()  # the real cost is in the ledger now: holding the estimate too would count it twice
+            await release()  # the real cost is in the ledger now: holding the estimate too would count it twice
 
             late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
             if wav is None or transcription is None:
@@ -339,7 +339,7 @@ class ConversationEngine:
         model: str,
         speak: bool,
         audio_seconds: float,
-        release: Callable[[], None],
+        release: Callable[[], Awaitable[None]],
     ) -> tuple[ModelReply, bytes | None, ToolTurn | None]:
         """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn); with tools,
         after the rounds of calls the model makes first, each held against the budgets and ledgered."""
@@ -358,7 +358,7 @@ class ConversationEngine:
                 max_rounds=self.tool_rounds, voice=voice, model_name=model, speak=speak,
             )  # fmt: skip
         finally:
-            meter.release()
+            await meter.release()
         return turn.reply, None, turn
 
     async def _streamed(

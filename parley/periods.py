@@ -97,6 +97,26 @@ class Schedule:
             return _("every day at {time} ({timezone})", **values)
         return _(_EVERY[self.weekday], **values)
 
+    def occurrences(self, around: float) -> list[float]:
+        """The digest's times (epoch seconds) from a week before `around` to a week after, in order."""
+        zone = ZoneInfo(self.timezone)
+        hour, minute = (int(x) for x in self.time.split(":"))
+        today = datetime.fromtimestamp(around, zone).date()
+        days = (today + timedelta(days=offset) for offset in range(-8, 9))
+        return [
+            datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).timestamp()
+            for day in days
+            if self.weekday is None or day.weekday() == self.weekday
+        ]
+
+    def nearest(self, now: float) -> float:
+        """The occurrence closest to `now`: which one a firing a little late (or early) is for."""
+        return min(self.occurrences(now), key=lambda at: abs(at - now))
+
+    def next_after(self, now: float) -> float:
+        """The first occurrence after `now`."""
+        return min(at for at in self.occurrences(now) if at > now)
+
 
 _DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _EVERY = (

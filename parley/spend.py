@@ -2,17 +2,16 @@
 
 A budget check reserves the call's estimated cost under a lock (spent + reserved + estimate must stay
 within each limit), so two requests arriving together cannot both slip under a limit that has room for
-one. The reservation is released once the real cost is in the ledger. Reservations live in memory: a
-restart drops them with the calls they were for.
+one. The reservation is released once the real cost is in the ledger. Both the lock and the reservations
+are in the database (storage/usage.py), so they hold across every process sharing it; a reservation whose
+process died runs out after HOLD_SECONDS. Without any budget configured, nothing is reserved at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
-import itertools
 import logging
 import secrets
 import time
@@ -24,12 +23,16 @@ from zoneinfo import ZoneInfo
 from parley.errors import ParleyError
 from parley.prices import PriceTable
 from storage import Usage
-from storage.usage import LedgerEntry, ModelTotals, UsageStore
+from storage.usage import BudgetView, LedgerEntry, ModelTotals, UsageStore
 
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-9
 """Costs are floats: a spend equal to its limit, give or take rounding, is within it."""
+
+HOLD_SECONDS = 900.0
+"""How long a reservation counts at most: longer than any call (or a turn's rounds of calls) takes, so only a
+reservation whose process died before releasing it ever runs out."""
 
 Clock = Callable[[], float]
 UTC = ZoneInfo("UTC")
@@ -110,9 +113,6 @@ class Spend:
         self.zone = zone
         self.exempt = exempt
         self.now = now
-        self._lock = asyncio.Lock()
-        self._held: dict[int, Reservation] = {}
-        self._ids = itertools.count(1)
 
     def forgotten_key(self, user_id: int) -> int:
         """What a user's spend is kept under after /forget: a keyed hash of their id. The key (the bot's
@@ -147,34 +147,42 @@ class Spend:
 
     async def allowances(self, user_id: int) -> list[Allowance]:
         """Every configured limit for this user, with what is spent and held against it."""
-        now = self.now()
+        return await self._allowances(self.store, user_id, self.now())
+
+    async def _allowances(self, ledger: BudgetView | UsageStore, user_id: int, now: float) -> list[Allowance]:
         day, next_day, month, next_month = period_starts(now, self.zone)
-        held_user = sum(r.amount for r in self._held.values() if r.user_id == user_id)
-        held_all = sum(r.amount for r in self._held.values())
+        own = self.limits.user_daily is not None or self.limits.user_monthly is not None
+        held_user = await ledger.held(now, user_id=user_id) if own else 0.0
         key = self.forgotten_key(user_id)
         result: list[Allowance] = []
         if self.limits.user_daily is not None:
-            spent = await self.store.spent(day.timestamp(), user_id=user_id, forgotten_key=key)
+            spent = await ledger.spent(day.timestamp(), user_id=user_id, forgotten_key=key)
             result.append(Allowance("daily", self.limits.user_daily, spent + held_user, next_day))
         if self.limits.user_monthly is not None:
-            spent = await self.store.spent(month.timestamp(), user_id=user_id, forgotten_key=key)
+            spent = await ledger.spent(month.timestamp(), user_id=user_id, forgotten_key=key)
             result.append(Allowance("monthly", self.limits.user_monthly, spent + held_user, next_month))
         if self.limits.monthly is not None:
-            spent = await self.store.spent(month.timestamp())
-            result.append(Allowance("global", self.limits.monthly, spent + held_all, next_month))
+            spent = await ledger.spent(month.timestamp())
+            result.append(Allowance("global", self.limits.monthly, spent + await ledger.held(now), next_month))
         return result
 
     async def reserve(self, user_id: int, estimate: float) -> Reservation:
         """Hold `estimate` against every budget, or raise BudgetExceeded (and hold nothing)."""
         estimate = max(0.0, estimate)
-        async with self._lock:  # check and hold as one step: concurrent calls see each other's holds
+        if not self.limits.any:
+            return Reservation(0, user_id, estimate)  # nothing to hold it against: nothing stored
+        now = self.now()
+        # Check and hold as one step under one lock, in every process: the bot's when it has a budget of its
+        # own (everyone's holds count against it), else the person's.
+        lock = "everyone" if self.limits.monthly is not None else f"user:{user_id}"
+        async with self.store.budget(lock) as ledger:
             if not self.exempt(user_id):
-                over = [a for a in await self.allowances(user_id) if a.used + estimate > a.limit + EPSILON]
+                allowances = await self._allowances(ledger, user_id, now)
+                over = [a for a in allowances if a.used + estimate > a.limit + EPSILON]
                 if over:
                     raise BudgetExceeded(max(over, key=lambda a: (a.resets_at, _SCOPES.index(a.scope))), estimate)
-            reservation = Reservation(next(self._ids), user_id, estimate)
-            self._held[reservation.id] = reservation
-            return reservation
+            hold_id = await ledger.hold(user_id, estimate, now=now, until=now + HOLD_SECONDS)
+        return Reservation(hold_id, user_id, estimate)
 
     @contextlib.asynccontextmanager
     async def metered(
@@ -190,12 +198,30 @@ class Spend:
         try:
             yield record
         finally:
-            self.release(reservation)
+            await self.release(reservation)
 
-    def release(self, reservation: Reservation) -> None:
-        """The call's real cost is in the ledger (or it failed): stop holding its estimate."""
-        self._held.pop(reservation.id, None)
+    async def release(self, reservation: Reservation) -> None:
+        """The call's real cost is in the ledger (or it failed): stop holding its estimate. Never raises (a
+        database that cannot be reached now leaves the reservation to run out) and may be called twice."""
+        if not reservation.id:
+            return
+        try:
+            await self.store.release(reservation.id)
+        except Exception:
+            log.exception("could not release a budget reservation; it runs out in %g s", HOLD_SECONDS)
 
-    @property
-    def held(self) -> float:
-        return sum(r.amount for r in self._held.values())
+    def once(self, reservation: Reservation) -> Callable[[], Awaitable[None]]:
+        """A release of `reservation` that does its work the first time it is called and nothing after."""
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await self.release(reservation)
+
+        return release
+
+    async def held(self) -> float:
+        """What is reserved now, in every process, for everyone."""
+        return await self.store.held(self.now())

@@ -97,7 +97,7 @@ class SpendMeter:
         )
 
     async def admit(self, seconds: float) -> None:
-        self.spend.release(await self.spend.reserve(self.user_id, self.estimate(seconds)))
+        await self.spend.release(await self.spend.reserve(self.user_id, self.estimate(seconds)))
 
     def segment(self, seconds: float) -> AbstractAsyncContextManager[Recorder]:
         return self.spend.metered(user_id=self.user_id, chat_id=self.chat_id, estimate=self.estimate(seconds))

@@ -2,7 +2,8 @@
 
 Layers, bottom up: `connection` (a database, transactions, the dialect) with its engines (`sqlite`,
 `postgres`); `records` (what goes in and out); one module per group of tables (users, turns, jobs, groups,
-usage, access, privacy, cache, updates), each importing only the layers below; `facade.Storage`, which assembles
+usage and its budget holds, access, privacy, cache, reminders, updates, limits: the rate windows, schedule:
+the claims of scheduled work), each importing only the layers below; `facade.Storage`, which assembles
 them.
 """
 

@@ -9,6 +9,7 @@ Nothing here knows a table; nothing here imports a table module or the facade.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -105,6 +106,16 @@ class Connection(ABC):
 
     @abstractmethod
     async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    async def lock(self, name: str) -> None:
+        """Inside a transaction: hold `name` until it ends, so that one transaction at a time, in any process
+        sharing the database, reads and changes what the name stands for (a rate window, a budget)."""
+
+
+def lock_key(name: str) -> int:
+    """A lock's name as the signed 64-bit number PostgreSQL's advisory locks take."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class Database(Connection):

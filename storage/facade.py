@@ -1,7 +1,7 @@
 """`Storage`: one object that opens the database, migrates it, and hands out one store per group of tables.
 
 It only assembles: every query lives in a table module (users, turns, jobs, groups, usage, access, privacy,
-cache, updates), and none of them imports this one.
+cache, reminders, updates, rate windows, the schedule's claims), and none of them imports this one.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ from storage.cache import CacheStore
 from storage.connection import Database
 from storage.groups import GroupStore
 from storage.jobs import JobStore
+from storage.limits import RateStore
 from storage.migrations import migrate
 from storage.postgres import DEFAULT_POOL_SIZE, PostgresDatabase, is_postgres_url
 from storage.privacy import PrivacyStore
 from storage.reminders import ReminderStore
+from storage.schedule import ScheduleStore
 from storage.sqlite import SqliteDatabase
 from storage.turns import TurnStore
 from storage.updates import UpdateStore
@@ -37,6 +39,8 @@ class Storage:
         self.cache = CacheStore(db)
         self.reminders = ReminderStore(db)
         self.updates = UpdateStore(db)
+        self.rates = RateStore(db)
+        self.schedule = ScheduleStore(db)
 
     @classmethod
     async def open(cls, where: Path | str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Storage:

@@ -436,6 +436,46 @@ async def m013_personas(db: Connection) -> None:
     )
 
 
+@migration
+async def m014_shared_limits(db: Connection) -> None:
+    """What several processes sharing one database must agree on: each rate window, the budget holds of
+    calls in progress, and which slot of each piece of scheduled work (a digest, the retention sweep) ran."""
+    await _script(
+        db,
+        """
+        -- One sliding window per limited thing: the times of its recent hits (at most the limit's count).
+        CREATE TABLE rate_windows (
+            scope      TEXT NOT NULL,     -- 'user', 'chat', or a command with its own rate ('summary')
+            subject    INTEGER NOT NULL,  -- the user or chat id it counts
+            hits       TEXT NOT NULL,     -- epoch seconds, oldest first, space-separated
+            warned     INTEGER NOT NULL DEFAULT 0,
+            expires_at REAL NOT NULL,     -- when the newest hit leaves the window: the row can go
+            PRIMARY KEY (scope, subject)
+        );
+        CREATE INDEX rate_windows_by_expiry ON rate_windows (expires_at);
+
+        -- A call's estimated cost, held against the budgets until its real cost is in the ledger. A hold
+        -- whose process died runs out by itself.
+        CREATE TABLE spend_holds (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id    INTEGER NOT NULL,
+            amount_usd REAL NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX spend_holds_by_user ON spend_holds (user_id, expires_at);
+
+        -- The last slot of each piece of scheduled work that some process claimed (and so ran).
+        CREATE TABLE scheduled_runs (
+            task       TEXT PRIMARY KEY,  -- 'retention', 'digest:<chat id>'
+            slot       REAL NOT NULL,     -- the occurrence claimed, as epoch seconds
+            claimed_by TEXT NOT NULL,
+            claimed_at REAL NOT NULL
+        )
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

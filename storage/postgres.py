@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from storage.connection import POSTGRESQL, Connection, Database, Params, StorageUnavailable
+from storage.connection import POSTGRESQL, Connection, Database, Params, StorageUnavailable, lock_key
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -64,6 +64,11 @@ class _Statements(Connection):
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._target.fetch(POSTGRESQL.sql(sql), *params)]
+
+    async def lock(self, name: str) -> None:
+        """A transaction-level advisory lock: released by COMMIT or ROLLBACK, never left behind by a process
+        that dies (its connection closes, and the transaction with it)."""
+        await self._target.execute("SELECT pg_advisory_xact_lock($1)", lock_key(name))
 
 
 class PostgresDatabase(_Statements, Database):

@@ -39,8 +39,9 @@ class PrivacyStore:
         self, user_id: int, *, forgotten_key: int, day_of: Callable[[float], float] = utc_day
     ) -> ForgetReport:
         """Delete everything stored about a user: turns, conversations, settings, group messages, cached
-        results, reminders, refusals, username bindings, and the messages their jobs carried in every chat; the
-        ledger keeps its amounts under a pseudonym (see UsageStore.pseudonymise)."""
+        results, reminders, refusals, username bindings, rate windows, budget holds, and the messages their
+        jobs carried in every chat; the ledger keeps its amounts under a pseudonym (see
+        UsageStore.pseudonymise)."""
         async with self._db.transaction() as tx:
             turns = await tx.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
             conversations = await tx.execute("DELETE FROM conversations WHERE user_id = ?", (user_id,))
@@ -55,6 +56,8 @@ class PrivacyStore:
             await tx.execute("DELETE FROM username_bindings WHERE user_id = ?", (user_id,))
             await _forget_in_jobs(tx, user_id)
             await tx.execute("DELETE FROM reminders WHERE user_id = ?", (user_id,))
+            await tx.execute("DELETE FROM spend_holds WHERE user_id = ?", (user_id,))
+            await tx.execute("DELETE FROM rate_windows WHERE subject = ?", (user_id,))  # his own, his private chat's
             report = ForgetReport(turns, conversations, users)
         await self._db.scrub()
         return report
@@ -102,6 +105,8 @@ class PrivacyStore:
             jobs = await tx.execute("DELETE FROM jobs WHERE updated_at < ? AND state IN ('done', 'failed')", (cutoff,))
             await tx.execute("DELETE FROM tool_cache WHERE created_at < ?", (cutoff,))
             await tx.execute("DELETE FROM forgotten_spend WHERE created_at < ?", (now - FORGOTTEN_SPEND_DAYS * DAY,))
+            await tx.execute("DELETE FROM rate_windows WHERE expires_at <= ?", (now,))
+            await tx.execute("DELETE FROM spend_holds WHERE expires_at <= ?", (now,))
             report = RetentionReport(turns, conversations, jobs, audio)
         await self._db.scrub()
         return report

@@ -85,6 +85,10 @@ class SqliteDatabase(Database):
     async def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
 
+    async def lock(self, name: str) -> None:
+        """Nothing to take: a transaction here began IMMEDIATE, holding the database's one write lock
+        (against this process's other tasks and every other process) until it ends."""
+
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[None]:
         """Reads inside see one consistent state of the database, while other processes go on writing

@@ -2,13 +2,16 @@
 
 Kept apart from the conversation tables: the ledger outlives turns (retention deletes what was said, not
 what it cost), and /forget pseudonymises it instead of deleting it, so totals and budgets stay true.
+Beside it, the holds: estimates of calls in progress, counted against the budgets until their real cost is
+in the ledger, in the database so that every process sees every other's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from storage.connection import Connection, Database
@@ -66,6 +69,51 @@ FORGOTTEN_SPEND_DAYS = 32
 """Long enough for any daily or monthly budget period to still see it, and no longer."""
 
 
+async def _spent(db: Connection, since: float, *, user_id: int | None, forgotten_key: int | None) -> float:
+    sql = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?"
+    params: tuple[float | int, ...] = (since,)
+    if user_id is not None:
+        sql = (
+            "SELECT COALESCE(SUM(cost_usd), 0.0) FROM (SELECT cost_usd FROM usage_ledger"
+            " WHERE created_at >= ? AND user_id = ? UNION ALL SELECT cost_usd FROM forgotten_spend"
+            " WHERE created_at >= ? AND user_id = ?) AS spent"
+        )
+        key = forgotten_key if forgotten_key is not None else user_id
+        params = (since, user_id, since, key)
+    row = await db.fetch_one(sql, params)
+    return float(row[0]) if row else 0.0
+
+
+async def _held(db: Connection, now: float, *, user_id: int | None) -> float:
+    sql, params = "SELECT COALESCE(SUM(amount_usd), 0.0) FROM spend_holds WHERE expires_at > ?", [now]
+    if user_id is not None:
+        sql, params = sql + " AND user_id = ?", [now, user_id]
+    row = await db.fetch_one(sql, params)
+    return float(row[0]) if row else 0.0
+
+
+class BudgetView:
+    """The ledger and the holds inside one budget check's transaction (see UsageStore.budget)."""
+
+    def __init__(self, tx: Connection) -> None:
+        self._tx = tx
+
+    async def spent(self, since: float, *, user_id: int | None = None, forgotten_key: int | None = None) -> float:
+        return await _spent(self._tx, since, user_id=user_id, forgotten_key=forgotten_key)
+
+    async def held(self, now: float, *, user_id: int | None = None) -> float:
+        return await _held(self._tx, now, user_id=user_id)
+
+    async def hold(self, user_id: int, amount: float, *, now: float, until: float) -> int:
+        """Hold `amount` for `user_id` until `until` at the latest; the hold's id (for releasing it)."""
+        hold_id = await self._tx.insert(
+            "INSERT INTO spend_holds (user_id, amount_usd, created_at, expires_at) VALUES (?, ?, ?, ?) RETURNING id",
+            (user_id, amount, now, until),
+        )
+        assert hold_id is not None
+        return hold_id
+
+
 class UsageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -98,18 +146,29 @@ class UsageStore:
     async def spent(self, since: float, *, user_id: int | None = None, forgotten_key: int | None = None) -> float:
         """USD recorded from `since` on, for one user or (None) for everyone. A user's spend from before
         /forget still counts against their budgets this month: `forgotten_key` is what it is kept under."""
-        sql = "SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage_ledger WHERE created_at >= ?"
-        params: tuple[float | int, ...] = (since,)
-        if user_id is not None:
-            sql = (
-                "SELECT COALESCE(SUM(cost_usd), 0.0) FROM (SELECT cost_usd FROM usage_ledger"
-                " WHERE created_at >= ? AND user_id = ? UNION ALL SELECT cost_usd FROM forgotten_spend"
-                " WHERE created_at >= ? AND user_id = ?) AS spent"
-            )
-            key = forgotten_key if forgotten_key is not None else user_id
-            params = (since, user_id, since, key)
-        row = await self._db.fetch_one(sql, params)
-        return float(row[0]) if row else 0.0
+        return await _spent(self._db, since, user_id=user_id, forgotten_key=forgotten_key)
+
+    async def held(self, now: float, *, user_id: int | None = None) -> float:
+        """USD held for calls in progress (in any process), for one user or (None) for everyone."""
+        return await _held(self._db, now, user_id=user_id)
+
+    @contextlib.asynccontextmanager
+    async def budget(self, name: str) -> AsyncIterator[BudgetView]:
+        """The ledger and the holds, read and held under the budget lock `name` (a transaction): every process
+        checking the same budget waits its turn, so two calls cannot both take the room left for one."""
+        async with self._db.transaction() as tx:
+            await tx.lock(f"budget:{name}")
+            yield BudgetView(tx)
+
+    async def release(self, hold_id: int) -> None:
+        """The call's real cost is in the ledger (or it failed): its hold goes. Twice is harmless."""
+        async with self._db.transaction() as tx:
+            await tx.execute("DELETE FROM spend_holds WHERE id = ?", (hold_id,))
+
+    async def prune_holds(self, now: float) -> int:
+        """Delete holds that ran out (their process died before releasing them)."""
+        async with self._db.transaction() as tx:
+            return await tx.execute("DELETE FROM spend_holds WHERE expires_at <= ?", (now,))
 
     async def by_model(self, *, since: float = 0.0, user_id: int | None = None) -> list[ModelTotals]:
         """Totals per model, most expensive first."""

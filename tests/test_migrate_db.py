@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import asyncpg
@@ -42,6 +43,9 @@ async def _fill_what_a_private_chat_leaves_empty(storage: Storage, chat: int, us
     await storage.usage.record(LedgerEntry(77, 77, "reply", Usage(model="gpt-audio", prompt_tokens=5), 0.01))
     await storage.privacy.forget_user(77, forgotten_key=-77)  # leaves a forgotten_spend row
     await storage.updates.record(5005)  # what a webhook takes in
+    async with storage.usage.budget("everyone") as ledger:  # a budget hold of a call in progress
+        await ledger.hold(user, 0.02, now=time.time(), until=time.time() + 900)
+    await storage.schedule.claim("retention", 86400.0, claimer="host:1")
 
 
 def _sqlite_tables(path: Path) -> dict[str, list[tuple]]:

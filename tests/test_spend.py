@@ -119,7 +119,7 @@ async def test_a_zero_budget_refuses_everything(storage: Storage) -> None:
     with pytest.raises(BudgetExceeded) as caught:
         await s.reserve(ANN, 0.01)
     assert caught.value.allowance.scope == "daily" and caught.value.allowance.left == 0.0
-    assert s.held == 0.0  # a refusal holds nothing
+    assert await s.held() == 0.0  # a refusal holds nothing
 
 
 async def test_spending_exactly_up_to_the_limit_is_allowed_and_no_further(storage: Storage) -> None:
@@ -127,7 +127,7 @@ async def test_spending_exactly_up_to_the_limit_is_allowed_and_no_further(storag
     await charge(s, ANN, 7)
     reservation = await s.reserve(ANN, 3.0)  # 7 + 3 == 10: within
     await charge(s, ANN, 3)
-    s.release(reservation)
+    await s.release(reservation)
     with pytest.raises(BudgetExceeded) as caught:
         await s.reserve(ANN, 0.01)
     allowance = caught.value.allowance
@@ -167,12 +167,12 @@ async def test_concurrent_requests_cannot_race_past_a_limit(storage: Storage) ->
     held = [r for r in results if not isinstance(r, BaseException)]
     assert len(held) == 3  # 3 x 3 = 9 fits in 10; a fourth would make 12
     assert all(isinstance(r, BudgetExceeded) for r in results if r not in held)
-    assert s.held == pytest.approx(9.0)
+    assert await s.held() == pytest.approx(9.0)
     # Settling: the real cost goes into the ledger, the hold goes away; the total is what counts.
     for reservation in held:
         await charge(s, ANN, 2)
-        s.release(reservation)
-    assert s.held == 0.0
+        await s.release(reservation)
+    assert await s.held() == 0.0
     await s.reserve(ANN, 4.0)  # 6 spent, 4 left
 
 

@@ -56,7 +56,7 @@ async def ask(
     estimate = spend.prices.estimate_reply(MODEL, text_tokens=tokens.rough_count(messages), audio_seconds=0)
     first = await spend.reserve(USER, estimate)
     meter = SpendMeter(
-        spend, user_id=USER, chat_id=USER, model=MODEL, audio_seconds=0, release_first=lambda: spend.release(first)
+        spend, user_id=USER, chat_id=USER, model=MODEL, audio_seconds=0, release_first=spend.once(first)
     )
     context = ToolContext(user_id=USER, chat_id=USER, now=time.time(), timezone=timezone)
     try:
@@ -65,7 +65,7 @@ async def ask(
             model_name=MODEL,
         )  # fmt: skip
     finally:
-        meter.release()
+        await meter.release()
     return turn, messages
 
 
@@ -92,7 +92,7 @@ async def test_the_model_calls_a_tool_gets_its_result_and_answers_with_every_rou
     assert totals.calls == 2  # both rounds are in the ledger
     assert turn.usage is not None and turn.usage.prompt_tokens == totals.text_in + totals.audio_in
     assert second["messages"][:-2] == first["messages"]  # the second round repeats the conversation, then the call
-    assert spend.held == 0
+    assert await spend.held() == 0
 
 
 async def test_after_the_last_round_the_model_must_answer_without_tools(
@@ -121,4 +121,4 @@ async def test_a_round_that_would_cross_the_budget_is_never_made(
         await ask(model, spend, Toolbox(load(["datetime"])), "Time?")
     assert len(openai_api.chat_requests()) == 1
     assert await storage.usage.spent(0.0, user_id=USER) > 0  # the round that was made is paid for
-    assert spend.held == 0
+    assert await spend.held() == 0

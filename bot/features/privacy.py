@@ -105,8 +105,18 @@ BUTTONS = (Button(ForgetAnswer, forget_tapped),)
 # --- retention -------------------------------------------------------------------------------------
 
 
+async def retention_due(services: Services, every: float) -> None:
+    """The JobQueue's sweep, every `every` seconds in each process: the process that claims this period's
+    slot in the database runs it, the others have nothing to do."""
+    now = time.time()
+    if await services.storage.schedule.claim("retention", now - now % every):
+        await apply_retention(services)
+
+
 async def apply_retention(services: Services) -> None:
-    """Delete what is older than PARLEY_RETENTION_DAYS (at start-up and daily, by the JobQueue)."""
+    """Delete what is older than PARLEY_RETENTION_DAYS (each process at its start-up, where it deletes what
+    an earlier run left only if time passed; then daily, once across all processes, by `retention_due`).
+    Also drops rate windows and budget holds nothing counts any more."""
     settings = services.settings
     report = await services.storage.privacy.apply_retention(
         days=settings.privacy.retention_days, audio_days=settings.privacy.audio_retention_days

@@ -10,7 +10,7 @@ asked to answer without calling anything more.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ class SpendMeter:
         chat_id: int,
         model: str,
         audio_seconds: float,
-        release_first: Callable[[], None],
+        release_first: Callable[[], Awaitable[None]],
     ) -> None:
         self.spend = spend
         self.user_id = user_id
@@ -76,13 +76,13 @@ class SpendMeter:
             await self.spend.record(user_id=self.user_id, chat_id=self.chat_id, purpose="reply", usage=usage)
         except Exception:  # a ledger failure is loud in the log but never costs the person their answer
             log.exception("chat=%s could not record a reply round in the usage ledger", self.chat_id)
-        self.release()
+        await self.release()
 
-    def release(self) -> None:
-        self._release_first()
+    async def release(self) -> None:
+        await self._release_first()
         if self._held is not None:
-            self.spend.release(self._held)
-            self._held = None
+            held, self._held = self._held, None
+            await self.spend.release(held)
 
 
 class ToolScope(Protocol):

@@ -32,7 +32,7 @@ async def record(message: Message, intake: Intake) -> None:
     addressed = entry.user_id is not None and addressed_to(message, message.get_bot())
     if not await services.storage.groups.record(entry) or entry.kind not in AUDIO_KINDS or addressed:
         return
-    if not intake.within_rate_quietly(message.chat_id):  # over the chat's rate: logged, not transcribed
+    if not await intake.within_rate_quietly(message.chat_id):  # over the chat's rate: logged, not transcribed
         await services.storage.groups.set_transcript(message.chat_id, message.message_id, None, ok=False)
         return
     await intake.edge.jobs.accept(
@@ -114,7 +114,7 @@ async def transcribe(job: TranscribeLog, run: Run) -> bool:
                 user_id=user_id, chat_id=run.chat_id, purpose="transcription", usage=usage, audio_seconds=wav.duration
             )
         finally:
-            spend.release(reservation)
+            await spend.release(reservation)
     except (ParleyError, TelegramError) as exc:
         log.info("chat=%s message=%s not transcribed: %s", run.chat_id, message.message_id, exc)
         await groups.set_transcript(run.chat_id, message.message_id, None, ok=False)

@@ -1,20 +1,33 @@
-"""Daily and weekly digests on python-telegram-bot's JobQueue; the schedule itself lives in the database, and the
-JobQueue is rebuilt from there at every start. A digest is a durable summary job like any other, keyed by
-its day so it runs once."""
+"""Daily and weekly digests on python-telegram-bot's JobQueue, posted once however many processes run.
+
+The schedule lives in the database. Each process keeps its JobQueue in step with it — at start-up and then
+every SYNC_SECONDS, so a digest set or turned off through another process is followed here too — and each
+process's timer fires. The one that claims the occurrence in the database (storage/schedule.py) queues the
+digest, a durable summary job like any other (keyed by its day as well); the others do nothing.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram.ext import CallbackContext
+from telegram.ext import CallbackContext, Job
 
 from bot.edge import Edge
 from bot.features.groups.payloads import Summarize
 from parley.periods import Schedule
+
+log = logging.getLogger(__name__)
+
+SYNC_SECONDS = 60.0
+"""How often each process reads the schedule again: how late a change made elsewhere reaches it."""
+
+_LATE_SECONDS = 120.0
+"""A timer this far past its time may not have fired yet: syncing leaves it alone."""
 
 
 def schedule(edge: Edge, chat_id: int, digest: Schedule) -> None:
@@ -39,8 +52,38 @@ def cancel(edge: Edge, chat_id: int) -> None:
 
 
 async def restore(edge: Edge) -> None:
-    for digest in await edge.services.storage.groups.digests():
-        schedule(edge, digest.chat_id, Schedule(digest.time, digest.timezone, digest.weekday))
+    """This process's digest timers as the database has them: each stored schedule, and nothing else."""
+    if edge.job_queue is None:
+        return
+    stored = {
+        d.chat_id: Schedule(d.time, d.timezone, d.weekday) for d in await edge.services.storage.groups.digests()
+    }
+    now = time.time()
+    for job in edge.job_queue.jobs():
+        if job.name and job.name.startswith("digest:") and job.chat_id not in stored:
+            job.schedule_removal()  # turned off elsewhere
+    for chat_id, digest in stored.items():
+        timers = edge.job_queue.get_jobs_by_name(f"digest:{chat_id}")
+        if len(timers) != 1 or not _keeps(timers[0], digest, now):
+            schedule(edge, chat_id, digest)
+
+
+def sync(edge: Edge) -> Callable[[CallbackContext[Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
+    """The JobQueue callback that restores the timers again, every SYNC_SECONDS."""
+
+    async def again(_context: CallbackContext[Any, Any, Any, Any]) -> None:
+        await restore(edge)
+
+    return again
+
+
+def _keeps(timer: Job[Any], digest: Schedule, now: float) -> bool:
+    """The timer fires as `digest` says (its next time is one of the digest's, the next one or one that has
+    only just passed and may still be firing)."""
+    if timer.next_t is None or timer.data != digest.span:
+        return False
+    at = timer.next_t.timestamp()
+    return any(abs(at - due) < 1.0 for due in (digest.next_after(now), digest.next_after(now - _LATE_SECONDS)))
 
 
 def _firer(edge: Edge) -> Callable[[CallbackContext[Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
@@ -48,8 +91,19 @@ def _firer(edge: Edge) -> Callable[[CallbackContext[Any, Any, Any, Any]], Corout
         job = context.job
         if job is None or job.chat_id is None:
             return
+        storage = edge.services.storage
+        stored = await storage.groups.digest(job.chat_id)  # turned off or changed in another process?
+        if stored is None:
+            cancel(edge, job.chat_id)
+            return
+        digest = Schedule(stored.time, stored.timezone, stored.weekday)
+        now = time.time()
+        if not await storage.schedule.claim(f"digest:{job.chat_id}", digest.nearest(now)):
+            log.info("chat=%s this digest was claimed by another process (or already posted)", job.chat_id)
+            return
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        span = job.data if isinstance(job.data, str) else ""
-        await edge.jobs.accept(chat_id=job.chat_id, source=f"digest:{day}", job=Summarize(span=span, digest=True))
+        await edge.jobs.accept(
+            chat_id=job.chat_id, source=f"digest:{day}", job=Summarize(span=digest.span, digest=True)
+        )
 
     return fire
