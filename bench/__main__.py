@@ -1,8 +1,9 @@
-"""`python -m bench [--smoke] [--out FILE]`: run every measurement, print the table, write the JSON.
+"""`python -m bench [--smoke] [--out FILE] [--postgres [URL]]`: run every measurement, print the table, write the JSON.
 
 Two runs of the real bot: one on a new database (overhead, makespan, prompt tokens, start-up time), one
 on a large seeded database (memory under load, start-up time). A full run takes a few minutes on 2 cores;
---smoke runs every measurement at a token size in seconds (the test suite runs it).
+--smoke runs every measurement at a token size in seconds (the test suite runs it). --postgres measures the
+same on PostgreSQL instead, with one process and with two (bench/cluster.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import cluster, scenarios
 from bench.process import BotProcess
 from bench.report import machine, table, write_json
 from bench.scenarios import REPLY, Lab, spoken_reply
@@ -181,10 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every measurement at a token size (seconds)")
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"), help="where to write the JSON")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (databases, bot logs)")
+    parser.add_argument(
+        "--postgres", nargs="?", const="", default=None, metavar="URL",
+        help="on PostgreSQL, one process and two (an administrative URL; default: PARLEY_TEST_POSTGRES or the "
+        "local server); writes bench/results-postgres.json unless --out says otherwise",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+    plan = SMOKE if args.smoke else FULL
     try:
-        results = asyncio.run(run(SMOKE if args.smoke else FULL, workdir, args.smoke))
+        if args.postgres is not None:
+            return _postgres(plan, workdir, args)
+        results = asyncio.run(run(plan, workdir, args.smoke))
     finally:
         if args.keep:
             say(f"bench: working directory kept at {workdir}")
@@ -193,6 +202,25 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     write_json(results, args.out)
     say(f"bench: results written to {args.out}")
+    return 0
+
+
+def _postgres(plan: dict[str, Any], workdir: Path, args: argparse.Namespace) -> int:
+    """The PostgreSQL figures: their own table and JSON file."""
+    plan = {**plan, "overhead": plan["overhead"][:2]}  # the longest notes measure the codecs, not the database
+    url = cluster.server_url(args.postgres or None)
+    speech = scenarios.spoken_reply()
+    results: dict[str, Any] = {"smoke": args.smoke, "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results["reply_audio"] = (
+        f"speech (espeak-ng), {parse_wav(speech).duration:.1f} s" if speech else "a tone (espeak-ng not installed)"
+    )
+    results["postgres"] = asyncio.run(cluster.run(plan, workdir, url, speech, say))
+    out = args.out if args.out != Path("bench/results.json") else Path("bench/results-postgres.json")
+    m = results["machine"]
+    print(f"Machine: {m['cores']} cores, {m['cpu']}, Python {m['python']}{' (smoke run)' if args.smoke else ''}.")
+    print(cluster.table(results["postgres"]))
+    write_json(results, out)
+    say(f"bench: results written to {out}")
     return 0
 
 

@@ -60,3 +60,30 @@ async def test_group_import_bench_runs() -> None:
     figures = json.loads(stdout)
     assert figures["messages"] == 3000
     assert {"parse_messages_per_s", "store_messages_per_s", "find_cjk_ms"} <= set(figures)
+
+
+async def test_bench_smoke_run_on_postgresql_with_one_and_two_processes(tmp_path: Path, postgres_database: str) -> None:
+    out = tmp_path / "results-postgres.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench", "--smoke", "--postgres", postgres_database, "--out", str(out), cwd=ROOT,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=170)
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-3000:]
+
+    table = stdout.decode()
+    assert table.startswith("Machine: ") and "PostgreSQL " in table
+    assert "| measure | 1 process | 2 processes |" in table
+    for row in ("bot overhead, 5 s note", "makespan, 3 users at once", "memory, 200 users", "start → every webhook"):
+        assert f"| {row}" in table, row
+
+    results = json.loads(out.read_text())
+    runs = results["postgres"]["runs"]
+    assert [run["processes"] for run in runs] == [1, 2]
+    for run in runs:
+        assert [item["note_seconds"] for item in run["overhead"]] == [5.0, 30.0]
+        assert all(item["overhead_ms"]["median"] > 0 for item in run["overhead"])
+        assert [item["users"] for item in run["makespan"]] == [1, 3]
+        assert run["makespan"][-1]["cpu_ms_per_turn"]["total"] > 0
+        assert run["rss"]["turns"] == 2000 and len(run["rss"]["per_process"]) == run["processes"]
+        assert all(process["peak_mb"] > 0 for process in run["rss"]["per_process"])
