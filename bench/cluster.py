@@ -60,6 +60,21 @@ async def fresh_schema(admin_url: str) -> AsyncIterator[str]:
             await connection.close()
 
 
+async def transactions(url: str) -> int:
+    """Transactions the server has committed or rolled back in this database so far (its statistics, which
+    the server publishes within a second or so): every statement outside a transaction counts as one."""
+    connection = await asyncpg.connect(url)
+    try:
+        await asyncio.sleep(1.5)  # let every backend publish its counts
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        value = await connection.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return int(value)
+    finally:
+        await connection.close()
+
+
 async def server_version(admin_url: str) -> str:
     connection = await asyncpg.connect(admin_url)
     try:
@@ -222,11 +237,13 @@ async def run(plan: dict[str, Any], workdir: Path, admin_url: str, speech: bytes
             run["makespan"] = []
             for users in plan["makespan"]:
                 say(f"bench: PostgreSQL, {processes} process(es): makespan, {users} users at once")
-                run["makespan"].append(
-                    await scenarios.makespan(
-                        lab, users, first_chat=10_000 * users, model_latency=plan["model_seconds"]
-                    )
+                before = await transactions(url)
+                burst = await scenarios.makespan(
+                    lab, users, first_chat=10_000 * users, model_latency=plan["model_seconds"]
                 )
+                # Other clients of the same database (none in a bench of its own) would add to this.
+                burst["transactions_per_turn"] = round((await transactions(url) - before) / users, 1)
+                run["makespan"].append(burst)
         async with fresh_schema(admin_url) as url:
             say(f"bench: PostgreSQL, {processes} process(es): copying {seeded['turns']:,} turns in")
             copied = time.monotonic()
@@ -276,7 +293,8 @@ def table(results: dict[str, Any]) -> str:
         row(
             f"makespan, {item['users']} users at once, {item['model_seconds']:g} s model",
             [f"{r['makespan'][i]['seconds']:.2f} s ({r['makespan'][i]['floor_ratio']:.2f}× CPU floor), CPU "
-             f"{r['makespan'][i]['cpu_ms_per_turn']['total']:.0f} ms/turn" for r in runs],
+             f"{r['makespan'][i]['cpu_ms_per_turn']['total']:.0f} ms/turn, "
+             f"{r['makespan'][i]['transactions_per_turn']:g} database transactions/turn" for r in runs],
         )  # fmt: skip
     first = runs[0]["rss"]
     row(

@@ -166,6 +166,13 @@ class RateLimiter:
     async def hit(self, subject: int, now: float | None = None) -> Verdict:
         """Count one message of `subject`'s, unless the window is full."""
         now = time.time() if now is None else now  # wall-clock time: the processes may be on several machines
+        try:
+            return await self._hit(subject, now)
+        except Exception:  # a database refusing writes (a full disk): let it through, the job row will tell
+            log.exception("%s=%s: the rate window could not be read or written; not limited", self.scope, subject)
+            return Verdict(None)
+
+    async def _hit(self, subject: int, now: float) -> Verdict:
         period, limit = self.rate.period, self.rate.limit
         async with self.store.window(self.scope, subject) as window:
             recent = [hit for hit in window.hits if hit > now - period]
