@@ -203,7 +203,8 @@ async def test_a_digest_is_posted_by_one_process_and_follows_changes_made_in_ano
             queue = bot.app.job_queue if bot.app is not None else None
             assert queue is not None
             telegram.push_text(GROUP, ann, "/digest 18:30 Europe/Berlin", chat_type="supergroup")
-            assert (await telegram.wait_sent(GROUP))[-1].text == texts.digest_set("every day at 18:30 (Europe/Berlin)")
+            set_ = (await telegram.wait_sent(GROUP))[-1]
+            assert set_.text == texts.digest_set("every day at 6:30\u202fPM (Europe/Berlin)")
             for group in (GROUP, OTHER_GROUP):
                 telegram.push_text(group, bob, "the day's talk: we ship on Monday", chat_type="supergroup")
             await telegram.wait_consumed()
