@@ -129,6 +129,9 @@ class BotGroup:
             own, below = own + mine, below + theirs
         return own, below
 
+    def reaped_seconds(self) -> float:
+        return sum(bot.reaped_seconds() for bot in self.bots)
+
     def reset_peak_tree(self) -> None:
         for bot in self.bots:
             bot.reset_peak_tree()
