@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from bench.scenarios import REPLY
 from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 from lab.harness import lab_env, running_bot
+from storage import Storage
 
 CHAT = 4242
 MARKS = (1, 10, 25, 50, 100)
@@ -32,10 +32,13 @@ DESIGNS = {
 }
 
 
-def _costs_per_turn(db: Path) -> list[float]:
+async def _costs_per_turn(db: Path) -> list[float]:
     """USD per turn: the reply and the note's transcription, plus any summary call made after it."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT purpose, cost_usd FROM usage_ledger ORDER BY created_at, id").fetchall()
+    storage = await Storage.open(db)
+    try:
+        rows = await storage.usage.costs_in_order()
+    finally:
+        await storage.close()
     turns: list[float] = []
     for purpose, cost in rows:
         if purpose == "reply":
@@ -60,12 +63,16 @@ async def converse(turns: int, settings: dict[str, str], workdir: Path) -> dict[
     started = time.monotonic()
     try:
         async with running_bot(env):
-            user = telegram.user(CHAT, "Talker")
-            for turn in range(1, turns + 1):
-                telegram.push_voice(CHAT, user, note)
-                await telegram.wait_sent(CHAT, count=turn, timeout=60)
-                # the turn's job (transcript, fold) is done once its row says so: then the next note
-                await telegram.wait_for(lambda n=turn: _jobs_done(db) >= n, timeout=60, what=f"turn {turn} finished")
+            storage = await Storage.open(db)  # beside the bot's own: to see when each turn's job is done
+            try:
+                user = telegram.user(CHAT, "Talker")
+                for turn in range(1, turns + 1):
+                    telegram.push_voice(CHAT, user, note)
+                    await telegram.wait_sent(CHAT, count=turn, timeout=60)
+                    # the turn's job (transcript, fold) is done once its row says so: then the next note
+                    await _jobs_done(storage, turn, timeout=60)
+            finally:
+                await storage.close()
     finally:
         await telegram.stop()
         await openai_api.stop()
@@ -73,15 +80,19 @@ async def converse(turns: int, settings: dict[str, str], workdir: Path) -> dict[
     prompt = [int(r.usage["prompt_tokens"]) for r in audio if r.usage]
     return {
         "prompt_tokens": prompt,
-        "cost_usd": _costs_per_turn(db),
+        "cost_usd": await _costs_per_turn(db),
         "summary_calls": len(openai_api.chat_requests()) - len(audio),
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
-def _jobs_done(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'done'").fetchone()[0]
+async def _jobs_done(storage: Storage, count: int, *, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
+    """Wait until `count` jobs are done."""
+    deadline = time.monotonic() + timeout
+    while (await storage.jobs.counts()).get("done", 0) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"turn {count} not finished within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
 
 
 def table(results: dict[str, dict[str, Any]], turns: int) -> str:

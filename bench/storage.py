@@ -11,16 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from storage import NewTurn, Storage
+from storage.postgres import create_schema, drop_schema
 
 
 async def _round(storage: Storage, chat: int, turns: int) -> float:
@@ -47,35 +44,16 @@ async def _measure(target: Path | str, turns: int) -> float:
         await storage.close()
 
 
-async def _schema(admin_url: str) -> tuple[str, str]:
-    name = f"bench_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'CREATE SCHEMA "{name}"')
-    finally:
-        await connection.close()
-    parts = urlsplit(admin_url)
-    return name, urlunsplit((parts.scheme, parts.netloc, parts.path, f"search_path={name}", ""))
-
-
-async def _drop(admin_url: str, schema: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await connection.close()
-
-
 async def main(postgres: str | None, turns: int) -> dict[str, float]:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         results["sqlite_ms_per_turn"] = round(await _measure(Path(folder) / "bench.db", turns), 3)
     if postgres:
-        schema, url = await _schema(postgres)
+        schema, url = await create_schema(postgres, "bench")
         try:
             results["postgresql_ms_per_turn"] = round(await _measure(url, turns), 3)
         finally:
-            await _drop(postgres, schema)
+            await drop_schema(postgres, schema)
     return results
 
 

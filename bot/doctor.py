@@ -12,7 +12,6 @@ import contextlib
 import math
 import os
 import shutil
-import sqlite3
 import struct
 import sys
 import time
@@ -37,6 +36,7 @@ from parley.providers import openai_client
 from storage import StorageUnavailable
 from storage.migrations import MIGRATIONS, recorded
 from storage.postgres import PostgresDatabase, redacted
+from storage.sqlite import inspect_file
 
 OK, FAIL = "✓", "✗"
 NETWORK_SECONDS = 15.0
@@ -174,22 +174,9 @@ def _inspect_database(path: Path) -> Finding:
     if not path.exists():
         return Finding(True, "database", f"{path} does not exist yet: `parley run` creates it (directory writable)")
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5, isolation_level=None)
-    except sqlite3.Error as exc:
-        return Finding(False, "database", f"{path} cannot be opened for writing ({exc})", fix_path)
-    try:
-        db.execute("BEGIN IMMEDIATE")  # takes the write lock, writes nothing
-        db.execute("ROLLBACK")
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        applied = (
-            [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
-            if ("_migrations" in tables)
-            else []
-        )
-    except sqlite3.Error as exc:
-        return Finding(False, "database", f"{path} is not writable ({exc})", fix_path)
-    finally:
-        db.close()
+        applied = inspect_file(path)
+    except StorageUnavailable as exc:
+        return Finding(False, "database", f"{path} {exc}", fix_path)
     return _migration_finding(str(path), applied, "take a `parley backup`, then ")
 
 
@@ -226,9 +213,7 @@ async def check_postgres(url: str) -> Finding:
     except StorageUnavailable as exc:
         return Finding(False, "database", str(exc), "check DATABASE_URL, the server and the password")
     try:
-        async with db.transaction() as tx:
-            await tx.execute("CREATE TABLE parley_doctor_probe (x INTEGER)")
-            await tx.execute("DROP TABLE parley_doctor_probe")
+        await db.prove_writable()
         applied = await recorded(db)
     except Exception as exc:
         return Finding(False, "database", f"{where} is not writable ({exc})", "grant the user CREATE on the schema")

@@ -8,10 +8,11 @@ writes are single statements or short transactions that stay correct when they r
 from __future__ import annotations
 
 import contextlib
+import secrets
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeGuard
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -98,6 +99,12 @@ class PostgresDatabase(_Statements, Database):
         async with self._pool.acquire() as connection, connection.transaction():
             yield _Statements(connection)
 
+    async def prove_writable(self) -> None:
+        """That Parley could create its tables here: one made and dropped in a transaction, nothing kept."""
+        async with self.transaction() as tx:
+            await tx.execute("CREATE TABLE parley_doctor_probe (x INTEGER)")
+            await tx.execute("DROP TABLE parley_doctor_probe")
+
     def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """One pooled connection of one's own, for work beyond the Connection operations (bulk COPY)."""
         return self._pool.acquire()
@@ -119,3 +126,25 @@ class PostgresDatabase(_Statements, Database):
         (VACUUM marks it reusable; only VACUUM FULL rewrites the file), the write-ahead log segments until
         they are recycled after a checkpoint, and whatever WAL archives, replicas and backups the operator
         runs. Erasing those is the database operator's retention policy, not something a client can force."""
+
+
+async def create_schema(admin_url: str, prefix: str) -> tuple[str, str]:
+    """A new, empty schema named `prefix_<random>` on the server, and a URL whose connections use it: a
+    database of one's own (for a benchmark) without the right to create databases."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'CREATE SCHEMA "{name}"')
+    finally:
+        await connection.close()
+    parts = urlsplit(admin_url)
+    return name, urlunsplit((parts.scheme, parts.netloc, parts.path, f"search_path={name}", ""))
+
+
+async def drop_schema(admin_url: str, name: str) -> None:
+    """Drop a schema made by `create_schema`, with everything in it."""
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(f'DROP SCHEMA "{name}" CASCADE')
+    finally:
+        await connection.close()

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from storage.connection import SQLITE, Connection, Database, Params
+from storage.connection import SQLITE, Connection, Database, Params, StorageUnavailable
 
 
 class SqliteDatabase(Database):
@@ -126,3 +127,24 @@ async def backup_file(source: Path | str, target: Path | str) -> None:
             await destination.close()
     finally:
         await origin.close()
+
+
+def inspect_file(path: Path) -> list[str]:
+    """The migrations an existing database file has had, after proving it can be written (the write lock
+    taken and released, nothing written); it is neither created nor migrated. StorageUnavailable says why
+    not: it cannot be opened for writing, or it cannot be written."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=5, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"cannot be opened for writing ({exc})") from exc
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "_migrations" not in tables:
+            return []
+        return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"is not writable ({exc})") from exc
+    finally:
+        db.close()

@@ -203,6 +203,11 @@ class UsageStore:
         )
         return [(float(slot), float(cost)) for slot, cost in rows]
 
+    async def costs_in_order(self) -> list[tuple[str, float]]:
+        """(purpose, USD) of every ledger entry, in the order they were recorded."""
+        rows = await self._db.fetch_all("SELECT purpose, cost_usd FROM usage_ledger ORDER BY created_at, id")
+        return [(str(purpose), float(cost)) for purpose, cost in rows]
+
     async def rows_of(self, user_id: int) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM usage_ledger WHERE user_id = ?", (user_id,))
         return int(row[0]) if row else 0

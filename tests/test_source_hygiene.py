@@ -62,3 +62,41 @@ def test_the_pattern_catches_history_and_spares_plain_reasons() -> None:
 
 def test_no_history_in_comments_or_docstrings() -> None:
     assert offenders() == []
+
+
+SQL = re.compile(
+    r"^\s*(?:SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(?:TABLE|SCHEMA|INDEX)"
+    r"|DROP\s+(?:TABLE|SCHEMA)|PRAGMA\s|BEGIN\b|ROLLBACK\b|COMMIT\b)",
+    re.DOTALL,
+)
+"""Statements as Parley writes them: keywords in capitals."""
+DRIVERS = re.compile(r"\b(?:sqlite3|aiosqlite|asyncpg)\.connect\(")
+
+
+def sql_outside_storage() -> list[str]:
+    """SQL text and database connections anywhere but storage/ (tests may look at the tables they check)."""
+    bad = []
+    for package in ("parley", "bot", "lab", "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            source = path.read_text(encoding="utf-8")
+            where = path.relative_to(ROOT)
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.match(node.value):
+                    bad.append(f"{where}:{node.lineno}: {node.value.strip()[:40]!r}")
+                elif isinstance(node, ast.JoinedStr) and SQL.match("".join(
+                    v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                )):  # fmt: skip
+                    bad.append(f"{where}:{node.lineno}: an f-string of SQL")
+            bad += [f"{where}: {m.group(0)}" for m in DRIVERS.finditer(source)]
+    return bad
+
+
+def test_the_sql_pattern_knows_sql_from_prose() -> None:
+    for statement in ("SELECT COUNT(*) FROM jobs", "INSERT INTO users (a) VALUES (?)", "PRAGMA journal_mode=WAL"):
+        assert SQL.match(statement), statement
+    for prose_text in ("Select a voice", "Update your settings", "Begin with a greeting"):
+        assert not SQL.match(prose_text + " below."), prose_text
+
+
+def test_sql_lives_in_storage_only() -> None:
+    assert sql_outside_storage() == []
