@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, User
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 
@@ -116,12 +116,7 @@ async def show_stats(job: Stats, run: Run) -> bool:
     report = texts.stats_report(await spend.totals(), top, days, spend.prices.taken, spend.zone.key)
     told = await run.say(report)
     png = await asyncio.to_thread(daily_costs_png, days, formats.short_day, texts.money)  # in this job's language
-    try:
-        await run.bot.send_photo(run.chat_id, InputFile(png, filename="spend.png"), caption=texts.STATS_CHART_CAPTION)
-    except TelegramError as exc:
-        log.warning("chat=%s stats chart not sent: %s", run.chat_id, exc)
-        return False
-    return told
+    return told and await run.photo(png, "spend.png", caption=texts.STATS_CHART_CAPTION) is not None
 
 
 def daily_costs(slots: list[tuple[float, float]], today: datetime, days: int = CHART_DAYS) -> list[tuple[date, float]]:

@@ -21,7 +21,7 @@ from bot.intake import Incoming, Intake
 from bot.jobs import Payload
 from bot.media import download, media_of
 from bot.replies import Run
-from bot.sender import ReplyProgress, send_reply
+from bot.sender import ReplyProgress
 from parley.engine import TurnRequest
 from parley.errors import AudioTooLarge, ParleyError, VoiceTooLong
 from parley.i18n.catalog import _
@@ -184,10 +184,14 @@ async def _turn(
             try:
                 sending = time.perf_counter()
                 keyboard = another_answer_keyboard(request.user_id, reply_to, request.thread_id)
-                sent = await send_reply(
-                    run.bot, chat_id, reply_to, turn.reply, thread_id=thread, mode=request.preferences.reply_mode,
+                sent = await run.reply(
+                    turn.reply, mode=request.preferences.reply_mode, reply_to=reply_to, thread_id=thread,
                     keyboard=keyboard,
                 )  # fmt: skip
+                if sent is None:  # the person was told, with Try again
+                    outcome = "NotSent"
+                    await turn.abandon()
+                    return False
                 await run.delivered()
                 timings["send"] = time.perf_counter() - sending
             except BaseException:

@@ -9,8 +9,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
 from bot.buttons import Button, Press
@@ -85,14 +84,9 @@ async def send_export(job: Export, run: Run) -> bool:
     """The user's stored data as a JSON document (their right to see what is kept about them)."""
     data = await run.services.storage.privacy.export_user(job.user_id)
     document = json.dumps(data, ensure_ascii=False, indent=2).encode()
-    try:
-        await run.bot.send_document(
-            run.chat_id, InputFile(document, filename="parley-export.json"), caption=texts.EXPORT_CAPTION
-        )
-        await run.delivered()
-    except TelegramError as exc:
-        log.warning("chat=%s export not sent: %s", run.chat_id, exc)
+    if await run.document(document, "parley-export.json", caption=texts.EXPORT_CAPTION) is None:
         return False
+    await run.delivered()
     return True
 
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import InputFile, Message
+from telegram import Message
 from telegram.error import BadRequest, TelegramError
 
 from bot import texts
@@ -76,7 +76,8 @@ def speak(got: Incoming) -> Speak:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-Work = Callable[[Run, int, Message, bytes, ReplyProgress, Meter], Awaitable[None]]
+Work = Callable[[Run, int, Message, bytes, ReplyProgress, Meter], Awaitable[bool]]
+"""The work on a downloaded recording; False when its answer could not be sent (the person was told)."""
 
 
 async def transcript(job: Transcribe, run: Run) -> bool:
@@ -97,8 +98,7 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
     services = run.services
     cache_key = f"transcribe:{media.file_unique_id}" if isinstance(job, Transcribe) else None
     if cache_key and (cached := await services.storage.cache.get(cache_key)):
-        await _send_long(run, cached, reply_to=message.message_id)
-        return True
+        return await _send_long(run, cached, reply_to=message.message_id)
     # The status message the work shows reports progress: no second "still working" notice.
     progress = ReplyProgress(run.bot, run.chat_id, reply_to=message.message_id, notice_after=None, action="typing")
     # The declared duration only decides whether to download at all (0 for a document, and it may lie);
@@ -108,11 +108,10 @@ async def _on_recording(job: Transcribe | Tone, run: Run, work: Work) -> bool:
         await meter.admit(float(media.duration or 0))
         async with progress:
             data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
-            await work(run, job.user_id, message, data, progress, meter)
+            return await work(run, job.user_id, message, data, progress, meter)
     except ParleyError as exc:
         log.warning("chat=%s %s failed: %s", run.chat_id, job.kind, exc)
         return await run.fail(exc, reply_to=message.message_id)
-    return True
 
 
 def _command(message: Message, default: str) -> str:
@@ -125,7 +124,7 @@ def _command(message: Message, default: str) -> str:
 
 async def _transcript(
     run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, meter: Meter
-) -> None:
+) -> bool:
     async with StatusMessage(
         run.bot, run.chat_id, texts.working("Transcribing", None), reply_to=message.message_id
     ) as status:
@@ -137,10 +136,10 @@ async def _transcript(
         # The words are the speaker's: kept under their id, so their /forget and /export reach them.
         speaker = recording.from_user.id if recording.from_user else user_id
         await run.services.storage.cache.put(f"transcribe:{media.file_unique_id}", text, user_id=speaker)
-    await _send_long(run, text, reply_to=message.message_id)
+    return await _send_long(run, text, reply_to=message.message_id)
 
 
-async def _tone(run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, meter: Meter) -> None:
+async def _tone(run: Run, user_id: int, message: Message, data: bytes, progress: ReplyProgress, meter: Meter) -> bool:
     async with StatusMessage(
         run.bot, run.chat_id, texts.working("Listening", None), reply_to=message.message_id
     ) as status:
@@ -148,8 +147,16 @@ async def _tone(run: Run, user_id: int, message: Message, data: bytes, progress:
             data, meter, progress=_reporting(status, "Listening"), language=english_name(current())
         )
     await progress.stop()
-    await send_text(run.bot, run.chat_id, texts.tone_report(report), reply_to=message.message_id)
+    report_text = texts.tone_report(report)
+    sent = await run.send(
+        "tone report",
+        lambda: send_text(run.bot, run.chat_id, report_text, reply_to=message.message_id),
+        reply_to=message.message_id,
+    )
+    if sent is None:
+        return False
     await run.delivered()
+    return True
 
 
 async def read_aloud(job: Speak, run: Run) -> bool:
@@ -179,8 +186,8 @@ async def read_aloud(job: Speak, run: Run) -> bool:
     caption = texts.spoken_summary(len(text)) if len(text) > max_chars else None
     if cached := await services.storage.cache.get(key):
         try:  # the same text in the same voice: send the voice Telegram already has, free
-            await run.bot.send_voice(run.chat_id, cached, caption=caption, reply_to_message_id=message.message_id)
-            return True
+            sent = await run.voice(cached, caption=caption, reply_to=message.message_id, passes=(BadRequest,))
+            return sent is not None
         except BadRequest as exc:
             log.info("cached voice unusable, speaking again: %s", exc)
     spend = services.engine.spend
@@ -198,13 +205,15 @@ async def read_aloud(job: Speak, run: Run) -> bool:
             spoken = await services.voice_tools.speak(text, voice=voice, max_chars=max_chars, record=record)
     except ParleyError as exc:
         return await run.fail(exc, reply_to=message.message_id)
-    sent = await run.bot.send_voice(
-        run.chat_id,
-        InputFile(spoken.reply.voice_ogg or b"", filename="speech.ogg"),
-        duration=max(1, round(spoken.reply.voice_seconds)),
+    sent = await run.voice(
+        spoken.reply.voice_ogg or b"",
+        seconds=spoken.reply.voice_seconds,
         caption=caption,
-        reply_to_message_id=message.message_id,
+        reply_to=message.message_id,
+        filename="speech.ogg",
     )
+    if sent is None:
+        return False
     await run.delivered()
     if sent.voice is not None:
         await services.storage.cache.put(key, sent.voice.file_id, user_id=job.user_id)
@@ -233,19 +242,26 @@ async def _text_to_speak(run: Run, source: Message | None) -> str | None:
     return await extract_text(data, kind)
 
 
-async def _send_long(run: Run, text: str, *, reply_to: int) -> None:
+async def _send_long(run: Run, text: str, *, reply_to: int) -> bool:
     """Up to three messages as text; longer, a .txt document (nobody scrolls through twelve messages)."""
+    sent: object | None
     if len(split_message(text, MESSAGE_LIMIT)) > DOCUMENT_AFTER_PARTS:
         caption = texts.TRANSCRIPT_ATTACHED
-        await run.bot.send_document(
-            run.chat_id,
-            InputFile(text.encode(), filename="transcript.txt"),
+        sent = await run.document(
+            text.encode(),
+            "transcript.txt",
             caption=caption if telegram_length(caption) <= CAPTION_LIMIT else None,
-            reply_to_message_id=reply_to,
+            reply_to=reply_to,
         )
     else:
-        await send_text(run.bot, run.chat_id, text or texts.NOTHING_SAID, reply_to=reply_to)
+        words = text or texts.NOTHING_SAID
+        sent = await run.send(
+            "transcript", lambda: send_text(run.bot, run.chat_id, words, reply_to=reply_to), reply_to=reply_to
+        )
+    if sent is None:
+        return False
     await run.delivered()
+    return True
 
 
 def _reporting(status: StatusMessage, doing: str) -> Callable[[int, int], Awaitable[None]]:

@@ -81,9 +81,16 @@ async def answer_question(job: AskSummary, run: Run) -> bool:
             else:
                 pages = render([Point(texts.SOURCES, answer.sources)], chat_id) if answer.sources else []
                 caption = answer.text
-            sent = await send_cited(
-                run.bot, chat_id, answer.reply, pages, caption=caption, reply_to=reply_to, thread_id=thread
+            sent = await run.send(
+                "answer",
+                lambda: send_cited(
+                    run.bot, chat_id, answer.reply, pages, caption=caption, reply_to=reply_to, thread_id=thread
+                ),
+                reply_to=reply_to,
+                thread_id=thread,
             )
+            if sent is None:
+                return False
             await run.delivered()
             await groups.remember_summary(chat_id, sent, span.first_at, span.last_at)  # follow-ups too
         except ParleyError as exc:

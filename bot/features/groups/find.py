@@ -12,9 +12,7 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import texts
 from bot.buttons import Button, Press
@@ -98,18 +96,9 @@ async def search(job: Find, run: Run) -> bool:
     if not found:
         return await run.say(texts.found_nothing(words), reply_to=job.message_id, thread_id=job.thread_id)
     zone = ZoneInfo(run.services.settings.groups.timezone)
-    await run.bot.send_message(
-        run.chat_id,
-        page_html(run.chat_id, words, found, 0, zone),
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard(words, 0, more),
-        reply_parameters=ReplyParameters(message_id=job.message_id, allow_sending_without_reply=True)
-        if job.message_id
-        else None,
-        message_thread_id=job.thread_id,
-        link_preview_options=LinkPreviewOptions(is_disabled=True),
-    )
-    return True
+    page = page_html(run.chat_id, words, found, 0, zone)
+    sent = await run.html(page, reply_to=job.message_id, thread_id=job.thread_id, keyboard=keyboard(words, 0, more))
+    return sent is not None
 
 
 async def page_tapped(tap: FindPage, press: Press, run: Run) -> str | None:
@@ -119,17 +108,8 @@ async def page_tapped(tap: FindPage, press: Press, run: Run) -> str | None:
     if not found:
         return texts.found_nothing(tap.words)
     zone = ZoneInfo(run.services.settings.groups.timezone)
-    try:
-        await run.bot.edit_message_text(
-            page_html(run.chat_id, tap.words, found, offset, zone),
-            chat_id=run.chat_id,
-            message_id=press.message_id,
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(tap.words, offset, more),
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-        )
-    except TelegramError as exc:  # e.g. the same page tapped twice: "message is not modified"
-        log.info("chat=%s find page not shown: %s", run.chat_id, exc)
+    page = page_html(run.chat_id, tap.words, found, offset, zone)
+    await run.settle(press.message_id, page, html=True, keyboard=keyboard(tap.words, offset, more))
     return None
 
 

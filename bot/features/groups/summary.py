@@ -79,15 +79,17 @@ async def summarize(job: Summarize, run: Run) -> bool:
                     messages, voice=services.settings.model.voice, timezone=zone.key, progress=progress, record=record,
                     language=english_name(current()),
                 )  # fmt: skip
-            sent = await send_cited(
-                run.bot,
-                chat_id,
-                result.reply,
-                render(result.points, chat_id),
-                caption=result.header,
+            pages = render(result.points, chat_id)
+            sent = await run.send(
+                "summary",
+                lambda: send_cited(
+                    run.bot, chat_id, result.reply, pages, caption=result.header, reply_to=reply_to, thread_id=thread
+                ),
                 reply_to=reply_to,
                 thread_id=thread,
             )
+            if sent is None:
+                return False
             # Out: a crash from here on must neither post it again nor summarise the same span twice.
             await run.delivered()
             await groups.set_last_summarized(chat_id, max(m.message_id for m in messages))
