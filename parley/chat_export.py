@@ -30,7 +30,7 @@ import ijson.common
 
 from parley.errors import ParleyError
 from parley.i18n.marks import N_
-from storage.groups import GroupMessage
+from storage.groups import UNNAMED, GroupMessage
 
 MB = 1024 * 1024
 
@@ -408,7 +408,7 @@ class _Reader:
         author, user_id = _author(raw)
         forwarded = None
         if "forwarded_from" in raw:
-            forwarded = raw["forwarded_from"] if isinstance(raw["forwarded_from"], str) else "someone"
+            forwarded = raw["forwarded_from"] if isinstance(raw["forwarded_from"], str) else UNNAMED
         return GroupMessage(
             chat_id=self.chat_id,
             message_id=message_id,
@@ -419,6 +419,7 @@ class _Reader:
             text=text or None,
             transcript_state=None,
             forwarded_from=forwarded,
+            forwarded_from_id=_user_id(raw.get("forwarded_from_id")),
             reply_to=reply_to,
             sent_at=sent_at,
         )
@@ -435,10 +436,14 @@ def _unixtime(value: object) -> float | None:
 def _author(raw: dict[str, Any]) -> tuple[str, int | None]:
     name = raw.get("from")
     name = name.strip() if isinstance(name, str) and name.strip() else "Deleted Account"
-    from_id = raw.get("from_id")
-    if isinstance(from_id, str) and from_id.startswith("user") and from_id[4:].isdigit():
-        return name, int(from_id[4:])
-    return name, None
+    return name, _user_id(raw.get("from_id"))
+
+
+def _user_id(peer: object) -> int | None:
+    """A person's id from an export's peer ("user123"; channels and chats are not people)."""
+    if isinstance(peer, str) and peer.startswith("user") and peer[4:].isdigit():
+        return int(peer[4:])
+    return None
 
 
 def _kind_and_text(raw: dict[str, Any]) -> tuple[str, str]:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from storage.connection import Database
 from storage.fulltext import fold, fts5_query, terms
 
+UNNAMED = "someone"
+"""Who a message is from or forwarded from when no name may be kept: hidden by the sender, or forgotten."""
+
 
 @dataclass(frozen=True, slots=True)
 class GroupMessage:
@@ -26,6 +29,7 @@ class GroupMessage:
     forwarded_from: str | None
     reply_to: int | None
     sent_at: float
+    forwarded_from_id: int | None = None  # the original sender's user id, when Telegram gives it
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +49,11 @@ class SummarySpan:
 
 
 _COLUMNS = (
-    "chat_id, message_id, thread_id, user_id, author, kind, text, transcript_state, forwarded_from, reply_to, sent_at"
+    "chat_id, message_id, thread_id, user_id, author, kind, text, transcript_state, forwarded_from, reply_to, sent_at,"
+    " forwarded_from_id"
 )
 _PREFIXED = ", ".join(f"m.{column.strip()}" for column in _COLUMNS.split(","))
-_INSERT = f"""INSERT INTO group_messages ({_COLUMNS}, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+_INSERT = f"""INSERT INTO group_messages ({_COLUMNS}, search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               ON CONFLICT (chat_id, message_id) DO NOTHING"""
 
 
@@ -65,6 +70,7 @@ def _values(message: GroupMessage) -> tuple[object, ...]:
         message.forwarded_from,
         message.reply_to,
         message.sent_at,
+        message.forwarded_from_id,
         fold(message.text) if message.text else None,
     )
 

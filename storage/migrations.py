@@ -476,6 +476,20 @@ async def m014_shared_limits(db: Connection) -> None:
     )
 
 
+@migration
+async def m015_forward_origins(db: Connection) -> None:
+    """Who a forwarded message in the group log came from, by user id when Telegram says it: /forget finds the
+    rows that name the person in other members' messages by that id (their name alone is not unique)."""
+    await _script(
+        db,
+        """
+        ALTER TABLE group_messages ADD COLUMN forwarded_from_id INTEGER;
+        CREATE INDEX group_messages_forwarded ON group_messages (forwarded_from_id)
+            WHERE forwarded_from_id IS NOT NULL
+        """,
+    )
+
+
 async def applied(db: Database) -> list[str]:
     """The names of the migrations this database has had, oldest first."""
     async with db.transaction() as tx:

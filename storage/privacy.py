@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.connection import Connection, Database
+from storage.groups import UNNAMED
 from storage.records import ForgetReport
 from storage.usage import FORGOTTEN_SPEND_DAYS, UsageStore
 
@@ -49,6 +50,13 @@ class PrivacyStore:
             await tx.execute("DELETE FROM kept_audio WHERE user_id = ?", (user_id,))
             await UsageStore.pseudonymise(tx, user_id, forgotten_key=forgotten_key, day_of=day_of)
             await tx.execute("DELETE FROM group_messages WHERE user_id = ?", (user_id,))
+            # Other members' messages forwarded from them keep their words (they are the forwarder's message)
+            # but no longer say whose they were.
+            await tx.execute(
+                """UPDATE group_messages SET forwarded_from = ?, forwarded_from_id = NULL
+                   WHERE forwarded_from_id = ?""",
+                (UNNAMED, user_id),
+            )
             if tx.dialect.name == "sqlite":  # merge the search index: its old segments still hold their words
                 await tx.execute("INSERT INTO group_search (group_search) VALUES ('optimize')")
             await tx.execute("DELETE FROM tool_cache WHERE user_id = ?", (user_id,))

@@ -110,6 +110,7 @@ class ExportBuilder:
         *,
         reply_to: int | None = None,
         forwarded_from: str | bool | None = False,
+        forwarded_from_id: str | None = None,
         media: dict[str, Any] | None = None,
         edited_after: float | None = None,
         after: float = 60.0,
@@ -125,6 +126,8 @@ class ExportBuilder:
         item["from_id"] = who.from_id
         if forwarded_from is not False:
             item["forwarded_from"] = forwarded_from  # None: the original sender's account is deleted
+        if forwarded_from_id is not None:
+            item["forwarded_from_id"] = forwarded_from_id
         if reply_to is not None:
             item["reply_to_message_id"] = reply_to
         item.update(media or {})

@@ -86,6 +86,18 @@ def test_batches_are_bounded(tmp_path: Path) -> None:
     assert sizes == [40, 40, 40, 12]
 
 
+def test_a_forward_from_a_person_keeps_their_id_and_from_a_channel_none(tmp_path: Path) -> None:
+    """So that the person's /forget finds the forwards of their messages that an import brought in."""
+    built = ExportBuilder()
+    built.message(PEOPLE[0], "the venue is booked", forwarded_from=PEOPLE[1].name, forwarded_from_id=PEOPLE[1].from_id)
+    built.message(
+        PEOPLE[0], "road works all week", forwarded_from="City Council", forwarded_from_id="channel1500000000"
+    )
+    _, (person, channel) = read_all(built.write(tmp_path / "result.json"))
+    assert (person.forwarded_from, person.forwarded_from_id) == (PEOPLE[1].name, PEOPLE[1].user_id)
+    assert (channel.forwarded_from, channel.forwarded_from_id) == ("City Council", None)
+
+
 def test_a_basic_group_export_has_the_negative_id() -> None:
     assert group_chat_id("private_group", 4455667) == -4455667
     assert group_chat_id("public_supergroup", 1234567890) == -1001234567890

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from bot.memory import GroupMemory
 from parley.actions import Toolbox, ToolCall, ToolContext, load
 from storage import Storage
-from storage.groups import Digest, GroupMessage
+from storage.groups import UNNAMED, Digest, GroupMessage
 from storage.migrations import MIGRATIONS, migrate
 from storage.sqlite import SqliteDatabase
 
@@ -114,6 +115,17 @@ async def test_forgetting_someone_takes_their_words_out_of_search(storage: Stora
     await storage.privacy.forget_user(7, forgotten_key=-7)
     assert [m.message_id for m in (await groups.find(GROUP, "pineapple", limit=5))[0]] == [2]
     assert (await groups.find(GROUP, "secret", limit=5))[0] == []
+
+
+async def test_forgetting_someone_unnames_the_forwards_of_their_messages(storage: Storage) -> None:
+    """Another member's forward of their message stays (it is the forwarder's) but says no longer whose."""
+    groups = storage.groups
+    forward = replace(said(1, "the venue is booked", user=8), forwarded_from="Zeb Quux", forwarded_from_id=7)
+    other = replace(said(2, "bring snacks", user=8), forwarded_from="Dan", forwarded_from_id=9)
+    await groups.record(forward)
+    await groups.record(other)
+    await storage.privacy.forget_user(7, forgotten_key=-7)
+    assert await groups.last(GROUP, 5) == [replace(forward, forwarded_from=UNNAMED, forwarded_from_id=None), other]
 
 
 async def test_an_older_log_becomes_searchable_on_upgrade(tmp_path: Path) -> None:

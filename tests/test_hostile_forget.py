@@ -117,6 +117,42 @@ async def test_forget_leaves_no_words_name_or_username_anywhere(
     assert b"Olga" in files  # the other member's words and name are still there
 
 
+async def test_forget_unnames_other_members_forwards_of_their_messages(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Olga forwards one of Zeb's messages and one of Dan's into the group; Zeb's /forget leaves Olga's
+    message (and Dan's name) in the log, but nothing that says the first was Zeb's."""
+    db = tmp_path / "parley.db"
+    zeb = telegram.user(ZEB, NAME, username=USERNAME)
+    olga = telegram.user(OTHER, "Olga", username="olga_o")
+    dan = telegram.user(6464, "Dan Danson", username="dan_d")
+    async with running_bot(lab_env(telegram, openai_api, db, PARLEY_ALLOWED=f"{GROUP},{ZEB},{OTHER}")):
+        for who, text in ((zeb, "the venue is booked"), (dan, "bring snacks")):
+            origin = {"type": "user", "sender_user": who, "date": 1_700_000_000}
+            telegram.push_message(GROUP, olga, {"text": text, "forward_origin": origin}, chat_type="supergroup")
+        await telegram.wait_for(lambda: len(_forwards(db)) == 2)
+        assert _forwards(db) == [("the venue is booked", NAME, ZEB), ("bring snacks", "Dan Danson", 6464)]
+
+        telegram.push_text(ZEB, zeb, "/forget")
+        await telegram.wait_for(lambda: any(m.text == texts.FORGET_CONFIRM for m in telegram.sent_to(ZEB)))
+        [confirm] = [m for m in telegram.sent_to(ZEB) if m.text == texts.FORGET_CONFIRM]
+        telegram.push_callback(ZEB, zeb, confirm.message_id, "forget:yes")
+        await telegram.wait_for(lambda: telegram.message(ZEB, confirm.message_id)["text"] != texts.FORGET_CONFIRM)
+        await telegram.wait_consumed()
+
+    assert _forwards(db) == [("the venue is booked", "someone", None), ("bring snacks", "Dan Danson", 6464)]
+    files = _database_files(tmp_path)
+    assert NAME.encode() not in files and b"Dan Danson" in files
+
+
+def _forwards(db: Path) -> list[tuple[str, str, int | None]]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(
+            "SELECT text, forwarded_from, forwarded_from_id FROM group_messages WHERE forwarded_from IS NOT NULL"
+            " ORDER BY message_id"
+        ).fetchall()
+
+
 def _transcribed(db: Path) -> bool:
     with sqlite3.connect(db) as connection:
         states = connection.execute("SELECT transcript_state FROM group_messages WHERE kind = 'voice'").fetchall()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Message
+from telegram import Message, MessageOriginUser
 from telegram.error import TelegramError
 
 from bot.addressing import addressed_to
@@ -14,7 +14,7 @@ from bot.intake import Intake
 from bot.media import media_of
 from bot.replies import Run
 from parley.errors import ParleyError
-from storage.groups import GroupMessage
+from storage.groups import UNNAMED, GroupMessage
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def log_entry(message: Message) -> GroupMessage:
     user = message.from_user
     author = user.full_name if user else (message.sender_chat.title if message.sender_chat else None)
     origin = message.forward_origin
-    forwarded = None
+    forwarded = forwarded_id = None
     if origin is not None:
         sender = (
             getattr(origin, "sender_user", None)
@@ -74,17 +74,20 @@ def log_entry(message: Message) -> GroupMessage:
             or getattr(sender, "title", None)
             or getattr(origin, "sender_user_name", None)
         )
+        if isinstance(origin, MessageOriginUser):  # a person who lets forwards link to them: their /forget finds it
+            forwarded_id = origin.sender_user.id
     kind = message_kind(message)
     return GroupMessage(
         chat_id=message.chat_id,
         message_id=message.message_id,
         thread_id=message.message_thread_id if message.is_topic_message else None,
         user_id=user.id if user else None,
-        author=author or "someone",
+        author=author or UNNAMED,
         kind=kind,
         text=message.text or message.caption,
         transcript_state="pending" if kind in AUDIO_KINDS else None,
-        forwarded_from=forwarded or ("someone" if origin is not None else None),
+        forwarded_from=forwarded or (UNNAMED if origin is not None else None),
+        forwarded_from_id=forwarded_id,
         reply_to=message.reply_to_message.message_id if message.reply_to_message else None,
         sent_at=message.date.timestamp(),
     )
