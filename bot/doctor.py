@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import TextIO
 
@@ -26,6 +27,7 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from parley.access import unconfigured
+from parley.actions import PluginError, available, load
 from parley.audio import AudioConverter, PcmFormat, WavAudio, find_ffmpeg, pcm_to_wav
 from parley.config import ConfigError, Settings, load_settings
 from parley.config.groups import DEFAULT_MODEL, DEFAULT_MODELS, RETIRED_MODELS
@@ -39,6 +41,8 @@ from storage.postgres import PostgresDatabase, redacted
 from storage.sqlite import inspect_file
 
 OK, FAIL = "✓", "✗"
+BUILT_IN = "parley.actions.builtin."
+"""Where Parley's own tools live (declared as entry points exactly like a plugin's)."""
 NETWORK_SECONDS = 15.0
 REQUIRED_ENCODERS = ("libopus", "libmp3lame")
 
@@ -57,6 +61,30 @@ class Finding:
 
 
 # --- configuration ---------------------------------------------------------------------------------
+
+
+def check_tools(settings: Settings, installed: Mapping[str, EntryPoint] | None = None) -> Finding:
+    """The tools PARLEY_TOOLS offers the model, loaded and checked as `parley run` loads them: each entry
+    point with the tools it brings, built in or from which plugin package."""
+    installed = available() if installed is None else installed
+    enabled = settings.actions.enabled
+    if not enabled:
+        names = ", ".join(sorted(installed)) or "none"
+        return Finding(True, "tools", f"none enabled (PARLEY_TOOLS); installed: {names}")
+    try:
+        load(enabled, installed)  # every problem `parley run` would refuse to start with
+        parts = []
+        for name in enabled:
+            entry = installed[name]
+            tools = ", ".join(t.name for t in load([name], installed))
+            if entry.value.startswith(BUILT_IN):
+                parts.append(f"{name} (built in: {tools})")
+            else:
+                package = entry.dist.name if entry.dist is not None else entry.module
+                parts.append(f"{name} (plugin {package}: {tools})")
+    except PluginError as exc:
+        return Finding(False, "tools", str(exc), "install the tool's package, or take it out of PARLEY_TOOLS")
+    return Finding(True, "tools", "; ".join(parts))
 
 
 def check_settings(env: Mapping[str, str]) -> tuple[Settings | None, list[Finding]]:
@@ -356,7 +384,8 @@ async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets:
         return show([Finding(False, "Telegram", skipped), Finding(False, "OpenAI", skipped)]) and False
     ok = show(await check_telegram(settings)) and ok
     ok = show(await check_openai(settings, live=live)) and ok
-    return show([check_access(settings)]) and ok
+    ok = show([check_access(settings)]) and ok
+    return show([check_tools(settings)]) and ok
 
 
 def doctor(env: Mapping[str, str], *, live: bool = False, out: TextIO | None = None) -> int:

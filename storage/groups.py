@@ -199,20 +199,6 @@ class GroupStore:
         )
         return [GroupMessage(*row) for row in rows]
 
-    async def search(self, chat_id: int, query: str, limit: int) -> list[GroupMessage]:
-        """Messages of one group containing every word of `query` (case-insensitive), newest first."""
-        words = [w.lower() for w in query.split()][:8]
-        if not words:
-            return []
-        clauses = " AND ".join("LOWER(text) LIKE ? ESCAPE '\\'" for _ in words)
-        patterns = ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
-        rows = await self._db.fetch_all(
-            f"""SELECT {_COLUMNS} FROM group_messages WHERE chat_id = ? AND text IS NOT NULL AND {clauses}
-                ORDER BY sent_at DESC, message_id DESC LIMIT ?""",
-            (chat_id, *patterns, limit),
-        )
-        return [GroupMessage(*row) for row in rows]
-
     async def last_summarized(self, chat_id: int) -> int | None:
         row = await self._db.fetch_one("SELECT last_summarized FROM group_settings WHERE chat_id = ?", (chat_id,))
         return row[0] if row else None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
+from bot.doctor import check_tools
 from lab import FakeOpenAI, FakeTelegram
 from lab.harness import ParleyProcess, lab_env
+from parley.actions import GROUP
+from parley.config import load_settings
 from storage import Storage
 from storage.migrations import MIGRATIONS
 
@@ -37,7 +41,11 @@ async def test_a_healthy_deployment_passes_every_check(
     assert lines[4].startswith("✓ Telegram groups: privacy mode on")
     assert lines[5] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
     assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio-1.5 and gpt-4o-mini-transcribe available"
-    assert lines[7:] == ["✓ access: admins: none; also allowed: everyone (*)", "all checks passed"]
+    assert lines[7:] == [
+        "✓ access: admins: none; also allowed: everyone (*)",
+        "✓ tools: none enabled (PARLEY_TOOLS); installed: datetime, group_memory, reminders",
+        "all checks passed",
+    ]
     assert no_secrets(lines, telegram, openai_api)
     # It changed nothing and spent nothing: getMe and getWebhookInfo, the two model look-ups, no chat.
     assert {call.method for call in telegram.calls} == {"getMe", "getWebhookInfo"}
@@ -166,3 +174,36 @@ async def test_a_bot_nobody_may_use_fails_the_access_check_with_the_fix(
     ]
     code, lines = await run_doctor({**env, "PARLEY_ADMINS": "123456789"}, tmp_path)
     assert code == 0 and "✓ access: admins: 123456789; also allowed: nobody else (PARLEY_ALLOWED is empty)" in lines
+
+
+async def test_the_doctor_lists_the_enabled_tools_and_refuses_unknown_ones(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    env = lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_TOOLS="datetime,group_memory")
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 0, lines
+    assert (
+        "✓ tools: datetime (built in: current_time, set_timezone); "
+        "group_memory (built in: search_group_log, read_group_log)"
+    ) in lines
+    env["PARLEY_TOOLS"] = "datetime,horoscope"
+    code, lines = await run_doctor(env, tmp_path)
+    assert code == 1
+    [cross] = [line for line in lines if line.startswith("✗")]
+    assert cross.startswith("✗ tools: PARLEY_TOOLS names 'horoscope', which is not an installed tool (datetime, ")
+    assert cross.endswith("→ install the tool's package, or take it out of PARLEY_TOOLS")
+
+
+def test_a_plugin_is_named_with_its_package(tmp_path: Path) -> None:
+    installed = {
+        "datetime": EntryPoint("datetime", "parley.actions.builtin.clock:TOOLS", GROUP),
+        "shouting": EntryPoint("shouting", "tests.plugin_examples:factory", GROUP),
+    }
+    settings = load_settings(
+        {"TELEGRAM_BOT_TOKEN": "123:abcdefghijklmnop", "OPENAI_API_KEY": "sk-test", "PARLEY_TOOLS": "shouting,datetime"}
+    )
+    finding = check_tools(settings, installed)
+    assert finding.ok
+    assert finding.detail == (
+        "shouting (plugin tests.plugin_examples: echo, shout); datetime (built in: current_time, set_timezone)"
+    )

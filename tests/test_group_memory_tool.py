@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.features.reminders import message_link
+from bot.memory import message_link
 from parley.actions import Toolbox, ToolCall, load
 from parley.actions.scope import CallerScope
 from storage import Storage
@@ -74,3 +74,24 @@ async def test_the_group_log_is_not_offered_outside_a_group(storage: Storage) ->
     assert toolbox.offer(private) == []
     refused = await toolbox.run(ToolCall("c", "search_group_log", '{"query": "Friday"}'), private)
     assert not refused.ok and "Friday at 7" not in refused.content
+
+
+async def test_the_tool_searches_with_the_same_index_as_find(storage: Storage) -> None:
+    """Accents and case folded, Chinese found by its characters, forum links with their topic: what /find
+    finds, the model finds."""
+    await said(storage, FRIENDS, 1, "Zoë", "Le café est fermé à cause de la grève")
+    await said(storage, FRIENDS, 2, "Li", "我们下周三开会讨论预算。")
+    await storage.groups.record(
+        GroupMessage(FRIENDS, 3, 7, None, "Bob", "voice_note", None, None, None, None, START + 3)
+    )
+    await storage.groups.set_transcript(FRIENDS, 3, "CAFÉ reopens on Monday", ok=True)
+    for query in ("cafe", "预算", "GREVE cafe"):
+        expected = (await storage.groups.find(FRIENDS, query, limit=10))[0]
+        found = await call(storage, FRIENDS, "search_group_log", {"query": query})
+        assert [m["message_id"] for m in found["matches"]] == [m.message_id for m in expected], query
+        assert found["matches"], query
+    cafe = await call(storage, FRIENDS, "search_group_log", {"query": "cafe"})
+    assert [(m["message_id"], m.get("link")) for m in cafe["matches"]] == [
+        (3, "https://t.me/c/1500000001/7/3"),  # in topic 7 of a forum
+        (1, "https://t.me/c/1500000001/1"),
+    ]

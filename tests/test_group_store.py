@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.memory import GroupMemory
-from parley.actions import Toolbox, ToolCall, ToolContext, load
+from bot.memory import message_link
+from parley.actions import Toolbox, ToolCall, load
+from parley.actions.scope import CallerScope
 from storage import Storage
 from storage.groups import UNNAMED, Digest, GroupMessage
 from storage.migrations import MIGRATIONS, migrate
@@ -152,7 +153,7 @@ async def test_an_older_log_becomes_searchable_on_upgrade(tmp_path: Path) -> Non
 
 
 async def test_the_models_group_memory_tools_read_this_log(storage: Storage) -> None:
-    """The built-in search_group_log/read_group_log tools, run by the Toolbox over GroupMemory."""
+    """The built-in search_group_log/read_group_log tools, run by the Toolbox over the caller's scope."""
     await storage.groups.record_many(
         [
             said(i, text, at=100.0 * i)
@@ -161,8 +162,8 @@ async def test_the_models_group_memory_tools_read_this_log(storage: Storage) -> 
     )
     await storage.groups.record(said(9, "budget elsewhere", chat=OTHER))
     box = Toolbox(load(["group_memory"]))
-    where = ToolContext(user_id=5, chat_id=GROUP, now=1000.0, timezone="UTC", in_group=True,
-                        group_log=GroupMemory(storage.groups, GROUP))  # fmt: skip
+    scope = CallerScope(storage, is_admin=lambda _user: False, link=message_link, now=lambda: 1000.0)
+    where = await scope.context(chat_id=GROUP, user_id=5)
     found = json.loads((await box.run(ToolCall("c1", "search_group_log", '{"query": "budget"}'), where)).content)
     assert [(m["message_id"], m["link"]) for m in found["matches"]] == [
         (4, "https://t.me/c/1987654321/4"),

@@ -20,6 +20,7 @@ from bot.callbacks import CallbackData
 from bot.edge import Edge
 from bot.intake import Incoming
 from bot.jobs import Payload
+from bot.memory import message_link
 from bot.replies import Run
 from parley.actions.scheduler import Fire, ReminderScheduler
 from parley.actions.zones import find_zone
@@ -147,12 +148,6 @@ def firing(edge: Edge) -> Fire:
         )
 
     return fire
-
-
-def message_link(chat_id: int, message_id: int) -> str | None:
-    """A link to a message of a supergroup (t.me/c/…, for its members); basic groups have none."""
-    text = str(chat_id)
-    return f"https://t.me/c/{text[4:]}/{message_id}" if text.startswith("-100") else None
 
 
 def start(edge: Edge) -> ReminderScheduler:

@@ -15,8 +15,8 @@ from storage import Storage
 from storage.groups import GroupMessage
 from storage.reminders import Reminder, ReminderStore
 
-Link = Callable[[int, int], str | None]
-"""A link to a message of a chat (chat id, message id), where the chat has them."""
+Link = Callable[[int, int, int | None], str | None]
+"""A link to a message of a chat (chat id, message id, forum topic), where the chat has them."""
 
 
 def view(reminder: Reminder) -> ReminderView:
@@ -55,7 +55,8 @@ class OwnReminders:
 
 
 class OwnGroupLog:
-    """One group's log, as recorded."""
+    """One group's log, as recorded, searched with the full-text index /find uses (case and accents folded,
+    Chinese and Japanese by their characters; SQLite FTS5 or PostgreSQL's tsvector)."""
 
     def __init__(self, storage: Storage, chat_id: int, link: Link) -> None:
         self._storage = storage
@@ -64,12 +65,14 @@ class OwnGroupLog:
 
     def _line(self, message: GroupMessage) -> LogLine:
         return LogLine(
-            message_id=message.message_id, author=message.author, text=message.text or f"[{message.kind}]",
-            sent_at=message.sent_at, link=self._link(self._chat_id, message.message_id),
+            message_id=message.message_id, author=message.author,
+            text=message.text or f"[{message.kind.replace('_', ' ')}]", sent_at=message.sent_at,
+            link=self._link(self._chat_id, message.message_id, message.thread_id),
         )  # fmt: skip
 
     async def search(self, query: str, limit: int) -> list[LogLine]:
-        return [self._line(m) for m in await self._storage.groups.search(self._chat_id, query, limit)]
+        found, _ = await self._storage.groups.find(self._chat_id, query, limit=limit)
+        return [self._line(m) for m in found]
 
     async def read(self, around_message_id: int, before: int, after: int) -> list[LogLine]:
         found = await self._storage.groups.around(self._chat_id, around_message_id, before=before, after=after)
@@ -82,7 +85,7 @@ class CallerScope:
         storage: Storage,
         *,
         is_admin: Callable[[int], bool],
-        link: Link = lambda _chat, _message: None,
+        link: Link = lambda _chat, _message, _thread: None,
         reminders_changed: Callable[[], None] = lambda: None,
         now: Callable[[], float] = time.time,
     ) -> None:
