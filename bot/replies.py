@@ -151,46 +151,23 @@ class Run:
     ) -> Message | None:
         """A voice note: OGG/Opus bytes, or the file_id of one Telegram already has."""
         upload = InputFile(voice, filename=filename) if isinstance(voice, bytes) else voice
-        return await self.send(
-            "voice note",
-            lambda: persistently(
-                lambda: self.bot.send_voice(
-                    self.chat_id,
-                    upload,
-                    duration=max(1, math.ceil(seconds)) if seconds else None,
-                    caption=caption or None,
-                    reply_parameters=_reply_to(reply_to),
-                    message_thread_id=thread_id or None,
-                )
-            ),
-            reply_to=reply_to,
-            thread_id=thread_id,
-            passes=passes,
-        )
+        duration = max(1, math.ceil(seconds)) if seconds else None
+        return await self._post(
+            "voice note", self.bot.send_voice, upload, duration=duration, caption=caption or None,
+            reply_to=reply_to, thread_id=thread_id, passes=passes,
+        )  # fmt: skip
 
     async def document(
         self, data: bytes, filename: str, *, caption: str | None = None, reply_to: int | None = None
     ) -> Message | None:
-        return await self.send(
-            f"document {filename}",
-            lambda: persistently(
-                lambda: self.bot.send_document(
-                    self.chat_id,
-                    InputFile(data, filename=filename),
-                    caption=caption or None,
-                    reply_parameters=_reply_to(reply_to),
-                )
-            ),
-            reply_to=reply_to,
+        upload = InputFile(data, filename=filename)
+        return await self._post(
+            f"document {filename}", self.bot.send_document, upload, caption=caption or None, reply_to=reply_to
         )
 
     async def photo(self, data: bytes, filename: str, *, caption: str | None = None) -> Message | None:
-        return await self.send(
-            f"photo {filename}",
-            lambda: persistently(
-                lambda: self.bot.send_photo(self.chat_id, InputFile(data, filename=filename), caption=caption or None)
-            ),
-        )
+        upload = InputFile(data, filename=filename)
+        return await self._post(f"photo {filename}", self.bot.send_photo, upload, caption=caption or None)
 
     async def html(
         self,
@@ -201,21 +178,36 @@ class Run:
         keyboard: InlineKeyboardMarkup | None = None,
     ) -> Message | None:
         """One message of Telegram HTML (made by Parley, escaped), without link previews."""
+        return await self._post(
+            "message", self.bot.send_message, text, parse_mode=ParseMode.HTML, reply_markup=keyboard,
+            link_preview_options=_NO_PREVIEW, reply_to=reply_to, thread_id=thread_id,
+        )  # fmt: skip
+
+    async def _post(
+        self,
+        what: str,
+        method: Callable[..., Awaitable[Message]],
+        *args: object,
+        reply_to: int | None = None,
+        thread_id: int | None = None,
+        passes: tuple[type[TelegramError], ...] = (),
+        **options: object,
+    ) -> Message | None:
+        """One message by one Bot API method, a passing fault tried again (see `send` for a refusal)."""
         return await self.send(
-            "message",
+            what,
             lambda: persistently(
-                lambda: self.bot.send_message(
+                lambda: method(
                     self.chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard,
+                    *args,
                     reply_parameters=_reply_to(reply_to),
                     message_thread_id=thread_id or None,
-                    link_preview_options=_NO_PREVIEW,
+                    **options,
                 )
             ),
             reply_to=reply_to,
             thread_id=thread_id,
+            passes=passes,
         )
 
     async def settle(

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from storage.postgres import create_schema
+
 ENV = "PARLEY_TEST_POSTGRES"
 DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 T = TypeVar("T")
@@ -180,10 +182,5 @@ def session_database(admin_url: str) -> Iterator[str]:
 
 async def fresh_schema(database_url: str) -> str:
     """A new, empty schema in the session's database; returns a URL whose connections use it."""
-    name = f"t_{secrets.token_hex(6)}"
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(f'CREATE SCHEMA "{name}"')
-    finally:
-        await connection.close()
-    return with_database(database_url, urlsplit(database_url).path.lstrip("/"), search_path=name)
+    _, url = await create_schema(database_url, "t")
+    return url

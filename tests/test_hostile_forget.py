@@ -88,12 +88,7 @@ async def test_forget_leaves_no_words_name_or_username_anywhere(
         telegram.push_text(GROUP, zeb, f"{BOT} still talking {WORDS[3]}", chat_type="supergroup", entities=mention)
         await openai_api.wait_for(lambda: len(openai_api.chat_requests()) > calls)
 
-        telegram.push_text(ZEB, zeb, "/forget")
-        await telegram.wait_for(lambda: any(m.text == texts.FORGET_CONFIRM for m in telegram.sent_to(ZEB)))
-        [confirm] = [m for m in telegram.sent_to(ZEB) if m.text == texts.FORGET_CONFIRM]
-        telegram.push_callback(ZEB, zeb, confirm.message_id, "forget:yes")
-        await telegram.wait_for(lambda: telegram.message(ZEB, confirm.message_id)["text"] != texts.FORGET_CONFIRM)
-        await telegram.wait_consumed()
+        await forget(telegram, zeb)
         spent_after = await bot.services.engine.spend.allowances(ZEB)
         assert any(m.kind == "voice" and "still talking" in (m.caption or "") for m in telegram.sent_to(GROUP))
 
@@ -133,12 +128,7 @@ async def test_forget_unnames_other_members_forwards_of_their_messages(
         await telegram.wait_for(lambda: len(_forwards(db)) == 2)
         assert _forwards(db) == [("the venue is booked", NAME, ZEB), ("bring snacks", "Dan Danson", 6464)]
 
-        telegram.push_text(ZEB, zeb, "/forget")
-        await telegram.wait_for(lambda: any(m.text == texts.FORGET_CONFIRM for m in telegram.sent_to(ZEB)))
-        [confirm] = [m for m in telegram.sent_to(ZEB) if m.text == texts.FORGET_CONFIRM]
-        telegram.push_callback(ZEB, zeb, confirm.message_id, "forget:yes")
-        await telegram.wait_for(lambda: telegram.message(ZEB, confirm.message_id)["text"] != texts.FORGET_CONFIRM)
-        await telegram.wait_consumed()
+        await forget(telegram, zeb)
 
     assert _forwards(db) == [("the venue is booked", "someone", None), ("bring snacks", "Dan Danson", 6464)]
     files = _database_files(tmp_path)
@@ -151,6 +141,16 @@ def _forwards(db: Path) -> list[tuple[str, str, int | None]]:
             "SELECT text, forwarded_from, forwarded_from_id FROM group_messages WHERE forwarded_from IS NOT NULL"
             " ORDER BY message_id"
         ).fetchall()
+
+
+async def forget(telegram: FakeTelegram, zeb: dict) -> None:
+    """/forget in his private chat, confirmed, and done."""
+    telegram.push_text(ZEB, zeb, "/forget")
+    await telegram.wait_for(lambda: any(m.text == texts.FORGET_CONFIRM for m in telegram.sent_to(ZEB)))
+    [confirm] = [m for m in telegram.sent_to(ZEB) if m.text == texts.FORGET_CONFIRM]
+    telegram.push_callback(ZEB, zeb, confirm.message_id, "forget:yes")
+    await telegram.wait_for(lambda: telegram.message(ZEB, confirm.message_id)["text"] != texts.FORGET_CONFIRM)
+    await telegram.wait_consumed()
 
 
 def _transcribed(db: Path) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot import texts
 from bot.replies import NotSent
-from lab import FakeOpenAI, FakeTelegram
+from lab import FakeOpenAI, FakeTelegram, SentMessage
 from lab.harness import lab_env, running_bot
 
 ANN, ADMIN = 2001, 2002
@@ -23,13 +23,18 @@ async def try_again(telegram: FakeTelegram, chat: int, user: dict, notice_at: in
     telegram.push_callback(chat, user, notice.message_id, button["callback_data"])
 
 
-async def test_an_export_telegram_refuses_gets_try_again(parley, telegram: FakeTelegram) -> None:
-    ann = telegram.user(ANN, "Ann")
-    telegram.fail_next("sendDocument")
-    telegram.push_text(ANN, ann, "/export")
+async def refused_once(telegram: FakeTelegram, user: dict, method: str, text: str) -> tuple[int, SentMessage]:
+    """Ann sends `text` while Telegram refuses the answer's `method` once: she is told, with Try again, and
+    her tap delivers it. Her message's id, and the answer."""
+    telegram.fail_next(method)
+    message_id = telegram.push_text(ANN, user, text)
     await telegram.wait_sent(ANN)
-    await try_again(telegram, ANN, ann, 0)
-    document = (await telegram.wait_sent(ANN, count=2))[1]
+    await try_again(telegram, ANN, user, 0)
+    return message_id, (await telegram.wait_sent(ANN, count=2))[1]
+
+
+async def test_an_export_telegram_refuses_gets_try_again(parley, telegram: FakeTelegram) -> None:
+    _, document = await refused_once(telegram, telegram.user(ANN, "Ann"), "sendDocument", "/export")
     assert document.kind == "document" and document.caption == texts.EXPORT_CAPTION
     assert json.loads(document.data)["user"]["id"] == ANN
     assert len(telegram.calls_of("sendDocument")) == 2
@@ -53,22 +58,12 @@ async def test_a_stats_chart_telegram_refuses_gets_try_again(
 async def test_a_paid_reply_telegram_refuses_gets_try_again(
     parley, telegram: FakeTelegram, openai_api: FakeOpenAI
 ) -> None:
-    ann = telegram.user(ANN, "Ann")
-    telegram.fail_next("sendVoice")
-    note = telegram.push_text(ANN, ann, "hello there")
-    await telegram.wait_sent(ANN)
-    await try_again(telegram, ANN, ann, 0)
-    reply = (await telegram.wait_sent(ANN, count=2))[1]
+    note, reply = await refused_once(telegram, telegram.user(ANN, "Ann"), "sendVoice", "hello there")
     assert reply.kind == "voice" and reply.reply_to_message_id == note
     assert reply.caption == "You said: hello there"
     assert len(openai_api.chat_requests()) == 2  # the tap asked again
 
 
 async def test_spoken_text_telegram_refuses_gets_try_again(parley, telegram: FakeTelegram) -> None:
-    ann = telegram.user(ANN, "Ann")
-    telegram.fail_next("sendVoice")
-    command = telegram.push_text(ANN, ann, "/speak good morning everyone")
-    await telegram.wait_sent(ANN)
-    await try_again(telegram, ANN, ann, 0)
-    spoken = (await telegram.wait_sent(ANN, count=2))[1]
+    command, spoken = await refused_once(telegram, telegram.user(ANN, "Ann"), "sendVoice", "/speak good morning")
     assert spoken.kind == "voice" and spoken.reply_to_message_id == command
