@@ -21,11 +21,14 @@ from tests import postgres
 # lab fixtures
 # ---------------------------------------------------------------------------------------------------------
 
+SEES_ALL = "sees_all_group_messages"
+
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    """A started FakeTelegram; fails the test at teardown if the fake itself crashed."""
-    fake = FakeTelegram()
+async def telegram(request: pytest.FixtureRequest) -> AsyncIterator[FakeTelegram]:
+    """A started FakeTelegram; fails the test at teardown if the fake itself crashed. Under the
+    `sees_all_group_messages` mark, the bot's privacy mode is off (the group log needs every message)."""
+    fake = FakeTelegram(can_read_all_group_messages=request.node.get_closest_marker(SEES_ALL) is not None)
     await fake.start()
     try:
         yield fake

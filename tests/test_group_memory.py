@@ -29,20 +29,11 @@ from storage.groups import GroupMessage
 from tests.chat_exports import LINES, ExportBuilder, realistic_export
 from tests.citing_model import CitingModel
 
+pytestmark = pytest.mark.sees_all_group_messages  # privacy mode off: the group log needs every message
+
 GROUP, FORUM = -1001987654321, -1001555000111
 ANN, BOB, CAT, DAN = 11, 22, 33, 44
 LINK = re.compile(r"^https://t\.me/c/(\d+)/(?:(\d+)/)?(\d+)$")
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram(can_read_all_group_messages=True)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert not fake.internal_errors, "\n".join(fake.internal_errors)
 
 
 @pytest.fixture

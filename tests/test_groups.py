@@ -17,6 +17,8 @@ from lab.audio import make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
 from tests.citing_model import CitingModel
 
+pytestmark = pytest.mark.sees_all_group_messages  # privacy mode off: the group log needs every message
+
 GROUP, FORUM, OTHER_GROUP = -1001, -1002, -1003
 ANN, BOB, CAT = 11, 22, 33
 BOT = "@parley_test_bot"
@@ -43,18 +45,6 @@ def age_messages(db_path: Path, hours: float, *, chat: int = GROUP) -> None:
     """Pretend everything logged so far was said `hours` ago (the stand-in stamps messages with now)."""
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE group_messages SET sent_at = sent_at - ? WHERE chat_id = ?", (hours * 3600, chat))
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    """A bot with privacy mode off: it sees every group message, as the summaries need."""
-    fake = FakeTelegram(can_read_all_group_messages=True)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert not fake.internal_errors, "\n".join(fake.internal_errors)
 
 
 @pytest.fixture

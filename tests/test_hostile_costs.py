@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,10 @@ from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg, make_wav
 from lab.harness import lab_env, running_bot
 
+pytestmark = pytest.mark.sees_all_group_messages  # privacy mode off: the group log needs every message
+
 ANN, STRANGERS = 11, (41, 42, 43, 44)
 GROUP = -1001
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    """Privacy mode off: the bot sees every group message, as the group log needs."""
-    fake = FakeTelegram(can_read_all_group_messages=True)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert not fake.internal_errors, "\n".join(fake.internal_errors)
 
 
 @pytest.fixture(scope="module")

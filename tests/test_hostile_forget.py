@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,22 +15,13 @@ from lab import FakeOpenAI, FakeTelegram
 from lab.audio import make_voice_ogg
 from lab.harness import lab_env, running_bot
 
+pytestmark = pytest.mark.sees_all_group_messages  # privacy mode off: the group log needs every message
+
 ZEB, OTHER = 4242, 5353
 GROUP = -1001
 BOT = "@parley_test_bot"
 NAME, USERNAME = "Zebulonius", "zebulon_quux"
 WORDS = ("alphasecret", "bravosecret", "charliesecret", "deltasecret")
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram(can_read_all_group_messages=True)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert not fake.internal_errors, "\n".join(fake.internal_errors)
 
 
 def everything_in(db: Path) -> tuple[list[tuple[str, str, object]], list[tuple[str, str, int]]]:

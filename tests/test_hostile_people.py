@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,11 @@ from lab.harness import lab_env, running_bot
 from parley.errors import ModelError, ModelUnavailable
 from storage import Storage
 
+pytestmark = pytest.mark.sees_all_group_messages  # privacy mode off: the group log needs every message
+
 ADMIN, FRIEND, STRANGER, VICTIM = 111, 222, 333, 777
 GROUP, NOT_ALLOWED = -1001, -1009
 BOT = "@parley_test_bot"
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    """Privacy mode off: the bot sees every group message, as the group log needs."""
-    fake = FakeTelegram(can_read_all_group_messages=True)
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-    assert not fake.internal_errors, "\n".join(fake.internal_errors)
 
 
 def env(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path, **settings: str) -> dict[str, str]:
