@@ -9,12 +9,11 @@ import copy
 import time
 from typing import Any
 
-from .compose import apply_markup, caption, check_markup, editable, parse
-from .errors import MAX_TEXT, bad
+from .compose import apply_markup, caption, check_markup, editable, message_text
+from .errors import bad
 from .handler import Methods
-from .records import ApiCall
+from .records import ApiCall, StoredMessage
 from .state import TelegramState
-from .text import utf16_len
 
 __all__ = ["METHODS"]
 
@@ -35,19 +34,21 @@ _MEDIA_KEYS = ("voice", "audio", "document", "photo", "video", "animation", "vid
 
 
 
+def _edited(state: TelegramState, stored: StoredMessage, shown: str) -> dict[str, Any]:
+    """Stamp an edit, keep what it showed in the message's history (and the sent record's), answer with it."""
+    stored.payload["edit_date"] = int(time.time())
+    stored.edits.append(shown)
+    if (sent := state.messages.sent_record(stored)) is not None:
+        sent.edits.append(shown)
+    return copy.deepcopy(stored.payload)
+
+
 async def edit_message_text(state: TelegramState, call: ApiCall) -> dict[str, Any]:
     params = call.params
     stored = editable(state, params, "message to edit not found")
     if "text" not in stored.payload:
         raise bad("there is no text in the message to edit")
-    text = params.get("text")
-    if text is None or not str(text).strip():
-        raise bad("message text is empty")
-    plain, entities = parse(str(text), params.get("parse_mode"), params.get("entities"))
-    if not plain.strip():
-        raise bad("message text is empty")
-    if utf16_len(plain) > MAX_TEXT:
-        raise bad("MESSAGE_TOO_LONG")
+    plain, entities = message_text(params, too_long="MESSAGE_TOO_LONG")
     markup = check_markup(params.get("reply_markup"))
     if (
         plain == stored.payload.get("text")
@@ -61,11 +62,7 @@ async def edit_message_text(state: TelegramState, call: ApiCall) -> dict[str, An
     else:
         stored.payload.pop("entities", None)
     apply_markup(stored, markup)
-    stored.payload["edit_date"] = int(time.time())
-    stored.edits.append(plain)
-    if (sent := state.messages.sent_record(stored)) is not None:
-        sent.edits.append(plain)
-    return copy.deepcopy(stored.payload)
+    return _edited(state, stored, plain)
 
 
 async def edit_message_caption(state: TelegramState, call: ApiCall) -> dict[str, Any]:
@@ -85,12 +82,7 @@ async def edit_message_caption(state: TelegramState, call: ApiCall) -> dict[str,
     stored.payload.pop("caption_entities", None)
     stored.payload.update(fields)
     apply_markup(stored, markup)
-    stored.payload["edit_date"] = int(time.time())
-    new_caption = str(fields.get("caption", ""))
-    stored.edits.append(new_caption)
-    if (sent := state.messages.sent_record(stored)) is not None:
-        sent.edits.append(new_caption)
-    return copy.deepcopy(stored.payload)
+    return _edited(state, stored, str(fields.get("caption", "")))
 
 
 async def edit_message_reply_markup(state: TelegramState, call: ApiCall) -> dict[str, Any]:

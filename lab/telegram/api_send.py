@@ -12,12 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..audio import decode_duration, ogg_opus_duration, sniff_audio_format
-from .compose import caption, check_markup, parse, reply_target, store_bot_message
-from .errors import MAX_TEXT, bad
+from .compose import caption, check_markup, message_text, reply_target, store_bot_message
+from .errors import bad
 from .handler import Methods
 from .records import ApiCall, StoredFile
 from .state import TelegramState
-from .text import utf16_len
 
 __all__ = ["METHODS"]
 
@@ -45,14 +44,7 @@ async def send_message(state: TelegramState, call: ApiCall) -> dict[str, Any]:
     params = call.params
     chat = state.chats.find(params)
     state.chats.check_can_send(chat)
-    text = params.get("text")
-    if text is None or not str(text).strip():
-        raise bad("message text is empty")
-    plain, entities = parse(str(text), params.get("parse_mode"), params.get("entities"))
-    if not plain.strip():
-        raise bad("message text is empty")
-    if utf16_len(plain) > MAX_TEXT:
-        raise bad("message is too long")
+    plain, entities = message_text(params, too_long="message is too long")
     markup = check_markup(params.get("reply_markup"))
     reply = reply_target(state, chat, params)
     fields: dict[str, Any] = {"text": plain}

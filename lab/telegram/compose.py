@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from .errors import MAX_CAPTION, bad
+from .errors import MAX_CAPTION, MAX_TEXT, bad
 from .records import StoredMessage
 from .state import TelegramState
 from .text import EntityParseError, parse_text, utf16_len
@@ -115,6 +115,20 @@ def parse(text: str, parse_mode: Any, entities: Any) -> tuple[str, list[dict[str
                 raise bad("can't parse entities: entity beyond the end of text")
         return text, list(entities)
     return text, []
+
+
+def message_text(params: dict[str, Any], *, too_long: str) -> tuple[str, list[dict[str, Any]]]:
+    """A message's text as shown, and its entities; refused as Telegram refuses an empty or an overlong one
+    (sendMessage and editMessageText word "too long" differently: `too_long`)."""
+    text = params.get("text")
+    if text is None or not str(text).strip():
+        raise bad("message text is empty")
+    plain, entities = parse(str(text), params.get("parse_mode"), params.get("entities"))
+    if not plain.strip():
+        raise bad("message text is empty")
+    if utf16_len(plain) > MAX_TEXT:
+        raise bad(too_long)
+    return plain, entities
 
 
 def caption(params: dict[str, Any]) -> dict[str, Any]:

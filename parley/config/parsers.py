@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.access import AccessList, Rate
@@ -85,34 +85,30 @@ def flag(value: str) -> bool:
     raise Invalid(f"must be true or false, got {value!r}")
 
 
-def number(minimum: float) -> Callable[[str], float]:
-    """A number of at least `minimum`."""
+Number = TypeVar("Number", int, float)
 
-    def parse(value: str) -> float:
+
+def _at_least(convert: Callable[[str], Number], kind: str, minimum: Number) -> Callable[[str], Number]:
+    def parse(value: str) -> Number:
         try:
-            parsed = float(value)
+            parsed = convert(value)
         except ValueError:
-            raise Invalid(f"must be a number, got {value!r}") from None
+            raise Invalid(f"must be {kind}, got {value!r}") from None
         if parsed < minimum:
             raise Invalid(f"must be at least {minimum:g}, got {value!r}")
         return parsed
 
     return parse
+
+
+def number(minimum: float) -> Callable[[str], float]:
+    """A number of at least `minimum`."""
+    return _at_least(float, "a number", minimum)
 
 
 def whole(minimum: int) -> Callable[[str], int]:
     """A whole number of at least `minimum`."""
-
-    def parse(value: str) -> int:
-        try:
-            parsed = int(value)
-        except ValueError:
-            raise Invalid(f"must be a whole number, got {value!r}") from None
-        if parsed < minimum:
-            raise Invalid(f"must be at least {minimum:g}, got {value!r}")
-        return parsed
-
-    return parse
+    return _at_least(int, "a whole number", minimum)
 
 
 def hours_or_never(value: str) -> float | None:
