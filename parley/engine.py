@@ -267,13 +267,13 @@ class ConversationEngine:
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
         speak = not text_only or wav is None
         # The reply is the critical path, so its request goes out first; the transcription rides alongside.
-        # With tools the rounds are asked whole: a round's answer may be calls rather than speech.
-        streamed = speak and not text_only and self.stream_replies and self.tools is None
+        # With tools, each round is streamed too; a round that ends in calls has its audio dropped.
+        streamed = speak and not text_only and self.stream_replies
         seconds = wav.duration if wav is not None else 0.0
         answer = asyncio.create_task(
             self._streamed(context.messages, voice, model, clock)
-            if streamed
-            else self._whole(request, context.messages, voice, model, speak, seconds, release)
+            if streamed and self.tools is None
+            else self._whole(request, context.messages, voice, model, speak, seconds, release, clock, streamed)
         )
         transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
         try:
@@ -340,11 +340,31 @@ class ConversationEngine:
         speak: bool,
         audio_seconds: float,
         release: Callable[[], Awaitable[None]],
+        clock: _Stopwatch,
+        streamed: bool,
     ) -> tuple[ModelReply, bytes | None, ToolTurn | None]:
         """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn); with tools,
-        after the rounds of calls the model makes first, each held against the budgets and ledgered."""
+        after the rounds of calls the model makes first, each held against the budgets and ledgered — each
+        round streamed when `streamed`, the answering round's voice note encoded as its audio arrives."""
         if self.tools is None or self.tool_scope is None:
             return await self.model.reply(messages, voice=voice, model=model, speak=speak), None, None
+        voice_note: bytes | None = None
+
+        async def streamed_round(
+            messages: list[dict[str, Any]],
+            *,
+            voice: str,
+            model: str | None = None,
+            speak: bool = True,
+            tools: list[dict[str, Any]] | None = None,
+            tool_choice: str | None = None,
+        ) -> ModelReply:
+            nonlocal voice_note
+            reply, voice_note, _ = await self._streamed(
+                messages, voice, model or self.model.model, clock, tools=tools, tool_choice=tool_choice
+            )
+            return reply
+
         tool_context = await self.tool_scope.context(
             chat_id=request.chat_id, user_id=request.user_id, thread_id=request.thread_id
         )
@@ -356,16 +376,25 @@ class ConversationEngine:
             turn = await converse(
                 self.model, messages, toolbox=self.tools, context=tool_context, meter=meter,
                 max_rounds=self.tool_rounds, voice=voice, model_name=model, speak=speak,
+                ask=streamed_round if streamed else None,
             )  # fmt: skip
         finally:
             await meter.release()
-        return turn.reply, None, turn
+        return turn.reply, voice_note, turn
 
     async def _streamed(
-        self, messages: list[dict[str, Any]], voice: str, model: str, clock: _Stopwatch
+        self,
+        messages: list[dict[str, Any]],
+        voice: str,
+        model: str,
+        clock: _Stopwatch,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
     ) -> tuple[ModelReply, bytes | None, None]:
         """The reply streamed, its voice note encoded on a codec worker as the audio arrives, so the note is
-        ready when the model's last chunk is. If the encoder fails, the words still come (as text)."""
+        ready when the model's last chunk is. If the encoder fails, the words still come (as text). A reply
+        that is calls to tools has no voice note: what it may have said is not the answer."""
         encoder: VoiceStream | None = None
         try:
             encoder = await self.audio.open_voice_stream(rate=PCM16_RATE)
@@ -382,11 +411,16 @@ class ConversationEngine:
                     encoder = None
 
         try:
-            reply = await self.model.reply_stream(messages, voice=voice, model=model, on_audio=on_audio)
+            reply = await self.model.reply_stream(
+                messages, voice=voice, model=model, on_audio=on_audio, tools=tools, tool_choice=tool_choice
+            )
         except BaseException:
             if encoder is not None:
                 await encoder.abort()
             raise
+        if reply.tool_calls and encoder is not None:
+            await encoder.abort()
+            encoder = None
         voice_ogg: bytes | None = None
         if encoder is not None:
             started = time.perf_counter()

@@ -147,3 +147,26 @@ async def test_in_a_group_the_model_can_only_schedule_for_whoever_spoke(
         refused = [m for m in openai_api.chat_requests()[1].json["messages"] if m["role"] == "tool"]
         assert "unexpected for" in refused[0]["content"]
         assert ann  # Ann is in the group, and got nothing scheduled in her name
+
+
+async def test_a_reply_after_tool_calls_is_streamed_like_any_other(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Every round is asked streamed (PARLEY_STREAM_REPLIES, on by default); the answering round's audio
+    becomes the voice note as it arrives. With streaming off, every round is asked whole."""
+    for stream in ("true", "false"):
+        settings = env(telegram, openai_api, tmp_path / stream)
+        settings["PARLEY_STREAM_REPLIES"] = stream
+        async with running_bot(settings):
+            ann = telegram.user(ANN, "Ann")
+            asked = len(openai_api.chat_requests())
+            openai_api.queue_tool_calls(("current_time", {}))
+            openai_api.queue_replies("It is a little past noon where you are.")
+            note = telegram.push_text(ANN, ann, "what time is it?")
+            await telegram.wait_for(lambda n=note: any(m.reply_to_message_id == n for m in telegram.sent_to(ANN)))
+            [reply] = [m for m in telegram.sent_to(ANN) if m.reply_to_message_id == note]
+        rounds = [r.json for r in openai_api.chat_requests()[asked:]]
+        assert len(rounds) == 2 and [bool(r.get("stream")) for r in rounds] == [stream == "true"] * 2, stream
+        assert [r.get("tools") is not None for r in rounds] == [True, True]
+        assert reply.kind == "voice" and reply.caption == "It is a little past noon where you are."
+        assert reply.data and reply.duration and reply.duration >= 1

@@ -85,6 +85,21 @@ class SpendMeter:
             await self.spend.release(held)
 
 
+class Ask(Protocol):
+    """One round's model call (ModelClient.reply's signature): whole by default, or streamed by the engine."""
+
+    async def __call__(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        voice: str,
+        model: str | None = None,
+        speak: bool = True,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | None = None,
+    ) -> ModelReply: ...
+
+
 class ToolScope(Protocol):
     """Makes the ToolContext of a turn: the caller's own data, nothing wider (parley.actions.scope)."""
 
@@ -147,10 +162,13 @@ async def converse(
     voice: str,
     model_name: str | None = None,
     speak: bool = True,
+    ask: Ask | None = None,
 ) -> ToolTurn:
     """Ask, run what the model calls, hand the results back; at most `max_rounds` rounds of tools.
 
-    `messages` grows with the calls and results (the caller may clear it afterwards to free the audio)."""
+    `messages` grows with the calls and results (the caller may clear it afterwards to free the audio).
+    `ask` makes each round's call (`model.reply` when None)."""
+    ask = ask or model.reply
     offered = toolbox.offer(context)
     if offered:
         messages[:] = with_rules(messages)
@@ -159,7 +177,7 @@ async def converse(
         last = round_number == max_rounds
         if round_number:
             await meter.before(round_number, messages)
-        reply = await model.reply(
+        reply = await ask(
             messages,
             voice=voice,
             model=model_name,
