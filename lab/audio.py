@@ -17,21 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import cache
 
-__all__ = [
-    "AudioDecodeError",
-    "InvalidOgg",
-    "InvalidWav",
-    "WavInfo",
-    "decode_duration",
-    "ffmpeg_exe",
-    "make_mp3",
-    "make_speech_ogg",
-    "make_voice_ogg",
-    "make_wav",
-    "ogg_opus_duration",
-    "parse_wav",
-    "sniff_audio_format",
-]
+from parley.audio.ffmpeg_cli import find_ffmpeg
 
 _TIMEOUT = 60.0
 _PCM = 1
@@ -63,15 +49,8 @@ class WavInfo:
     duration: float
 
 
-@cache
-def ffmpeg_exe() -> str:
-    """Path of an ffmpeg binary: the system one if any, else the one bundled with imageio-ffmpeg."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+ffmpeg_exe = cache(find_ffmpeg)
+"""The ffmpeg binary the lab makes and measures test audio with: the one Parley itself runs (found once)."""
 
 
 def _ffmpeg(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -121,6 +121,19 @@ class LabServer:
     def stopping(self) -> bool:
         return self.signal.stopping
 
+    def describe(self) -> str:
+        """What happened so far, for a failed wait (each stand-in lists its recent traffic)."""
+        return type(self).__name__
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 15.0,  # noqa: ASYNC109 - a plain test deadline
+        what: str = "condition",
+    ) -> None:
+        """Wait until predicate() holds; fail with the recent traffic (`describe`) if it never does."""
+        await self._poll_until(predicate, timeout, self.describe, what)
+
     async def _poll_until(
         self, predicate: Callable[[], bool], limit: float, describe: Callable[[], str], what: str
     ) -> None:

@@ -83,14 +83,6 @@ class FakeOpenAI(OpenAIServer):
     def azure_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith("/openai/deployments/")]
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 15.0,  # noqa: ASYNC109 - a plain test deadline
-        what: str = "condition",
-    ) -> None:
-        await self._poll_until(predicate, timeout, self.describe, what)
-
     async def wait_requests(
         self,
         count: int = 1,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from typing import Any
 
 from ..audio import InvalidOgg, ogg_opus_duration
@@ -332,15 +331,6 @@ class FakeTelegram(TelegramServer):
         return await webhook.deliver(self.state, address)
 
     # -- waiting ------------------------------------------------------------------------------------------
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 15.0,  # noqa: ASYNC109 - a plain test deadline
-        what: str = "condition",
-    ) -> None:
-        """Wait until predicate() holds; fail with the recent API traffic if it never does."""
-        await self._poll_until(predicate, timeout, self.describe, what)
-
     async def wait_sent(
         self,
         chat_id: int,

@@ -85,19 +85,8 @@ class SpendMeter:
             await self.spend.release(held)
 
 
-class Ask(Protocol):
-    """One round's model call (ModelClient.reply's signature): whole by default, or streamed by the engine."""
-
-    async def __call__(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        voice: str,
-        model: str | None = None,
-        speak: bool = True,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | None = None,
-    ) -> ModelReply: ...
+Ask = Callable[..., Awaitable[ModelReply]]
+"""One round's model call, taking ModelClient.reply's arguments: whole by default, or streamed by the engine."""
 
 
 class ToolScope(Protocol):
