@@ -204,7 +204,7 @@ class Dispatcher:
                 log.error("chat=%s job=%s %s gave up after %d attempts", row.chat_id, row.id, row.kind, row.attempts)
                 await self._finish(row.id, ok=False, error=f"gave up after {row.attempts} attempts")
                 with using(await self.edge.languages.of_chat(row.chat_id)):
-                    await tell(self.edge.bot, row.chat_id, texts.GAVE_UP, reply_to=row.message_id)
+                    await self._run_of(row).say(texts.GAVE_UP, reply_to=row.message_id)
         finally:
             if self.storage.shared:
                 await self._next_of(row)
@@ -212,11 +212,12 @@ class Dispatcher:
     async def _work(self, row: JobRow) -> None:
         route = self.routes.get(row.kind)
         job_id = row.id
+        run = self._run_of(row)
         started, outcome, ok = time.perf_counter(), "failed", False
         try:
             async with self._holding(job_id):
                 with using(await self.edge.languages.of_chat(row.chat_id)):  # each job speaks its chat's language
-                    ok = await route(row, self._run_of(row)) if route is not None else False
+                    ok = await route(row, run) if route is not None else False
             outcome = "ok" if ok else outcome
         except LeaseLost:
             outcome = "lease lost"
@@ -228,7 +229,7 @@ class Dispatcher:
             # and whoever sent it is told, not left waiting for an answer that will never come.
             await self._finish(job_id, ok=False, error=outcome)
             if route is not None and not route.background:
-                await tell(self.edge.bot, row.chat_id, texts.FAILED_UNEXPECTEDLY, reply_to=row.message_id)
+                await run.say(texts.FAILED_UNEXPECTEDLY, reply_to=row.message_id)
             raise
         finally:
             if route is None or not route.logs_itself or outcome == "lease lost":
