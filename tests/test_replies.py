@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bot import texts
 from bot.replies import NotSent
 from lab import FakeOpenAI, FakeTelegram, SentMessage
@@ -67,3 +69,23 @@ async def test_a_paid_reply_telegram_refuses_gets_try_again(
 async def test_spoken_text_telegram_refuses_gets_try_again(parley, telegram: FakeTelegram) -> None:
     command, spoken = await refused_once(telegram, telegram.user(ANN, "Ann"), "sendVoice", "/speak good morning")
     assert spoken.kind == "voice" and spoken.reply_to_message_id == command
+
+
+@pytest.mark.sees_all_group_messages
+async def test_a_search_page_telegram_refuses_gets_try_again(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    group = -1001987654321
+    async with running_bot(lab_env(telegram, openai_api, tmp_path / "parley.db", PARLEY_ALLOWED=f"{group},{ANN}")):
+        ann = telegram.user(ANN, "Ann")
+        telegram.push_text(group, ann, "the café reopens on Monday", chat_type="supergroup")
+        await telegram.wait_consumed()
+        telegram.fail_next("sendMessage")
+        command = telegram.push_text(group, ann, "/find cafe", chat_type="supergroup")
+        [notice] = await telegram.wait_sent(group)
+        assert notice.text == NotSent.user_message and notice.reply_to_message_id == command
+        [[button]] = notice.reply_markup["inline_keyboard"]
+        telegram.push_callback(group, ann, notice.message_id, button["callback_data"])
+        page = (await telegram.wait_sent(group, count=2))[1]
+    assert page.parse_mode == "HTML" and "the café reopens on Monday" in page.text
+    assert page.reply_to_message_id == command
