@@ -14,15 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from bench import scenarios
 from bench.process import BotProcess
@@ -30,6 +26,7 @@ from bench.scenarios import REPLY, Lab
 from bench.seed import FIRST_USER, seed
 from lab import FakeOpenAI, FakeTelegram
 from lab.harness import lab_env
+from storage.postgres import create_schema, drop_schema, server_version, transaction_count
 from storage.transfer import copy_sqlite_to_postgres
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -43,44 +40,11 @@ def server_url(given: str | None) -> str:
 @contextlib.asynccontextmanager
 async def fresh_schema(admin_url: str) -> AsyncIterator[str]:
     """A new schema on the server for one run; yields a URL whose connections use it; dropped afterwards."""
-    name = f"bench_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(admin_url)
+    name, url = await create_schema(admin_url, "bench")
     try:
-        await connection.execute(f'CREATE SCHEMA "{name}"')
+        yield url
     finally:
-        await connection.close()
-    parts = urlsplit(admin_url)
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, parts.path, f"search_path={name}", ""))
-    finally:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(f'DROP SCHEMA "{name}" CASCADE')
-        finally:
-            await connection.close()
-
-
-async def transactions(url: str) -> int:
-    """Transactions the server has committed or rolled back in this database so far (its statistics, which
-    the server publishes within a second or so): every statement outside a transaction counts as one."""
-    connection = await asyncpg.connect(url)
-    try:
-        await asyncio.sleep(1.5)  # let every backend publish its counts
-        await connection.execute("SELECT pg_stat_clear_snapshot()")
-        value = await connection.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
-        )
-        return int(value)
-    finally:
-        await connection.close()
-
-
-async def server_version(admin_url: str) -> str:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        return str(await connection.fetchval("SHOW server_version")).split()[0]
-    finally:
-        await connection.close()
+        await drop_schema(admin_url, name)
 
 
 def _free_port() -> int:
@@ -240,12 +204,12 @@ async def run(plan: dict[str, Any], workdir: Path, admin_url: str, speech: bytes
             run["makespan"] = []
             for users in plan["makespan"]:
                 say(f"bench: PostgreSQL, {processes} process(es): makespan, {users} users at once")
-                before = await transactions(url)
+                before = await transaction_count(url)
                 burst = await scenarios.makespan(
                     lab, users, first_chat=10_000 * users, model_latency=plan["model_seconds"]
                 )
                 # Other clients of the same database (none in a bench of its own) would add to this.
-                burst["transactions_per_turn"] = round((await transactions(url) - before) / users, 1)
+                burst["transactions_per_turn"] = round((await transaction_count(url) - before) / users, 1)
                 run["makespan"].append(burst)
         async with fresh_schema(admin_url) as url:
             say(f"bench: PostgreSQL, {processes} process(es): copying {seeded['turns']:,} turns in")

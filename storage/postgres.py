@@ -7,6 +7,7 @@ writes are single statements or short transactions that stay correct when they r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import zlib
@@ -146,5 +147,29 @@ async def drop_schema(admin_url: str, name: str) -> None:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP SCHEMA "{name}" CASCADE')
+    finally:
+        await connection.close()
+
+
+async def transaction_count(url: str) -> int:
+    """Transactions the server has committed or rolled back in this database so far (its statistics, which
+    the server publishes within a second or so): every statement outside a transaction counts as one."""
+    connection = await asyncpg.connect(url)
+    try:
+        await asyncio.sleep(1.5)  # let every backend publish its counts
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        value = await connection.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return int(value)
+    finally:
+        await connection.close()
+
+
+async def server_version(url: str) -> str:
+    """The server's version number ("16.4")."""
+    connection = await asyncpg.connect(url)
+    try:
+        return str(await connection.fetchval("SHOW server_version")).split()[0]
     finally:
         await connection.close()
