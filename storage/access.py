@@ -96,6 +96,12 @@ class AccessStore:
                 )
             )
 
+    async def unnote_admins_told(self, user_id: int) -> None:
+        """The admins could not be told after all (none of them has started the bot yet): the person's next
+        refused message tries again rather than counting as told for the day."""
+        async with self._db.transaction() as tx:
+            await tx.execute("UPDATE refusals SET admins_told_at = NULL WHERE user_id = ?", (user_id,))
+
     async def recent_refusals(self, limit: int = 10) -> list[Refusal]:
         """The people refused most recently: who, how often, when last (nothing of what they sent)."""
         rows = await self._db.fetch_all(

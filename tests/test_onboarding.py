@@ -315,6 +315,30 @@ async def test_admins_hear_of_a_stranger_once_a_day_and_let_them_in_with_a_tap(
         assert (await telegram.wait_sent(444, count=2))[-1].text == texts.YOU_ARE_ALLOWED
 
 
+async def test_a_stranger_the_admins_could_not_hear_of_is_reported_once_an_admin_can_be_reached(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    admin = telegram.user(ADMIN, "Admin")
+    mia = telegram.user(STRANGER, "Mia")
+    env = env_for(telegram, openai_api, tmp_path, PARLEY_ADMINS=str(ADMIN))
+    async with running_bot(env):
+        telegram.push_text(ADMIN, admin, "/start")
+        await telegram.wait_sent(ADMIN)
+        await telegram.wait_consumed()
+        reached = len(telegram.sent_to(ADMIN))
+        telegram.block(ADMIN)  # Telegram refuses every message to the one admin (403)
+        telegram.push_text(STRANGER, mia, "hello?")
+        await telegram.wait_sent(STRANGER)
+        await telegram.wait_consumed()
+        refused = lambda: [c for c in telegram.calls_of("sendMessage")  # noqa: E731
+                           if str(c.params.get("chat_id")) == str(ADMIN) and c.finished and not c.ok]  # fmt: skip
+        await telegram.wait_for(lambda: bool(refused()), what="the notice refused")
+        telegram.block(ADMIN, False)
+        telegram.push_text(STRANGER, mia, "anyone?")  # not counted as told: this one reaches the admin
+        notice = (await telegram.wait_sent(ADMIN, count=reached + 1))[-1]
+    assert notice.text == texts.stranger_wrote("Mia", STRANGER)
+
+
 async def test_refusal_notices_are_kept_on_both_engines(database_target: Path | str) -> None:
     storage = await Storage.open(database_target)
     try:

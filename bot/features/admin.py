@@ -190,10 +190,14 @@ async def tell_admins(edge: Edge, user: User) -> None:
     name = user.full_name + (f" (@{user.username})" if user.username else "")
     language = normalise(user.language_code) or ""
     log.info("admins told of refused user=%s", user.id)
+    delivered = False
     for admin_id in sorted(access.admins):
         with using(await edge.languages.of_chat(admin_id)):
             keyboard = stranger_keyboard(user.id, language)
-            await tell(edge.bot, admin_id, texts.stranger_wrote(name, user.id), keyboard=keyboard)
+            delivered |= await tell(edge.bot, admin_id, texts.stranger_wrote(name, user.id), keyboard=keyboard)
+    if not delivered:
+        log.info("no admin could be told of refused user=%s: their next message tries again", user.id)
+        await edge.services.storage.access.unnote_admins_told(user.id)
 
 
 async def stranger_tapped(tap: StrangerChoice, press: Press, run: Run) -> str | None:
