@@ -35,8 +35,10 @@ class SqliteDatabase(Database):
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
+            # The wait for a busy file first: switching a new file to WAL takes it exclusively, and processes
+            # starting at once would otherwise fail at once with "database is locked".
             await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA secure_delete=ON")  # deleted content is overwritten, not left in free pages
