@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import cluster, scenarios
 from bench.process import BotProcess
-from bench.report import machine, table, write_json
+from bench.report import machine, system_ffmpeg, table, write_json
 from bench.scenarios import REPLY, Lab, spoken_reply
 from bench.seed import FIRST_USER, seed
 from lab import FakeOpenAI, FakeTelegram, parse_wav
@@ -173,6 +173,18 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         say(f"bench: makespan, {users} users at once with PARLEY_WORKERS={other}")
         burst = await scenarios.makespan(lab, users, first_chat=900_000, model_latency=plan["model_seconds"])
         results["makespan_other"] = {**burst, "workers": other, "peak_mb": round(lab.bot.peak_rss / 2**20, 1)}
+
+    # A host's own ffmpeg in place of the wheel's (as after `apt install ffmpeg`): what a voice turn costs then.
+    system = system_ffmpeg()
+    if system is not None:
+        path, version = system
+        env = {"IMAGEIO_FFMPEG_EXE": path}
+        async with lab_with_bot(workdir, workdir / "system-ffmpeg.db", "bot-system-ffmpeg", speech, **env) as (lab, _):
+            seconds, turns = plan["overhead"][1]
+            say(f"bench: with {path} ({version}): overhead, {turns} turns with {seconds:g} s notes; burst of {users}")
+            over = await scenarios.overhead(lab, seconds, turns, chat_id=300)
+            burst = await scenarios.makespan(lab, users, first_chat=950_000, model_latency=plan["model_seconds"])
+            results["system_ffmpeg"] = {"path": path, "version": version, "overhead": over, "burst": burst}
     results["load_average_end"] = round(os.getloadavg()[0], 2)
     return results
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,26 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    ffmpeg = find_ffmpeg()
-    version = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True).stdout.split()
     return {
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
         "system": f"{platform.system()} {platform.release()}",
-        "ffmpeg": version[2] if len(version) > 2 else "?",
+        "ffmpeg": _version(find_ffmpeg()),
     }
+
+
+def system_ffmpeg() -> tuple[str, str] | None:
+    """An ffmpeg on PATH other than the wheel's (a distribution's, say), with its version; None without one."""
+    found = shutil.which("ffmpeg")
+    if found is None or Path(found).resolve() == Path(find_ffmpeg()).resolve():
+        return None
+    return found, _version(found)
+
+
+def _version(ffmpeg: str) -> str:
+    words = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True).stdout.split()
+    return words[2] if len(words) > 2 else "?"
 
 
 def _mark(value: float, target: float) -> str:
@@ -86,6 +98,16 @@ def table(results: dict[str, Any]) -> str:
         f"{totals[0]:.0f}–{totals[-1]:.0f} ms over the run's {len(bursts)} bursts; ffmpeg children "
         f"{ffmpeg_ms:.0f} ms | ≤ {limit:g} ms {_mark(cpu['total'], limit)} |"
     )
+    if "system_ffmpeg" in results:
+        f = results["system_ffmpeg"]
+        o, b = f["overhead"], f["burst"]
+        rows.append(
+            f"| with {f['path']} ({f['version']}) in place of the wheel's ffmpeg | overhead, {o['note_seconds']:g} s "
+            f"note: median {o['overhead_ms']['median']:.0f} ms; burst of {b['users']}: {b['seconds']:.2f} s "
+            f"({b['floor_ratio']:.2f}× its floor), CPU per turn {b['cpu_ms_per_turn']['total']:.0f} ms (ffmpeg "
+            f"children {b['cpu_ms_per_turn']['ffmpeg_children']:.0f} ms), process tree "
+            f"{b['peak_tree_mb']['pss']:.0f} MB | |"
+        )
     t = results["prompt_tokens"]
     rows.append(
         f"| prompt tokens per turn over {t['turns']} turns | first {t['first']}, median {t['median']:.0f}, "
