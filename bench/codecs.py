@@ -72,7 +72,7 @@ async def ffmpeg_pipe(ffmpeg: str, args: list[str], stdin: bytes) -> bytes:
 DECODE_ARGS = ["-i", "pipe:0", "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "16000", "-vn"]
 DECODE_ARGS += ["-af", "aresample=16000,asetnsamples=n=4000:p=0", "pipe:1"]
 ENCODE_ARGS = ["-f", "wav", "-i", "pipe:0", "-f", "ogg", "-acodec", "libopus", "-ac", "1", "-b:a", "32k"]
-ENCODE_ARGS += ["-vbr", "constrained", "-compression_level", "4", "-frame_duration", "60", "pipe:1"]
+ENCODE_ARGS += ["-vbr", "constrained", "-compression_level", "1", "-frame_duration", "60", "pipe:1"]
 
 
 async def run(ffmpeg: str, runs: int) -> dict[str, Any]:

@@ -33,9 +33,12 @@ VOICE_BITRATE = 32_000
 """Mono Opus at 32 kbit/s, constrained VBR (plain VBR overshoots on tonal sound): minutes of reply stay
 under the 1 MB above which Telegram draws no waveform."""
 
-VOICE_COMPLEXITY = 4
-"""libopus' "audio" mode at complexity 4, not "voip" at the default 10: several times faster for a small
-loss of fidelity that speech does not show. Complexity 7 and up add the tonality analysis, which is slow."""
+VOICE_COMPLEXITY = 1
+"""libopus' "audio" mode at complexity 1, not "voip" at the default 10: several times faster for a small
+loss of fidelity that speech does not show. Complexities 1 to 4 differ by a tenth of a decibel of
+log-spectral distance on speech, and 1 costs the least of them; 0 skips more of the analysis and is
+clearly worse. "voip" (SILK for speech) costs several times as much; 7 and up add the slow tonality
+analysis. (The README's audio section has the figures.)"""
 
 VOICE_FRAME_MS = 60
 """Opus frames of 60 ms instead of 20: fewer frames to pack, hardly measurable in quality."""
@@ -150,88 +153,71 @@ def decode(data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes]
         if emit is None:
             seconds = sum(frame.samples / frame.sample_rate for frame in _frames(container, stream, max_seconds))
             return Decoded(seconds)
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        pending = bytearray()
-        produced = 0
-
-        def take(frames: list[av.AudioFrame]) -> None:
-            nonlocal produced
-            for out in frames:
-                pending.extend(memoryview(out.planes[0])[: out.samples * 2])
-                produced += out.samples
-            if len(pending) >= CHUNK_BYTES:
-                emit(bytes(pending))
-                pending.clear()
-
-        batch = _Batch()
-
-        def resample(frame: av.AudioFrame | None) -> None:
-            if frame is not None:  # (None would flush the resampler for good)
-                take(resampler.resample(frame))
-
+        output = _Output(rate, emit)
         try:
-            for frame in _frames(container, stream, max_seconds):
-                if not _known_layout(frame):
-                    resample(batch.flush())
-                    resample(_mono(frame))
-                elif not batch.add(frame):
-                    resample(batch.flush())
-                    if not batch.add(frame):  # a frame of its own kind (an odd plane size): as it is
-                        resample(frame)
-            resample(batch.flush())
-            take(resampler.resample(None))
+            _resample(_frames(container, stream, max_seconds), output)
         except (av.error.FFmpegError, ValueError) as exc:
             raise CodecError("unreadable", f"cannot resample: {exc}") from None
-        if pending:
-            emit(bytes(pending))
-        return Decoded(produced / rate)
+        output.close()
+        return Decoded(output.samples / rate)
     finally:
         container.close()
 
 
-BATCH_SAMPLES = 48_000
-"""Decoded frames are resampled about a second at a time, not one by one: a voice note's Opus frames are
-20 ms each, and a call into the resampler per frame costs more than decoding the frame."""
+class _Output:
+    """Resampled frames gathered into CHUNK_BYTES pieces for `emit`."""
 
-
-class _Batch:
-    """Consecutive decoded frames of one format, gathered into one frame for the resampler."""
-
-    def __init__(self) -> None:
-        self.kind: tuple[str, str, int] | None = None
-        self.planes: list[bytearray] = []
+    def __init__(self, rate: int, emit: Callable[[bytes], None]) -> None:
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self.emit = emit
+        self.pending = bytearray()
         self.samples = 0
 
-    def add(self, frame: av.AudioFrame) -> bool:
-        """Take the frame; False when it does not fit (another format, or the batch is full): flush first."""
-        kind = (frame.format.name, frame.layout.name, frame.sample_rate)
-        if self.samples and (kind != self.kind or self.samples >= BATCH_SAMPLES):
-            return False
-        channels = len(frame.layout.channels)
-        if channels > 2:  # many-channel frames go one by one (PyAV lists a plane too many for some)
-            return False
-        width = frame.format.bytes * (1 if frame.format.is_planar else channels)
-        planes = frame.planes[: channels if frame.format.is_planar else 1]
-        if any(plane.buffer_size < frame.samples * width for plane in planes):
-            return False
-        if not self.samples:
-            self.kind, self.planes = kind, [bytearray() for _ in planes]
-        for buffer, plane in zip(self.planes, planes, strict=True):
-            buffer.extend(memoryview(plane)[: frame.samples * width])
-        self.samples += frame.samples
-        return True
+    def resample(self, frame: av.AudioFrame | None) -> None:
+        for out in self.resampler.resample(frame):
+            self.pending.extend(memoryview(out.planes[0])[: out.samples * 2])
+            self.samples += out.samples
+        if len(self.pending) >= CHUNK_BYTES:
+            self.emit(bytes(self.pending))
+            self.pending.clear()
 
-    def flush(self) -> av.AudioFrame | None:
-        """The gathered frames as one (None when empty); the batch starts again."""
-        if not self.samples or self.kind is None:
-            return None
-        name, layout, rate = self.kind
-        frame = av.AudioFrame(format=name, layout=layout, samples=self.samples)
-        for plane, buffer in zip(frame.planes[: len(self.planes)], self.planes, strict=True):
-            plane.update(bytes(buffer))
-        frame.sample_rate = rate
-        self.planes, self.samples, self.kind = [], 0, None
-        return frame
+    def close(self) -> None:
+        self.resample(None)
+        if self.pending:
+            self.emit(bytes(self.pending))
+            self.pending.clear()
+
+
+BATCH_SAMPLES = 48_000
+"""Decoded frames are gathered in FFmpeg's sample FIFO and resampled about a second at a time (at 48 kHz
+mono), not one by one: a voice note's Opus frames are 20 ms each, and a call into the resampler per frame
+costs more than decoding the frame. The FIFO copies in C; gathering them in Python cost more than the
+resampling itself."""
+
+
+def _resample(frames: Iterator[av.AudioFrame], output: _Output) -> None:
+    """Every frame through one FIFO to the resampler. The format and sample rate may not change midway (the
+    FIFO refuses), nor the channel count (checked here: the FIFO copies as many planes as it was made
+    for). Channels without a known layout are averaged to mono first (see _mono)."""
+    fifo = av.AudioFifo()
+    channels = 0
+    unlabelled = False
+    batch = BATCH_SAMPLES
+    for frame in frames:
+        count = frame.layout.nb_channels
+        if count != channels:
+            if channels:
+                raise CodecError("unreadable", f"{count} channels midway through {channels}")
+            channels, unlabelled = count, not _known_layout(frame)
+            batch = max(1, BATCH_SAMPLES // channels)
+        if unlabelled:
+            frame = _mono(frame)
+        frame.pts = None  # the FIFO checks timestamps for gaps; a gap in a recording is no reason to refuse it
+        fifo.write(frame)
+        if fifo.samples >= batch:
+            output.resample(fifo.read())
+    if fifo.samples:
+        output.resample(fifo.read())
 
 
 class _Pages:
