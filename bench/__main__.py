@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import cluster, scenarios
-from bench.process import BotProcess
+from bench.process import BotProcess, stand_ins
 from bench.report import machine, system_ffmpeg, table, write_json
 from bench.scenarios import REPLY, Lab, spoken_reply
 from bench.seed import FIRST_USER, seed
-from lab import FakeOpenAI, FakeTelegram, parse_wav
+from lab import parse_wav
 from lab.harness import lab_env
 from parley import tokens
 
@@ -58,18 +58,11 @@ async def lab_with_bot(
     workdir: Path, db: Path, name: str, reply_wav: bytes | None = None, **settings: str
 ) -> AsyncIterator[tuple[Lab, float]]:
     """Fresh stand-ins and `parley run` against them; yields the lab and the seconds to first getUpdates."""
-    telegram, openai_api = FakeTelegram(), FakeOpenAI()
-    await telegram.start()
-    await openai_api.start()
-    openai_api.reply_text = lambda body: REPLY
-    if reply_wav is not None:
-        openai_api.reply_audio = lambda text: reply_wav
-    env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60", **settings)
-    bot = BotProcess(env, workdir, name)
-    watcher: asyncio.Task[None] | None = None
-    try:
+    async with stand_ins(REPLY, reply_wav) as (telegram, openai_api, bots):
+        env = lab_env(telegram, openai_api, db, PARLEY_LOG_LEVEL="INFO", PARLEY_MODEL_TIMEOUT_SECONDS="60", **settings)
+        bot = BotProcess(env, workdir, name)
+        bots.append(bot)
         await bot.start()
-        watcher = asyncio.create_task(bot.watch_memory())
         # The first getUpdates is a long poll: its arrival, not its answer 30 s later, marks "running".
         await telegram.wait_for(
             lambda: bool(telegram.calls_of("getUpdates")) or bot.exited, timeout=120, what="the first getUpdates"
@@ -81,19 +74,6 @@ async def lab_with_bot(
         code = await bot.stop()
         if code != 0:
             raise RuntimeError(f"the bot exited with {code} on SIGTERM; see {bot.log_path}")
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-        if bot.proc is not None and bot.proc.returncode is None:
-            bot.proc.kill()
-            await bot.proc.wait()
-        await telegram.stop()
-        await openai_api.stop()
-    for fake in (telegram, openai_api):
-        if fake.internal_errors:
-            raise RuntimeError(f"{type(fake).__name__} crashed:\n" + "\n".join(fake.internal_errors))
 
 
 _T0 = time.monotonic()

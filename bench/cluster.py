@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.process import BotProcess
+from bench.process import BotProcess, LogReader, stand_ins
 from bench.scenarios import REPLY, Lab
 from bench.seed import FIRST_USER, seed
 from lab import FakeOpenAI, FakeTelegram
@@ -53,7 +53,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class BotGroup:
+class BotGroup(LogReader):
     """Several processes read as one bot by the scenarios: their log lines merged in the order the bench
     read them, CPU summed, memory summed (each process's peak: an upper bound of the group's)."""
 
@@ -73,18 +73,9 @@ class BotGroup:
             self._seen[index] = len(lines)
         return self._lines
 
-    def count_in_log(self, needle: str) -> int:
-        return sum(1 for line in self.log_lines() if needle in line)
-
-    async def wait_log(self, needle: str, count: int, timeout: float = 300.0) -> None:  # noqa: ASYNC109
-        deadline = time.monotonic() + timeout
-        while self.count_in_log(needle) < count:
-            for bot in self.bots:
-                if bot.exited:
-                    raise RuntimeError(f"a bot exited with {bot.proc and bot.proc.returncode}; see {bot.log_path}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{count} log lines with {needle!r} did not appear within {timeout:g} s")
-            await asyncio.sleep(0.02)
+    def raise_if_exited(self) -> None:
+        for bot in self.bots:
+            bot.raise_if_exited()
 
     def cpu_seconds(self) -> tuple[float, float]:
         own = below = 0.0
@@ -136,53 +127,37 @@ async def cluster(
 ) -> AsyncIterator[tuple[Lab, BotGroup, float]]:
     """Fresh stand-ins and `processes` × `parley run` in webhook mode on one PostgreSQL schema; yields the lab,
     the group and the seconds until every process had set its webhook."""
-    telegram, openai_api = FakeTelegram(), FakeOpenAI()
-    await telegram.start()
-    await openai_api.start()
-    openai_api.reply_text = lambda body: REPLY
-    if reply_wav is not None:
-        openai_api.reply_audio = lambda text: reply_wav
-    ports = [_free_port() for _ in range(processes)]
-    bots = [
-        BotProcess(_env(telegram, openai_api, workdir, url, port), workdir, f"{name}-{index}")
-        for index, port in enumerate(ports)
-    ]
-    group = BotGroup(bots)
-    watchers: list[asyncio.Task[None]] = []
-    courier: asyncio.Task[None] | None = None
-    try:
-        started = time.monotonic()
-        for bot in bots:
-            await bot.start()
-            watchers.append(asyncio.create_task(bot.watch_memory()))
-        await telegram.wait_for(
-            lambda: len(telegram.calls_of("setWebhook")) >= processes or any(b.exited for b in bots),
-            timeout=180, what="every process's setWebhook",
-        )  # fmt: skip
-        for bot in bots:
-            if bot.exited:
-                raise RuntimeError(f"a bot did not start:\n{bot.log_path.read_text(errors='replace')[-3000:]}")
-        ready = max(c.at for c in telegram.calls_of("setWebhook")) - started
-        courier = asyncio.create_task(_courier(telegram, [f"http://127.0.0.1:{port}" for port in ports]))
-        yield Lab(telegram, openai_api, group), group, ready
-        for bot in bots:
-            code = await bot.stop()
-            if code != 0:
-                raise RuntimeError(f"a bot exited with {code} on SIGTERM; see {bot.log_path}")
-    finally:
-        for task in [*watchers, *([courier] if courier else [])]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for bot in bots:
-            if bot.proc is not None and bot.proc.returncode is None:
-                bot.proc.kill()
-                await bot.proc.wait()
-        await telegram.stop()
-        await openai_api.stop()
-    for fake in (telegram, openai_api):
-        if fake.internal_errors:
-            raise RuntimeError(f"{type(fake).__name__} crashed:\n" + "\n".join(fake.internal_errors))
+    async with stand_ins(REPLY, reply_wav) as (telegram, openai_api, bots):
+        ports = [_free_port() for _ in range(processes)]
+        bots.extend(
+            BotProcess(_env(telegram, openai_api, workdir, url, port), workdir, f"{name}-{index}")
+            for index, port in enumerate(ports)
+        )
+        group = BotGroup(bots)
+        courier: asyncio.Task[None] | None = None
+        try:
+            started = time.monotonic()
+            for bot in bots:
+                await bot.start()
+            await telegram.wait_for(
+                lambda: len(telegram.calls_of("setWebhook")) >= processes or any(b.exited for b in bots),
+                timeout=180, what="every process's setWebhook",
+            )  # fmt: skip
+            for bot in bots:
+                if bot.exited:
+                    raise RuntimeError(f"a bot did not start:\n{bot.log_path.read_text(errors='replace')[-3000:]}")
+            ready = max(c.at for c in telegram.calls_of("setWebhook")) - started
+            courier = asyncio.create_task(_courier(telegram, [f"http://127.0.0.1:{port}" for port in ports]))
+            yield Lab(telegram, openai_api, group), group, ready
+            for bot in bots:
+                code = await bot.stop()
+                if code != 0:
+                    raise RuntimeError(f"a bot exited with {code} on SIGTERM; see {bot.log_path}")
+        finally:
+            if courier is not None:
+                courier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await courier
 
 
 async def run(plan: dict[str, Any], workdir: Path, admin_url: str, speech: bytes | None, say: Any) -> dict[str, Any]:

@@ -7,16 +7,46 @@ process), sampled while the bot works, and the sum of resident sizes beside it."
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from lab import FakeOpenAI, FakeTelegram
 
-class BotProcess:
-    """One run of the bot. The log goes to a file: a pipe nobody reads would fill up and stall the bot."""
+
+class LogReader(abc.ABC):
+    """What the scenarios read of a bot's log, whether the bot is one process or several."""
+
+    @abc.abstractmethod
+    def log_lines(self) -> list[str]:
+        """Every complete line so far."""
+
+    @abc.abstractmethod
+    def raise_if_exited(self) -> None:
+        """Raise if a process of the bot has exited: a log that stopped growing would be waited on for nothing."""
+
+    def count_in_log(self, needle: str) -> int:
+        return sum(1 for line in self.log_lines() if needle in line)
+
+    async def wait_log(self, needle: str, count: int, timeout: float = 300.0) -> None:  # noqa: ASYNC109
+        """Wait until `needle` appears on `count` log lines (stderr is line-buffered, even into a file)."""
+        deadline = time.monotonic() + timeout
+        while self.count_in_log(needle) < count:
+            self.raise_if_exited()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} log lines with {needle!r} did not appear within {timeout:g} s")
+            await asyncio.sleep(0.02)
+
+
+class BotProcess(LogReader):
+    """One run of the bot. The log goes to a file: a pipe nobody reads would fill up and stall the bot.
+    From its start until `close`, its tree's memory is sampled (`peak_tree`)."""
 
     def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
         self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir), **env}
@@ -29,6 +59,7 @@ class BotProcess:
         self._lines: list[str] = []
         self._log_read = 0
         self.peak_tree = (0, 0)
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Spawn `python -m bot run`; `started_at` is the monotonic time just before the spawn."""
@@ -45,6 +76,7 @@ class BotProcess:
                 stdout=log,
                 stderr=log,
             )
+        self._watcher = asyncio.create_task(self.watch_memory())
 
     @property
     def exited(self) -> bool:
@@ -141,18 +173,9 @@ class BotProcess:
         self._lines.extend(fresh[:complete].decode("utf-8", "replace").splitlines())
         return self._lines
 
-    def count_in_log(self, needle: str) -> int:
-        return sum(1 for line in self.log_lines() if needle in line)
-
-    async def wait_log(self, needle: str, count: int, timeout: float = 300.0) -> None:  # noqa: ASYNC109
-        """Wait until `needle` appears on `count` log lines (stderr is line-buffered, even into a file)."""
-        deadline = time.monotonic() + timeout
-        while self.count_in_log(needle) < count:
-            if self.proc is not None and self.proc.returncode is not None:
-                raise RuntimeError(f"the bot exited with {self.proc.returncode}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{count} log lines with {needle!r} did not appear within {timeout:g} s")
-            await asyncio.sleep(0.02)
+    def raise_if_exited(self) -> None:
+        if self.proc is not None and self.proc.returncode is not None:
+            raise RuntimeError(f"the bot exited with {self.proc.returncode}; see {self.log_path}")
 
     async def stop(self) -> int:
         """SIGTERM, as `docker stop` does; the bot finishes its jobs and exits."""
@@ -164,6 +187,44 @@ class BotProcess:
         except TimeoutError:
             self.proc.kill()
             return await self.proc.wait()
+
+    async def close(self) -> None:
+        """Stop sampling memory, and kill the bot if it still runs (a run left by an error)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def stand_ins(
+    reply: str, reply_wav: bytes | None
+) -> AsyncIterator[tuple[FakeTelegram, FakeOpenAI, list[BotProcess]]]:
+    """Fresh stand-ins whose model answers `reply` (spoken as `reply_wav`; a tone without it), and the list
+    the caller adds the bots it runs against them to.
+
+    However it is left, every bot in the list is closed and the stand-ins stop. Left normally, it then raises
+    if a stand-in recorded an internal error: figures measured against a broken lab would mean nothing."""
+    telegram, openai_api = FakeTelegram(), FakeOpenAI()
+    await telegram.start()
+    await openai_api.start()
+    openai_api.reply_text = lambda body: reply
+    if reply_wav is not None:
+        openai_api.reply_audio = lambda text: reply_wav
+    bots: list[BotProcess] = []
+    try:
+        yield telegram, openai_api, bots
+    finally:
+        for bot in bots:
+            await bot.close()
+        await telegram.stop()
+        await openai_api.stop()
+    for fake in (telegram, openai_api):
+        if fake.internal_errors:
+            raise RuntimeError(f"{type(fake).__name__} crashed:\n" + "\n".join(fake.internal_errors))
 
 
 def _cpu(pid: int) -> tuple[float, float]:
