@@ -15,6 +15,7 @@ import pytest
 from lab import FakeOpenAI, FakeTelegram, make_voice_ogg
 from lab.harness import RunningBot, lab_env, running_bot
 from parley.logs import quiet_noisy_loggers
+from storage import Storage
 from tests import postgres
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,3 +124,13 @@ async def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> Pat
     if request.param == "sqlite":
         return tmp_path / "parley.db"
     return await postgres.fresh_schema(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+async def two(database_target: Path | str) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two processes' views of one database, on each engine: a Storage each, with its own connection or pool."""
+    first = await Storage.open(database_target)
+    second = await Storage.open(database_target)
+    yield first, second
+    await first.close()
+    await second.close()

@@ -42,16 +42,6 @@ def citing(openai_api: FakeOpenAI) -> CitingModel:
     return model
 
 
-@pytest.fixture
-async def two(database_target: Path | str) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two processes' storage on one database."""
-    first = await Storage.open(database_target)
-    second = await Storage.open(database_target)
-    yield first, second
-    await first.close()
-    await second.close()
-
-
 def flat_prices() -> PriceTable:
     """1 USD per token of any kind: costs are token counts."""
     kinds = {"text_in": 1e6, "text_out": 1e6, "audio_in": 1e6, "audio_out": 1e6}

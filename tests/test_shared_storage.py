@@ -5,26 +5,13 @@ stands in for a second process (its own connection or pool)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from storage import NewTurn, Storage
 from storage.migrations import MIGRATIONS, migrate
 from storage.postgres import PostgresDatabase, is_postgres_url
 from storage.sqlite import SqliteDatabase
 from storage.updates import KEEP_SECONDS, PRUNE_EVERY
-
-
-@pytest.fixture
-async def two(database_target: Path | str) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two processes' views of one database."""
-    first = await Storage.open(database_target)
-    second = await Storage.open(database_target)
-    yield first, second
-    await first.close()
-    await second.close()
 
 
 async def test_an_update_posted_to_two_processes_at_once_is_taken_in_once(two: tuple[Storage, Storage]) -> None:
