@@ -12,12 +12,13 @@ import contextlib
 import secrets
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
 from storage.connection import POSTGRESQL, Connection, Database, Params, StorageUnavailable, lock_key
+
+if TYPE_CHECKING:
+    import asyncpg  # imported when a PostgreSQL database is opened: a bot on SQLite never loads it
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -82,6 +83,8 @@ class PostgresDatabase(_Statements, Database):
     @classmethod
     async def open(cls, url: str, *, max_connections: int = DEFAULT_POOL_SIZE) -> PostgresDatabase:
         """Connect (a pool of up to `max_connections`); no migrating here."""
+        import asyncpg
+
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_connections, command_timeout=60, timeout=30)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -129,11 +132,17 @@ class PostgresDatabase(_Statements, Database):
         runs. Erasing those is the database operator's retention policy, not something a client can force."""
 
 
+async def _connect(url: str) -> asyncpg.Connection:
+    import asyncpg
+
+    return await asyncpg.connect(url)
+
+
 async def create_schema(admin_url: str, prefix: str) -> tuple[str, str]:
     """A new, empty schema named `prefix_<random>` on the server, and a URL whose connections use it: a
     database of one's own (for a benchmark) without the right to create databases."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(admin_url)
+    connection = await _connect(admin_url)
     try:
         await connection.execute(f'CREATE SCHEMA "{name}"')
     finally:
@@ -144,7 +153,7 @@ async def create_schema(admin_url: str, prefix: str) -> tuple[str, str]:
 
 async def drop_schema(admin_url: str, name: str) -> None:
     """Drop a schema made by `create_schema`, with everything in it."""
-    connection = await asyncpg.connect(admin_url)
+    connection = await _connect(admin_url)
     try:
         await connection.execute(f'DROP SCHEMA "{name}" CASCADE')
     finally:
@@ -154,7 +163,7 @@ async def drop_schema(admin_url: str, name: str) -> None:
 async def transaction_count(url: str) -> int:
     """Transactions the server has committed or rolled back in this database so far (its statistics, which
     the server publishes within a second or so): every statement outside a transaction counts as one."""
-    connection = await asyncpg.connect(url)
+    connection = await _connect(url)
     try:
         await asyncio.sleep(1.5)  # let every backend publish its counts
         await connection.execute("SELECT pg_stat_clear_snapshot()")
@@ -168,7 +177,7 @@ async def transaction_count(url: str) -> int:
 
 async def server_version(url: str) -> str:
     """The server's version number ("16.4")."""
-    connection = await asyncpg.connect(url)
+    connection = await _connect(url)
     try:
         return str(await connection.fetchval("SHOW server_version")).split()[0]
     finally:

@@ -15,13 +15,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from storage.migrations import migrate
 from storage.postgres import PostgresDatabase
 from storage.sqlite import SqliteDatabase
+
+if TYPE_CHECKING:
+    import asyncpg
 
 BATCH = 5000
 """Rows per COPY: bounds the memory a table of any size needs."""

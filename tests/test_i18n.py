@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from babel import Locale
 
 from bot import texts
 from parley.i18n import catalog, formats
 from parley.i18n.catalog import _, ngettext, using
-from parley.i18n.locales import SHIPPED, native_name, normalise, right_to_left, telegram_code
+from parley.i18n.locales import NAMES, SHIPPED, native_name, normalise, right_to_left, telegram_code
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,13 @@ def test_every_language_is_named_in_itself_and_has_a_two_letter_code_for_menus()
     assert {telegram_code(locale) for locale in SHIPPED} >= {"pt", "zh", "en"}
     assert all(len(telegram_code(locale)) == 2 for locale in SHIPPED)
     assert [locale for locale in SHIPPED if right_to_left(locale)] == ["ar"]
+
+
+def test_the_names_and_directions_kept_in_the_code_are_babels() -> None:
+    for locale in SHIPPED:
+        data = Locale.parse(locale)
+        assert NAMES[locale] == (data.get_display_name(locale), data.get_display_name("en"))
+        assert right_to_left(locale) == (data.character_order == "right-to-left")
 
 
 def test_numbers_money_dates_and_durations_follow_the_locale() -> None:

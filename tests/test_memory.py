@@ -1,4 +1,5 @@
-"""The allocator settings give memory back after a burst of megabyte buffers (see parley/memory.py)."""
+"""What the bot keeps resident: the allocator settings give memory back after a burst of megabyte buffers
+(see parley/memory.py), and the bot imports no library it does not use."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ del buffers
 print(before, rss_mb())
 """
 
-pytestmark = pytest.mark.skipif(
+glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator on Linux"
 )
 
@@ -37,8 +38,18 @@ def _burst(mode: str) -> tuple[int, int]:
     return before, after
 
 
+@glibc_only
 def test_tuned_allocator_returns_freed_buffers_that_the_default_keeps() -> None:
     default_before, default_after = _burst("default")
     tuned_before, tuned_after = _burst("tuned")
     assert default_after > default_before - 20  # the problem: glibc's default keeps nearly all of it
     assert tuned_before - tuned_after >= 70  # tuned: the 90 MB of buffers go back to the system
+
+
+def test_the_bot_leaves_ffmpegs_libraries_to_the_workers_and_asyncpg_to_postgresql() -> None:
+    """Each is megabytes the bot would hold for nothing: the codec workers decode and encode, and a bot on
+    SQLite never opens a PostgreSQL connection."""
+    probe = "import sys, bot.cli; print(sorted({'av', 'asyncpg'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import av
 import av.error
 
-DEMUXERS = "ogg,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mp3,aac,flac,wav,w64,aiff,caf,amr,amrnb,amrwb"
-"""The containers phones, browsers and apps send audio in. Nothing else is even probed: playlists (HLS,
-concat) that name other files, image sequences and network protocols stay out of reach."""
+from parley.audio.containers import DEMUXERS
 
 MIN_RATE, MAX_RATE = 8_000, 384_000
 """Sample rates of real recordings: telephone speech to studio masters. A header claiming 1 Hz is a

@@ -4,7 +4,7 @@ with constant memory and hand back a few lines or a small file, so the process s
 binary starts quickly) is small beside the work.
 
 The recording is given to ffmpeg as a private temporary file, not a pipe, so containers whose index sits
-at the end (MP4 as phones and most encoders write it) can be read; only the demuxers in codec.DEMUXERS
+at the end (MP4 as phones and most encoders write it) can be read; only the demuxers in containers.DEMUXERS
 may open it and only the file protocol is allowed, so a playlist naming other files is refused.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import ffmpeg
 
-from parley.audio.codec import DEMUXERS
+from parley.audio.containers import DEMUXERS
 from parley.errors import AudioError, AudioTimeout
 
 SILENCE_START = re.compile(r"silence_start: (-?\d+(?:\.\d+)?)")

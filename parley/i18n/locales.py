@@ -20,6 +20,32 @@ SHIPPED: tuple[str, ...] = (
 )  # fmt: skip
 """Every language with a complete catalogue, in the order /language lists them."""
 
+NAMES: dict[str, tuple[str, str]] = {
+    "en": ("English", "English"),
+    "de": ("Deutsch", "German"),
+    "es": ("español", "Spanish"),
+    "fr": ("français", "French"),
+    "it": ("italiano", "Italian"),
+    "pt_BR": ("português (Brasil)", "Portuguese (Brazil)"),
+    "ru": ("русский", "Russian"),
+    "uk": ("українська", "Ukrainian"),
+    "pl": ("polski", "Polish"),
+    "tr": ("Türkçe", "Turkish"),
+    "ar": ("العربية", "Arabic"),
+    "hi": ("हिन्दी", "Hindi"),
+    "id": ("Indonesia", "Indonesian"),
+    "ja": ("日本語", "Japanese"),
+    "ko": ("한국어", "Korean"),
+    "zh_Hans": ("中文 (简体)", "Chinese (Simplified)"),
+}
+"""Each shipped language named in itself and in English, as Babel's CLDR data names them (a test checks
+that they agree). Asking Babel here would load a language's whole locale data (over a megabyte each) to
+read two words: the menus and the picker name every language, and that data would stay for good."""
+
+RIGHT_TO_LEFT = frozenset({"ar"})
+"""The shipped languages written right to left (CLDR's character order; a test checks it): every text
+made asks, so the answer must not need the language's locale data."""
+
 _BY_KEY = {name.lower(): name for name in SHIPPED}
 _BY_BASE = {name.split("_")[0].lower(): name for name in SHIPPED}
 
@@ -42,7 +68,7 @@ def babel_locale(locale: str) -> Locale:
 
 def own_name(locale: str) -> str:
     """The language named in itself as a sentence says it: Deutsch, español, 日本語, português (Brasil)."""
-    return babel_locale(locale).get_display_name(locale) or locale
+    return NAMES[locale][0] if locale in NAMES else babel_locale(locale).get_display_name(locale) or locale
 
 
 def native_name(locale: str) -> str:
@@ -53,7 +79,7 @@ def native_name(locale: str) -> str:
 
 def english_name(locale: str) -> str:
     """The language's English name, for the model's instructions ("Write in German")."""
-    return babel_locale(locale).get_display_name(SOURCE) or locale
+    return NAMES[locale][1] if locale in NAMES else babel_locale(locale).get_display_name(SOURCE) or locale
 
 
 def telegram_code(locale: str) -> str:
@@ -62,4 +88,4 @@ def telegram_code(locale: str) -> str:
 
 
 def right_to_left(locale: str) -> bool:
-    return babel_locale(locale).character_order == "right-to-left"
+    return locale in RIGHT_TO_LEFT
