@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import uvloop
 from telegram.error import InvalidToken, NetworkError
 
 from bot.application import run_bot
@@ -146,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     withhold_updates(handler)  # what people write never reaches the log
     tune_allocator()  # before any thread starts: the allocator's arenas are fixed then
     try:
-        asyncio.run(_serve(settings))
+        # uvloop: a wake-up of the loop (a socket ready, a result from the database's thread) costs less
+        # CPU than in asyncio's own loop, and a voice turn is mostly wake-ups.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(settings))
     except StartupError as exc:
         print(f"parley: {redact(str(exc), settings.secrets)}", file=sys.stderr)
         return exc.exit_code
