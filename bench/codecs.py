@@ -3,7 +3,8 @@
 Compares the codec workers (PyAV in worker processes, parley/audio) with an ffmpeg subprocess over pipes
 doing the same conversions (the design before the workers), and times the ffmpeg command-line jobs that
 remain (silence scan, MP3 segment). CPU is user + system time of everything that did the work: this
-process, its finished children (getrusage), and the codec workers (from /proc, since they live on).
+process, its finished children (getrusage), and the codec workers (from /proc, since they live on: the
+scheduler's nanosecond count where the kernel keeps it, else clock ticks).
 Median of N runs after a warm-up run; the workers are started beforehand, as they are in the bot.
 """
 
@@ -28,8 +29,14 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    """Seconds of CPU of a live process: from the scheduler's nanosecond count where the kernel keeps it
+    (a conversion costs a few clock ticks, so whole ticks would round each run by up to a tick), else
+    from its user and system ticks."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _rss(pid: int) -> int:
