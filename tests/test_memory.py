@@ -53,3 +53,32 @@ def test_the_bot_leaves_ffmpegs_libraries_to_the_workers_and_asyncpg_to_postgres
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]"]
+
+
+HOLES = """
+import sys
+from parley.memory import release_free_memory, tune_allocator
+def rss_mb():
+    return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) // 1024
+assert tune_allocator()
+buffers, kept = [], []
+for _ in range(3000):  # 90 MB of buffers below the mmap threshold (a streamed reply's pieces), small ones kept between
+    buffers.append(bytearray(30_000))
+    kept.append(bytearray(2_000))
+del buffers
+before = rss_mb()
+if sys.argv[1] == "release":
+    assert release_free_memory()
+print(before, rss_mb())
+"""
+
+
+@glibc_only
+def test_released_memory_goes_back_to_the_system_though_live_objects_sit_between_the_holes() -> None:
+    kept = subprocess.run([sys.executable, "-c", HOLES, "keep"], capture_output=True, text=True, timeout=60)
+    released = subprocess.run([sys.executable, "-c", HOLES, "release"], capture_output=True, text=True, timeout=60)
+    assert kept.returncode == 0 and released.returncode == 0, kept.stderr + released.stderr
+    kept_before, kept_after = map(int, kept.stdout.split())
+    released_before, released_after = map(int, released.stdout.split())
+    assert kept_after > kept_before - 10  # freed, yet resident: the heap cannot shrink past the live objects
+    assert released_before - released_after >= 60

@@ -19,6 +19,8 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
+from parley.memory import release_free_memory
+
 HEADER = struct.Struct(">I")
 MESSAGE = struct.Struct(">cI")
 
@@ -142,6 +144,8 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
             _send(stdout, b"R", json.dumps(result).encode())
         del payload
         stdout.flush()
+        if not _streams:
+            release_free_memory()  # nothing open: what the last replies' encoders used goes back to the system
 
 
 THREAD_STACK = 2 * 1024 * 1024
