@@ -19,6 +19,11 @@ from pathlib import Path
 
 from lab import FakeOpenAI, FakeTelegram
 
+MEMORY_INTERVAL = 0.1
+"""How often the tree's memory is sampled during a run. Reading a process's PSS makes the kernel walk its page
+tables (milliseconds for the bot), on the cores the bot is measured on: sampled more often, the sampler
+would take a visible share of them during a burst."""
+
 
 class LogReader(abc.ABC):
     """What the scenarios read of a bot's log, whether the bot is one process or several."""
@@ -111,20 +116,18 @@ class BotProcess(LogReader):
         return _cpu(self.proc.pid)[1]
 
     def descendants(self) -> list[int]:
+        """The bot's live descendants, read from each process's `children` lists in /proc: a few small reads,
+        where scanning every process of a shared machine costs milliseconds of the CPU the bot is measured on."""
         assert self.proc is not None
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-        found, todo = [], list(children.get(self.proc.pid, []))
+        found, todo = [], [self.proc.pid]
         while todo:
             pid = todo.pop()
-            found.append(pid)
-            todo.extend(children.get(pid, []))
+            try:
+                children = [int(child) for child in _children(pid)]
+            except OSError:
+                continue  # gone meanwhile
+            found.extend(children)
+            todo.extend(children)
         return found
 
     def tree_memory(self) -> tuple[int, int]:
@@ -142,7 +145,7 @@ class BotProcess(LogReader):
                 continue
         return pss, rss
 
-    async def watch_memory(self, interval: float = 0.05) -> None:
+    async def watch_memory(self, interval: float = MEMORY_INTERVAL) -> None:
         """Sample the tree's memory until cancelled; `peak_tree` holds the highest (PSS, RSS) seen."""
         while True:
             if self.proc is not None and self.proc.returncode is None:
@@ -225,6 +228,15 @@ async def stand_ins(
     for fake in (telegram, openai_api):
         if fake.internal_errors:
             raise RuntimeError(f"{type(fake).__name__} crashed:\n" + "\n".join(fake.internal_errors))
+
+
+def _children(pid: int) -> list[str]:
+    """Direct children of `pid`, from every thread's list (a child belongs to the thread that forked it)."""
+    found: list[str] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            found.extend(Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+    return found
 
 
 def _cpu(pid: int) -> tuple[float, float]:
