@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,25 @@ def visible_text(text: str | None) -> str:
 
 def voice_placeholder(seconds: float) -> str:
     return f"[voice message, {max(1, math.ceil(seconds))} s]"
+
+
+@dataclass(slots=True)
+class _Heard:
+    """A voice turn's recording once the model's request is built: its length, and its transcription, not
+    yet started, the only holder of the recording itself."""
+
+    seconds: float
+    transcription: Coroutine[Any, Any, tuple[str, Usage | None]]
+    started: bool = False
+
+    def start(self) -> asyncio.Task[tuple[str, Usage | None]]:
+        self.started = True
+        return asyncio.create_task(self.transcription)
+
+    def drop(self) -> None:
+        """A transcription never started (the turn failed first) is closed, not left to be collected unawaited."""
+        if not self.started:
+            self.transcription.close()
 
 
 class _Stopwatch:
@@ -248,15 +267,21 @@ class ConversationEngine:
         if wav is not None:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
         release = self.spend.once(await self.spend.reserve(request.user_id, estimate))  # BudgetExceeded: no call
+        # From here on only the transcription needs the recording: it alone holds it, so it is freed as soon
+        # as its request is done, not when the turn is (the model's request has its own copy, as base64).
+        heard = _Heard(seconds, self._transcribe(request, wav)) if wav is not None else None
+        del wav
         try:
-            return await self._answer(request, wav, context, clock, release)
+            return await self._answer(request, heard, context, clock, release)
         finally:
+            if heard is not None:
+                heard.drop()
             await release()  # usually released already, as soon as the reply was recorded
 
     async def _answer(
         self,
         request: TurnRequest,
-        wav: WavAudio | None,
+        heard: _Heard | None,
         context: Context,
         clock: _Stopwatch,
         release: Callable[[], Awaitable[None]],
@@ -265,17 +290,17 @@ class ConversationEngine:
         text_only = request.preferences.reply_mode == "text"
         voice, model = request.preferences.voice, request.preferences.model
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
-        speak = not text_only or wav is None
+        speak = not text_only or heard is None
         # The reply is the critical path, so its request goes out first; the transcription rides alongside.
         # With tools, each round is streamed too; a round that ends in calls has its audio dropped.
         streamed = speak and not text_only and self.stream_replies
-        seconds = wav.duration if wav is not None else 0.0
+        seconds = heard.seconds if heard is not None else 0.0
         answer = asyncio.create_task(
             self._streamed(context.messages, voice, model, clock)
             if streamed and self.tools is None
             else self._whole(request, context.messages, voice, model, speak, seconds, release, clock, streamed)
         )
-        transcription = asyncio.create_task(self._transcribe(request, wav)) if wav is not None else None
+        transcription = heard.start() if heard is not None else None
         try:
             reply, voice_ogg, tool_turn = await answer
         except BaseException:
@@ -298,14 +323,15 @@ class ConversationEngine:
             await release()  # the real cost is in the ledger now: holding the estimate too would count it twice
 
             late_transcript: asyncio.Task[tuple[str, Usage | None]] | None = None
-            if wav is None or transcription is None:
+            if heard is None or transcription is None:
                 user_text, user_usage = (request.text or "").strip(), None
             elif transcription.done():
                 user_text, user_usage = transcription.result()
             else:  # not in yet: store a placeholder now and the words once the reply is out
-                user_text, user_usage = voice_placeholder(wav.duration), None
+                user_text, user_usage = voice_placeholder(heard.seconds), None
                 late_transcript = transcription
-            user_turn_id = await self._remember(request, wav, user_text, user_usage, reply, tool_turn)
+            heard_seconds = heard.seconds if heard is not None else None
+            user_turn_id = await self._remember(request, heard_seconds, user_text, user_usage, reply, tool_turn)
             if self.keep_audio and request.audio is not None:
                 await self.storage.privacy.keep_audio(user_turn_id, request.user_id, request.audio)
             if encoding is not None:
@@ -319,7 +345,7 @@ class ConversationEngine:
             voice_seconds=(reply.audio_seconds or 0.0) if voice_ogg else 0.0,
             timings=clock.timings,
             new_conversation=context.new_conversation,
-            transcript=user_text if wav is not None and late_transcript is None else None,
+            transcript=user_text if heard is not None and late_transcript is None else None,
         )
         return Turn(
             result,
@@ -501,7 +527,7 @@ class ConversationEngine:
     async def _remember(
         self,
         request: TurnRequest,
-        wav: WavAudio | None,
+        heard_seconds: float | None,
         user_text: str,
         transcription_usage: Usage | None,
         reply: ModelReply,
@@ -509,7 +535,7 @@ class ConversationEngine:
     ) -> int:
         """Store the user's turn and the reply in one transaction; return the user turn's id."""
         tool_calls = json.dumps(tool_turn.record(), ensure_ascii=False) if tool_turn and tool_turn.outcomes else None
-        kind = "voice" if wav is not None else "text"
+        kind = "voice" if heard_seconds is not None else "text"
         user_turn_id, _ = await self.storage.turns.add(
             [
                 NewTurn(
@@ -519,7 +545,7 @@ class ConversationEngine:
                     kind=kind,
                     text=user_text,
                     message_id=request.message_id,
-                    audio_seconds=wav.duration if wav else None,
+                    audio_seconds=heard_seconds,
                     usage=transcription_usage,
                     thread_id=request.thread_id,
                 ),

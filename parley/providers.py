@@ -14,6 +14,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from parley.config import Settings
 from parley.context import ContextBuilder
+from parley.model_http import http_client
 from parley.prices import PriceTable
 from parley.spend import Limits, Spend
 from storage import Storage
@@ -28,12 +29,14 @@ def openai_client(settings: Settings) -> AsyncOpenAI:
             api_version=settings.model.api_version,
             timeout=settings.model.timeout_seconds,
             max_retries=settings.model.retries,
+            http_client=http_client(),
         )
     return AsyncOpenAI(
         api_key=settings.model.api_key,
         base_url=settings.model.base_url,
         timeout=settings.model.timeout_seconds,
         max_retries=settings.model.retries,
+        http_client=http_client(),
     )
 
 

@@ -98,6 +98,21 @@ async def test_model_errors_are_retried_by_the_sdk_first(
     assert len(openai_api.chat_requests()) == 3
 
 
+async def test_a_voice_turn_retried_sends_the_whole_note_again(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path
+) -> None:
+    """The note's request body is dropped once sent (it is large): a retry must still carry all of it."""
+    env = lab_env(telegram, openai_api, tmp_path / "p.db", PARLEY_MODEL_RETRIES="2")
+    openai_api.fail_next(500, times=1)
+    async with running_bot(env):
+        telegram.push_voice(CHAT, telegram.user(CHAT, "Ann"), make_voice_ogg(4.0))
+        [answer] = await telegram.wait_sent(CHAT, timeout=30)
+    assert answer.kind == "voice"
+    first, second = openai_api.chat_requests()
+    assert first.status == 500 and second.status == 200
+    assert [round(seconds, 1) for seconds in second.audio_input_seconds] == [4.0]
+
+
 async def test_model_that_keeps_failing_after_retries(telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path) -> None:
     env = lab_env(telegram, openai_api, tmp_path / "p.db", PARLEY_MODEL_RETRIES="1")
     openai_api.fail_next(503, times=5)
