@@ -15,6 +15,7 @@ from bot.features.groups import schedule
 from bot.features.privacy import apply_retention, retention_due
 from bot.intake import Intake
 from bot.observe import ObservedRateLimiter, observe
+from bot.order import ChatOrderedUpdates
 from bot.registry import ROUTES, Menus, register
 from bot.webhook import UpdateReceiver
 from parley.memory import release_free_memory
@@ -44,6 +45,7 @@ def build_application(services: Services) -> tuple[Application, Dispatcher, Menu
         .base_file_url(settings.telegram.base_file_url)
         .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=10))
         .connection_pool_size(64)
+        .concurrent_updates(ChatOrderedUpdates())
         .read_timeout(30)
         .write_timeout(60)
         .media_write_timeout(120)

@@ -34,8 +34,13 @@ def update_kind(update: Update) -> str:
     return "other"
 
 
+UNMETERED = "sendChatAction"
+"""The Bot API method sent past the rate limiter."""
+
+
 class ObservedRateLimiter(AIORateLimiter):
-    """AIORateLimiter (which waits out a 429 and tries again) that also counts 429s and notes success."""
+    """AIORateLimiter (which waits out a 429 and tries again) that also counts 429s and notes success; chat
+    actions go past it."""
 
     def __init__(self, metrics: Metrics, *, max_retries: int) -> None:
         super().__init__(max_retries=max_retries)
@@ -61,6 +66,11 @@ class ObservedRateLimiter(AIORateLimiter):
             metrics.telegram_succeeded()
             return result
 
+        if endpoint == UNMETERED:
+            # Not a message: Telegram's 30 messages a second are for answers. Metered, a burst of people
+            # would spend the budget on "recording voice…" and their answers would queue behind it; a
+            # refused chat action is simply not shown (the sender does not retry it).
+            return await observed(*args, **kwargs)
         return await super().process_request(observed, args, kwargs, endpoint, data, rate_limit_args)
 
 
