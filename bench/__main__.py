@@ -37,7 +37,7 @@ FULL = {
     "rss_users": 10_000,
     "rss_turns_per_user": 20,
     "rss_concurrent": 100,
-    "other_workers": 16,
+    "other_workers": 48,
     "tight_context_tokens": 1000,
 }
 SMOKE = {

@@ -1,10 +1,10 @@
 """The way in, once for every update: the access gate, the rate limits, and the job row.
 
 A feature's handler is a plain function from what arrived (`Incoming`) to a typed job, or None when there is
-nothing to do; `Intake.job` turns it into python-telegram-bot's callback. python-telegram-bot processes
-updates one at a time (no concurrent_updates) and each job row is written before the next update is read,
-so jobs enter each chat's queue in the order Telegram sent them. With several processes behind a balancer,
-a chat's jobs run in the order their rows reached the shared table.
+nothing to do; `Intake.job` turns it into python-telegram-bot's callback. python-telegram-bot takes a chat's
+updates one at a time (bot/order.py; different chats side by side) and each job row is written before the
+chat's next update is read, so jobs enter each chat's queue in the order Telegram sent them. With several
+processes behind a balancer, a chat's jobs run in the order their rows reached the shared table.
 
 Someone not allowed costs nothing: no job, no download, no model call, nothing of theirs stored but the fact
 that they were refused (so they are told once an hour at most, not on every message).

@@ -64,8 +64,8 @@ class Reply:
 DEFAULT_AUDIO_MEMORY = 64 * 2**20
 
 AUDIO_COPIES = 3
-"""A recording the model hears is in memory about three times while it does: the WAV, its base64 in the
-request (a third larger) and the SDK's JSON body of it."""
+"""A recording the model hears is in memory about three times while its request is built and sent: the WAV,
+its base64 in the request (a third larger) and the SDK's JSON body of it (dropped once sent)."""
 
 COMPRESSION_GUESS = 16
 """Before decoding, a recording's WAV is guessed at this many times its file (a voice note's Opus is about

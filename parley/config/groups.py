@@ -184,7 +184,7 @@ class Operations:
         "DATABASE_URL", None, p.database_url, "PostgreSQL instead of the SQLite file", secret=True
     )
     db_pool: int = setting("PARLEY_DB_POOL", 10, p.whole(1), "PostgreSQL connections per process")
-    workers: int = setting("PARLEY_WORKERS", 48, p.whole(1), "jobs in progress at once across all chats")
+    workers: int = setting("PARLEY_WORKERS", 128, p.whole(1), "jobs in progress at once across all chats")
     audio_memory_mb: int = setting(
         "PARLEY_AUDIO_MEMORY_MB", 64, p.whole(1), "what the recordings of turns in progress may hold at once"
     )
