@@ -31,6 +31,7 @@ from parley import tokens
 
 FULL = {
     "overhead": [(5.0, 20), (30.0, 20), (120.0, 10)],
+    "overhead_at_once": (30.0, 20),
     "makespan": [1, 10, 100],
     "model_seconds": 2.0,
     "conversation_turns": 100,
@@ -42,6 +43,7 @@ FULL = {
 }
 SMOKE = {
     "overhead": [(5.0, 2), (30.0, 1)],
+    "overhead_at_once": (30.0, 1),
     "makespan": [1, 3],
     "model_seconds": 0.3,
     "conversation_turns": 3,
@@ -95,7 +97,12 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         results["overhead"] = []
         for index, (seconds, turns) in enumerate(plan["overhead"]):
             say(f"bench: overhead, {turns} turns with {seconds:g} s notes")
-            results["overhead"].append(await scenarios.overhead(lab, seconds, turns, chat_id=100 + index))
+            results["overhead"].append(
+                await scenarios.overhead(lab, seconds, turns, chat_id=100 + index, model_latency=plan["model_seconds"])
+            )
+        seconds, turns = plan["overhead_at_once"]
+        say(f"bench: overhead, {turns} turns with {seconds:g} s notes, the whole reply at once")
+        results["overhead_at_once"] = await scenarios.overhead(lab, seconds, turns, chat_id=150, model_latency=0.0)
         results["makespan"] = []
         for users in plan["makespan"]:
             say(f"bench: makespan, {users} users at once")
@@ -162,7 +169,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
         async with lab_with_bot(workdir, workdir / "system-ffmpeg.db", "bot-system-ffmpeg", speech, **env) as (lab, _):
             seconds, turns = plan["overhead"][1]
             say(f"bench: with {path} ({version}): overhead, {turns} turns with {seconds:g} s notes; burst of {users}")
-            over = await scenarios.overhead(lab, seconds, turns, chat_id=300)
+            over = await scenarios.overhead(lab, seconds, turns, chat_id=300, model_latency=plan["model_seconds"])
             burst = await scenarios.makespan(lab, users, first_chat=950_000, model_latency=plan["model_seconds"])
             results["system_ffmpeg"] = {"path": path, "version": version, "overhead": over, "burst": burst}
     results["load_average_end"] = round(os.getloadavg()[0], 2)

@@ -175,7 +175,11 @@ async def run(plan: dict[str, Any], workdir: Path, admin_url: str, speech: bytes
             run["overhead"] = []
             for index, (seconds, turns) in enumerate(plan["overhead"]):
                 say(f"bench: PostgreSQL, {processes} process(es): overhead, {turns} turns with {seconds:g} s notes")
-                run["overhead"].append(await scenarios.overhead(lab, seconds, turns, chat_id=100 + index))
+                run["overhead"].append(
+                    await scenarios.overhead(
+                        lab, seconds, turns, chat_id=100 + index, model_latency=plan["model_seconds"]
+                    )
+                )
             run["makespan"] = []
             for users in plan["makespan"]:
                 say(f"bench: PostgreSQL, {processes} process(es): makespan, {users} users at once")

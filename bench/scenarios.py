@@ -103,15 +103,17 @@ def _finished_voices(telegram: FakeTelegram, chat_ids: set[int]) -> list[Any]:
     return [c for c in telegram.calls_of("sendVoice") if c.finished and c.ok and int(c.params["chat_id"]) in chat_ids]
 
 
-async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int) -> dict[str, Any]:
+async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int, model_latency: float) -> dict[str, Any]:
     """Bot overhead per voice turn: from the note being available to the reply delivered, minus model time.
 
-    One person, notes one after another (each waits for the previous turn to be fully done). The bot's
-    own per-step timings (its log line) show where the rest of the time goes.
+    One person, notes one after another (each waits for the previous turn to be fully done). The model
+    streams its reply over `model_latency` seconds, as the real one takes seconds to speak (its first chunk
+    after a quarter of it); 0 sends the whole reply at once, so nothing of the encoding overlaps the model.
+    The bot's own per-step timings (its log line) show where the rest of the time goes.
     """
     telegram, openai_api = lab.telegram, lab.openai
-    openai_api.latency = 0.0
-    openai_api.transcription_latency = 0.0
+    openai_api.latency = model_latency
+    openai_api.transcription_latency = model_latency / 2
     note = Note.make(seconds)
     user = telegram.user(chat_id, "Bench")
     overheads: list[float] = []
@@ -132,8 +134,10 @@ async def overhead(lab: Lab, seconds: float, turns: int, chat_id: int) -> dict[s
         line = [entry for entry in lab.bot.log_lines() if TURN_LINE in entry][-1]
         for name, ms in _STEP.findall(line):
             steps.setdefault(name, []).append(float(ms))
+    openai_api.latency = openai_api.transcription_latency = 0.0
     return {
         "note_seconds": seconds,
+        "model_seconds": model_latency,
         "overhead_ms": _summary(overheads),
         "bot_steps_median_ms": {name: statistics.median(values) for name, values in steps.items()},
     }
