@@ -306,9 +306,10 @@ async def test_import_refusals_and_reports_are_in_the_readers_language(
     send_export(telegram, ANN, anna, export.write(tmp_path / "result.json").read_bytes(), name="result.json",
                 caption=f"/import {FORUM}")  # fmt: skip
     done = (await telegram.wait_sent(ANN, count=4, timeout=30))[-1]
-    added = len(logged(bot.settings.operations.db_path, FORUM))
+    rows = logged(bot.settings.operations.db_path, FORUM)
+    added = len(rows)
     zone = ZoneInfo(bot.settings.groups.timezone)
-    sent = [int(m["date_unixtime"]) for m in export.messages if "date_unixtime" in m]
+    sent = [row[3] for row in rows.values()]  # the logged messages: an export's service entries are not logged
     first, last = datetime.fromtimestamp(min(sent), zone), datetime.fromtimestamp(max(sent), zone)
     with using("de"):
         days = formats.full_date(first.date()), formats.full_date(last.date())

@@ -35,8 +35,8 @@ the rest bounds what one conversion may allocate (30 minutes of 16 kHz PCM is 58
 PIPE_BYTES = 1 << 20
 """Where the links to a worker are pipes (asyncio's own loop), they are widened from Linux's 64 KB to this
 (the system's usual maximum), so a piece of a reply passes in one write instead of waking both processes
-per 64 KB. uvloop, which `parley run` uses, links them with socket pairs instead, whose ~208 KB buffers
-already hold a four-second piece (192 KB); _widen leaves those as they are."""
+per 64 KB. uvloop, which `parley run` uses, links them with socket pairs instead, whose buffers already hold a
+four-second piece; _widen leaves those as they are."""
 
 
 def _widen(pipe: object) -> None:
