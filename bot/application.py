@@ -17,6 +17,7 @@ from bot.intake import Intake
 from bot.observe import ObservedRateLimiter, observe
 from bot.order import ChatOrderedUpdates
 from bot.registry import ROUTES, Menus, register
+from bot.telegram_http import AiohttpRequest
 from bot.webhook import UpdateReceiver
 from parley.memory import release_free_memory
 from parley.ops_server import serve_ops
@@ -44,11 +45,9 @@ def build_application(services: Services) -> tuple[Application, Dispatcher, Menu
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
         .rate_limiter(ObservedRateLimiter(services.metrics, max_retries=10))
-        .connection_pool_size(64)
+        .request(AiohttpRequest(connection_pool_size=64, read_timeout=30, write_timeout=60, media_write_timeout=120))
+        .get_updates_request(AiohttpRequest())
         .concurrent_updates(ChatOrderedUpdates())
-        .read_timeout(30)
-        .write_timeout(60)
-        .media_write_timeout(120)
         .local_mode(settings.telegram.local_bot_api)
         .build()
     )

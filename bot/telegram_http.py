@@ -1,0 +1,123 @@
+"""python-telegram-bot's requests to the Bot API carried by aiohttp instead of its default httpx client.
+
+A voice turn makes several Bot API calls (the chat action, getFile, the download, sendVoice) and a burst
+makes a hundred turns of them at once. httpx's connection pool checks every pooled connection for each
+request (a readability poll per idle connection, and a scan of all of them per connection), so a pool
+sized for a burst costs most of each small request's CPU; aiohttp's connector hands out an idle connection
+from a queue, and parses responses in C. The Bot API's answers and errors reach python-telegram-bot
+unchanged: this class only moves bytes, and `BaseRequest` turns status codes into its exceptions.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import aiohttp
+import certifi
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+DefaultInput = Any  # python-telegram-bot's DEFAULT_NONE or a number of seconds
+
+
+def _chosen(value: DefaultInput, default: float | None) -> float | None:
+    return default if value is BaseRequest.DEFAULT_NONE else value
+
+
+class AiohttpRequest(BaseRequest):
+    """A `BaseRequest` over one aiohttp session (opened by `initialize`, closed by `shutdown`).
+
+    Timeouts mean what python-telegram-bot's do, with one difference aiohttp imposes: it has no timeout
+    for writing, and its read timeout already runs while a body is written, so an upload (a request with
+    files) is given its read and media-write timeouts together."""
+
+    __slots__ = (
+        "_connect_timeout",
+        "_media_write_timeout",
+        "_pool_size",
+        "_pool_timeout",
+        "_read_timeout",
+        "_session",
+        "_write_timeout",
+    )
+
+    def __init__(
+        self,
+        connection_pool_size: int = 1,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+    ) -> None:
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            # The same certificate authorities as httpx (certifi's), and like httpx, HTTPS_PROXY is honoured.
+            context = ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ssl=context)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
+            )
+
+    async def shutdown(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: DefaultInput = BaseRequest.DEFAULT_NONE,
+        write_timeout: DefaultInput = BaseRequest.DEFAULT_NONE,
+        connect_timeout: DefaultInput = BaseRequest.DEFAULT_NONE,
+        pool_timeout: DefaultInput = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data is not None else None
+        read = _chosen(read_timeout, self._read_timeout)
+        if files:
+            write = _chosen(write_timeout, self._media_write_timeout)
+            read = None if read is None or write is None else read + write
+        connect = _chosen(connect_timeout, self._connect_timeout)
+        pool = _chosen(pool_timeout, self._pool_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=None if connect is None or pool is None else connect + pool,
+            sock_connect=connect,
+            sock_read=read,
+        )
+        body: aiohttp.FormData | bytes | None = None
+        headers: dict[str, str] | None = None
+        if files and request_data is not None:
+            form = aiohttp.FormData(quote_fields=False)
+            for name, value in request_data.json_parameters.items():
+                form.add_field(name, value)
+            for name, (filename, content, mimetype) in files.items():
+                form.add_field(name, content, filename=filename, content_type=mimetype)
+            body = form
+        elif request_data is not None and request_data.parameters:
+            body = request_data.json_payload
+            headers = {"Content-Type": "application/json"}
+        try:
+            async with self._session.request(method, url, data=body, headers=headers, timeout=timeout) as response:
+                return response.status, await response.read()
+        except TimeoutError as exc:
+            raise TimedOut from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc

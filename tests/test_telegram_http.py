@@ -1,0 +1,69 @@
+"""The Bot API transport: python-telegram-bot's own calls over aiohttp, against the lab's Bot API."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
+from telegram.error import BadRequest, NetworkError, TimedOut
+
+from bot.telegram_http import AiohttpRequest
+from lab import FakeTelegram, make_voice_ogg
+
+CHAT = 4242
+
+
+def _bot(telegram: FakeTelegram, request: AiohttpRequest) -> Bot:
+    return Bot(telegram.token, base_url=telegram.base_url, base_file_url=telegram.base_file_url, request=request)
+
+
+async def test_messages_files_and_downloads_go_through(telegram: FakeTelegram) -> None:
+    telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "hello")  # the chat exists once Ann wrote
+    async with _bot(telegram, AiohttpRequest(connection_pool_size=4)) as bot:
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Try again", callback_data="again:1")]])
+        text = await bot.send_message(CHAT, "héllo «there» & more", reply_markup=keyboard)
+        note = make_voice_ogg(1.0)
+        voice = await bot.send_voice(CHAT, InputFile(note, filename="reply.ogg"), duration=1, caption="the words")
+        assert voice.voice is not None
+        downloaded = await (await bot.get_file(voice.voice.file_id)).download_as_bytearray()
+    assert text.text == "héllo «there» & more"
+    sent = telegram.calls_of("sendMessage")[-1]
+    assert sent.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "again:1"
+    upload = telegram.calls_of("sendVoice")[-1]
+    assert upload.params["caption"] == "the words" and upload.file_names["voice"] == "reply.ogg"
+    assert upload.files["voice"] == note and bytes(downloaded) == note
+
+
+async def test_the_servers_refusals_are_python_telegram_bots_exceptions(telegram: FakeTelegram) -> None:
+    async with _bot(telegram, AiohttpRequest()) as bot:
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+            await bot.send_message(999_999, "to nobody")
+
+
+async def test_an_answer_slower_than_the_read_timeout_is_timed_out(telegram: FakeTelegram) -> None:
+    telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "hello")  # the chat exists once Ann wrote
+    telegram.delay("sendMessage", 2.0)
+    async with _bot(telegram, AiohttpRequest(read_timeout=0.2)) as bot:
+        with pytest.raises(TimedOut):
+            await bot.send_message(CHAT, "slow")
+
+
+async def test_an_unreachable_server_is_a_network_error(telegram: FakeTelegram) -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]  # nothing listens here once the socket is closed
+    request = AiohttpRequest()
+    async with _bot(telegram, request) as bot:
+        bot._base_url = f"http://127.0.0.1:{port}/bot{telegram.token}"  # type: ignore[attr-defined]
+        with pytest.raises(NetworkError) as raised:
+            await bot.send_message(CHAT, "lost")
+    assert not isinstance(raised.value, TimedOut)
+
+
+async def test_a_request_after_shutdown_is_refused(telegram: FakeTelegram) -> None:
+    request = AiohttpRequest()
+    async with _bot(telegram, request):
+        pass
+    with pytest.raises(RuntimeError, match="not initialized"):
+        await request.do_request(f"{telegram.base_url}{telegram.token}/getMe", "POST")
