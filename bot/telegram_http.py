@@ -11,6 +11,7 @@ unchanged: this class only moves bytes, and `BaseRequest` turns status codes int
 from __future__ import annotations
 
 import ssl
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -66,10 +67,14 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             # The same certificate authorities as httpx (certifi's), and like httpx, HTTPS_PROXY is honoured.
+            # Only when a proxy is set: aiohttp then looks the proxy and ~/.netrc up again on a thread for
+            # every request, two hand-offs that cost more than the request.
             context = ssl.create_default_context(cafile=certifi.where())
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ssl=context)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
+                connector=connector,
+                headers={"User-Agent": self.USER_AGENT},
+                trust_env=bool(urllib.request.getproxies_environment()),
             )
 
     async def shutdown(self) -> None:

@@ -50,15 +50,28 @@ async def test_an_answer_slower_than_the_read_timeout_is_timed_out(telegram: Fak
 
 
 async def test_an_unreachable_server_is_a_network_error(telegram: FakeTelegram) -> None:
-    with socket.socket() as spare:
-        spare.bind(("127.0.0.1", 0))
-        port = spare.getsockname()[1]  # nothing listens here once the socket is closed
+    port = _closed_port()
     request = AiohttpRequest()
     async with _bot(telegram, request) as bot:
         bot._base_url = f"http://127.0.0.1:{port}/bot{telegram.token}"  # type: ignore[attr-defined]
         with pytest.raises(NetworkError) as raised:
             await bot.send_message(CHAT, "lost")
     assert not isinstance(raised.value, TimedOut)
+
+
+async def test_a_proxy_in_the_environment_is_used(telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")  # a proxy that is down
+    with pytest.raises(NetworkError, match=r"(?i)proxy|connect"):
+        async with _bot(telegram, AiohttpRequest()):  # getMe, through the proxy
+            pass
+
+
+def _closed_port() -> int:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        return int(spare.getsockname()[1])  # nothing listens here once the socket is closed
 
 
 async def test_a_request_after_shutdown_is_refused(telegram: FakeTelegram) -> None:
