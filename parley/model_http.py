@@ -44,6 +44,17 @@ async def _send_once(request: Any) -> None:
     if isinstance(body, bytes) and len(body) >= ONCE_BYTES:
         del request._content
         request.stream = _SentOnce(body)
+    elif _is_form(request):
+        # A transcription's form (the recording and the model's name) is rendered in a dozen pieces, each
+        # a write to the socket of its own; joined, it is one write, and dropped once written.
+        request.stream = _SentOnce(b"".join(request.stream))
+
+
+def _is_form(request: Any) -> bool:
+    """A multipart body of bytes already in memory (the SDK's upload of a recording given as bytes)."""
+    return request.headers.get("content-type", "").startswith("multipart/form-data") and isinstance(
+        request.stream, _http.SyncByteStream
+    )
 
 
 def http_client() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -58,6 +59,7 @@ async def test_voice_note_gets_a_spoken_reply(parley, telegram: FakeTelegram, op
     # The note was transcribed alongside, for the history.
     [transcription] = openai_api.transcription_requests()
     assert transcription.form["model"] == "gpt-4o-mini-transcribe"
+    assert transcription.files["file"] == ("voice.wav", base64.b64decode(part["input_audio"]["data"]))
 
     # "Recording voice…" was shown while the reply was made.
     actions = telegram.calls_of("sendChatAction")
