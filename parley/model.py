@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import openai
+import pybase64
 from openai import AsyncOpenAI
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
@@ -97,7 +98,7 @@ class _StreamState:
             if audio.get("transcript"):
                 self.transcript.append(audio["transcript"])
             if audio.get("data"):
-                pcm += base64.b64decode(audio["data"])
+                pcm += _pcm(audio["data"])
             if delta.get("content"):
                 self.content.append(delta["content"])
             for call in delta.get("tool_calls") or ():
@@ -113,6 +114,16 @@ class _StreamState:
         return tuple(ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(self.calls.items()) if c["name"])
 
 
+def _pcm(data: str) -> bytes:
+    """A piece's audio. Most of a streamed reply's bytes are its base64, so it is decoded with pybase64's
+    vectorised decoder, which takes canonical base64 only; anything else is decoded as leniently as the
+    standard library does (or fails as it does)."""
+    try:
+        return pybase64.b64decode(data, validate=True)
+    except ValueError:
+        return base64.b64decode(data)
+
+
 STREAM_READ_GAP = 0.1
 """How often a streamed reply is read at most. Each wake-up of the event loop for a chunk costs more than
 the chunk itself (the README's Audio section has the figures), so the bytes are left to gather in the
@@ -123,16 +134,19 @@ NETWORK_WAIT = 0.005
 """A piece that took longer than this to come was waited for (a read of the socket), not already at hand."""
 
 
-async def _gathered(pieces: AsyncIterator[bytes], gap: float) -> AsyncIterator[bytes]:
+async def _gathered(
+    pieces: AsyncIterator[bytes], gap: float, ending: Callable[[], bool] = lambda: False
+) -> AsyncIterator[bytes]:
     """The pieces, read so that whatever arrives within `gap` seconds is taken in one read: after a piece
     that had to be waited for (the network), the reader pauses for `gap` and lets the next ones gather in
-    the socket. Pieces already received (one read often holds many HTTP chunks) pass without a pause."""
+    the socket. Pieces already received (one read often holds many HTTP chunks) pass without a pause, and
+    so does everything once `ending()` says the rest follows at once (the reply's last chunks)."""
     loop = asyncio.get_running_loop()
     asked = loop.time()
     async for piece in pieces:
         waited = loop.time() - asked > NETWORK_WAIT
         yield piece
-        if waited:
+        if waited and not ending():
             await asyncio.sleep(gap)
         asked = loop.time()
 
@@ -302,7 +316,8 @@ class ModelClient:
         Server-sent events are read as raw bytes through the SDK's streaming response rather than as
         its typed chunks: a reply is a few hundred chunks, and building a typed object for each costs
         more CPU than the rest of the turn's Python. The bytes are read at most every STREAM_READ_GAP
-        seconds, several chunks at a time (see _gathered)."""
+        seconds, several chunks at a time (see _gathered), and the audio of each read is handed on at once,
+        in one piece; once the model has finished (its finish_reason), the rest is read without pausing."""
         model = model or self.model
         started = time.perf_counter()
         options: dict[str, Any] = {
@@ -323,11 +338,11 @@ class ModelClient:
                 **options,
             ) as response:
                 events = _SseEvents()
-                async for piece in _gathered(response.iter_bytes(), STREAM_READ_GAP):
-                    for data in events.feed(piece):
-                        pcm = state.take(data)
-                        if pcm:
-                            await on_audio(pcm)
+                pieces = _gathered(response.iter_bytes(), STREAM_READ_GAP, lambda: state.finish_reason is not None)
+                async for piece in pieces:
+                    pcm = b"".join([state.take(data) for data in events.feed(piece)])
+                    if pcm:
+                        await on_audio(pcm)
         except openai.OpenAIError as exc:
             error = _translate(exc, "reply")
             self.metrics.model_call("reply", type(error).__name__, time.perf_counter() - started)

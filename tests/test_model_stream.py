@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 
 import openai
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from lab import FakeOpenAI, make_wav
 from parley.errors import ModelError, ModelRejected
-from parley.model import PCM16_RATE, ModelClient
+from parley.model import PCM16_RATE, ModelClient, _pcm
 
 REPLY = "Streaming works, one piece after another, and the voice note is ready when the last piece is."
 
@@ -71,3 +73,25 @@ async def test_a_stream_cut_midway_is_a_model_error_not_a_short_reply(
 
     with pytest.raises(ModelError):
         await model.reply_stream(_note(), voice="coral", on_audio=on_audio)
+
+
+@given(st.binary(max_size=300), st.sampled_from(["canonical", "unpadded", "wrapped", "url-safe"]))
+@example(b"\xfb\xff\xbf\x00", "url-safe")
+def test_a_pieces_base64_decodes_as_the_standard_library_does(pcm: bytes, form: str) -> None:
+    """The fast decoder takes canonical base64 only; whatever else a service might send decodes as before."""
+    text = base64.b64encode(pcm).decode()
+    if form == "unpadded":
+        text = text.rstrip("=")
+    elif form == "wrapped":
+        text = "\n".join(text[at : at + 8] for at in range(0, len(text), 8))
+    elif form == "url-safe":
+        text = base64.urlsafe_b64encode(pcm).decode()
+    try:
+        expected: bytes | type[Exception] = base64.b64decode(text)
+    except ValueError as exc:
+        expected = type(exc)
+    if isinstance(expected, bytes):
+        assert _pcm(text) == expected
+    else:
+        with pytest.raises(expected):
+            _pcm(text)
