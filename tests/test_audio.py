@@ -44,6 +44,47 @@ async def test_reply_wav_becomes_ogg_opus_voice(converter: AudioConverter) -> No
     assert ogg_opus_duration(ogg) == pytest.approx(4.0, abs=0.1)
 
 
+def _ogg_pages(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(flags, granule, sequence, body) of every page, each page's CRC checked by the textbook table-driven
+    OGG CRC-32 (not the encoder's own way of computing it)."""
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+        table.append(crc)
+    pages, at = [], 0
+    while at < len(data):
+        assert data[at : at + 4] == b"OggS"
+        flags, granule, _serial, sequence, crc, count = struct.unpack_from("<xBqIIIB", data, at + 4)
+        size = 27 + count + sum(data[at + 27 : at + 27 + count])
+        page = bytearray(data[at : at + size])
+        page[22:26] = bytes(4)
+        computed = 0
+        for byte in page:
+            computed = ((computed << 8) & 0xFFFFFFFF) ^ table[(computed >> 24) ^ byte]
+        assert computed == crc, f"page {sequence}: CRC {crc:#x}, computed {computed:#x}"
+        pages.append((flags, granule, sequence, bytes(page[27 + count :])))
+        at += size
+    return pages
+
+
+async def test_a_reply_is_a_well_formed_ogg_opus_stream(converter: AudioConverter) -> None:
+    """Pages as RFC 7845 has them: OpusHead alone on the first page, OpusTags next, then audio whose last
+    page ends the stream at the reply's exact length (its padding trimmed)."""
+    ogg = await converter.to_voice_ogg(read_wav(make_wav(3.3, rate=24000)))
+    pages = _ogg_pages(ogg)
+    assert [sequence for _, _, sequence, _ in pages] == list(range(len(pages)))
+    (head_flags, _, _, head), (_, _, _, tags) = pages[0], pages[1]
+    assert head_flags == 0x02 and head.startswith(b"OpusHead") and tags.startswith(b"OpusTags")
+    channels, pre_skip, input_rate = struct.unpack_from("<xBHI", head, 8)
+    assert (channels, input_rate) == (1, 24000)
+    granules = [granule for _, granule, _, _ in pages[2:]]
+    assert granules == sorted(granules)
+    assert [flags for flags, _, _, _ in pages[2:]] == [0] * (len(pages) - 3) + [0x04]
+    assert granules[-1] - pre_skip == round(3.3 * 48000)
+
+
 async def test_a_long_reply_stays_under_telegrams_waveform_limit(converter: AudioConverter) -> None:
     """Telegram draws no waveform for voice files over 1 MB; three minutes of reply must fit."""
     ogg = await converter.to_voice_ogg(read_wav(make_wav(180.0, rate=24000)))

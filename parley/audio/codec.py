@@ -10,7 +10,15 @@ file object, not a pipe), so an MP4 whose index sits at the end opens like any o
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import io
+import os
+import random
+import struct
+import weakref
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -42,9 +50,10 @@ VOICE_FRAME_MS = 60
 """Opus frames of 60 ms instead of 20: fewer frames to pack, hardly measurable in quality."""
 
 FEED_SECONDS = 0.24
-"""The encoder is handed at most this much audio per frame (four Opus frames), whatever size the pieces
-come in: FFmpeg's frame pools keep buffers as large as the largest frame they saw, for as long as the
-stream is open, and a hundred replies may stream at once."""
+"""Where a reply must be resampled before encoding (a rate Opus does not take, or more than one channel),
+the resampler is handed at most this much audio per frame, whatever size the pieces come in: FFmpeg's
+frame pools keep buffers as large as the largest frame they saw, for as long as the stream is open, and a
+hundred replies may stream at once."""
 
 CHUNK_BYTES = 64 * 1024
 """Decoded PCM leaves the worker in pieces this size: never the whole recording in one buffer."""
@@ -218,78 +227,215 @@ def _resample(frames: Iterator[av.AudioFrame], output: _Output) -> None:
         output.resample(fifo.read())
 
 
-class _Pages:
-    """Where the OGG muxer writes: a write-only sink, so the muxer never seeks, and the pages written so
-    far can be taken away while the stream goes on."""
+APPLICATION_AUDIO = 2049
+"""libopus' OPUS_APPLICATION_AUDIO: CELT for speech at this bitrate. OPUS_APPLICATION_VOIP (SILK for speech)
+costs several times as much here."""
 
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
+_SET_BITRATE, _SET_VBR, _SET_VBR_CONSTRAINT, _SET_COMPLEXITY, _GET_LOOKAHEAD = 4002, 4006, 4020, 4010, 4027
+"""opus_encoder_ctl requests (opus_defines.h, a stable ABI)."""
 
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
+MAX_PACKET = 4000
+"""libopus' own recommendation for the output buffer: larger than any packet it writes."""
+
+PAGE_PACKETS = 16
+"""Packets per OGG page: about a second of audio, as FFmpeg's muxer pages it."""
+
+
+class _Libopus:
+    """libopus' encoder API (opus.h) called directly through ctypes, on the very library FFmpeg's `libopus`
+    encoder wraps (the one PyAV loaded; else the system's). Through PyAV, the same encoding cost a third more
+    CPU: every frame passes a filter graph that cuts it to the codec's frame size, an encoder wrapper and a
+    muxer, each with its own copies and Python calls; here a reply is one call per Opus packet, and no
+    FFmpeg frame pools or encoder threads stay behind for an open stream."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        self.create = lib.opus_encoder_create
+        self.create.restype = ctypes.c_void_p
+        self.create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self.ctl = lib.opus_encoder_ctl  # variadic: each request takes one int or one int pointer
+        self.ctl.restype = ctypes.c_int
+        self.encode = lib.opus_encode
+        self.encode.restype = ctypes.c_int32
+        self.encode.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int32]
+        self.destroy = lib.opus_encoder_destroy
+        self.destroy.restype = None
+        self.destroy.argtypes = [ctypes.c_void_p]
+        version = lib.opus_get_version_string
+        version.restype = ctypes.c_char_p
+        self.version: bytes = version() or b"libopus"
+
+
+@functools.cache
+def _libopus() -> _Libopus:
+    return _Libopus(_libopus_path())
+
+
+def _libopus_path() -> str:
+    """The libopus already mapped into this process with FFmpeg's libraries (a wheel of PyAV bundles its own
+    copy under a mangled name), else the system's."""
+    import ctypes.util
+
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.rstrip("\n").partition("/")[2]
+            if path and os.path.basename(path).startswith("libopus"):
+                return "/" + path
+    found = ctypes.util.find_library("opus")
+    if found is None:
+        raise CodecError("unreadable", "libopus is not available to encode voice notes")
+    return found
+
+
+_REVERSED_BITS = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """OGG's CRC-32 (polynomial 0x04C11DB7 unreflected, no initial or final XOR) computed by zlib in C: zlib's
+    CRC-32 is the same polynomial reflected, so over bit-reversed bytes its result is the bit-reversed OGG
+    CRC, once its initial and final XOR are cancelled by the CRC of as many zero bytes."""
+    reflected = zlib.crc32(page.translate(_REVERSED_BITS)) ^ zlib.crc32(bytes(len(page)))
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+class _OggOpus:
+    """An OGG/Opus stream (RFC 7845) written page by page: OpusHead, OpusTags, then pages of packets whose
+    granule positions count 48 kHz samples; the last page's marks where the audio ends, so the padding that
+    completes the last Opus frame is not played."""
+
+    def __init__(self, *, pre_skip: int, input_rate: int, vendor: bytes) -> None:
+        self.serial = random.getrandbits(32)
+        self.sequence = 0
+        self.pre_skip = pre_skip
+        head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, pre_skip, input_rate, 0, 0)
+        tags = b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
+        self.pages = [self._page([head], 0, 0x02), self._page([tags], 0, 0)]
+
+    def add(self, packets: list[bytes], granule: int, *, last: bool = False) -> None:
+        self.pages.append(self._page(packets, granule, 0x04 if last else 0))
 
     def take(self) -> bytes:
-        data, self.parts = b"".join(self.parts), []
+        data, self.pages = b"".join(self.pages), []
         return data
+
+    def _page(self, packets: list[bytes], granule: int, flags: int) -> bytes:
+        lacing = bytearray()
+        for packet in packets:
+            lacing += b"\xff" * (len(packet) // 255) + bytes((len(packet) % 255,))
+        header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, self.serial, self.sequence, 0, len(lacing))
+        page = bytearray(header + lacing)
+        for packet in packets:
+            page += packet
+        struct.pack_into("<I", page, 22, _ogg_crc(bytes(page)))
+        self.sequence += 1
+        return bytes(page)
 
 
 class VoiceEncoder:
     """16-bit PCM → OGG/Opus mono, the only format Telegram shows as a voice bubble; fed in pieces as the
-    model's audio arrives, so the voice note is ready when the last piece is."""
+    model's audio arrives, so the voice note is ready when the last piece is.
+
+    Mono PCM at a rate Opus takes (the model's 24 kHz) goes straight to libopus (see _Libopus); other rates
+    and channel counts are first converted by FFmpeg's resampler."""
 
     def __init__(self, *, rate: int, channels: int = 1) -> None:
         if not MIN_RATE <= rate <= MAX_RATE or not 1 <= channels <= MAX_CHANNELS:
             raise CodecError("unreadable", f"cannot encode {channels} channels at {rate} Hz")
         self.rate, self.channels = rate, channels
-        out_rate = rate if rate in OPUS_RATES else 48_000
-        self.pages = _Pages()
-        self.container = av.open(self.pages, mode="w", format="ogg")
-        self.stream = self.container.add_stream("libopus", rate=out_rate, layout="mono")
-        self.stream.bit_rate = VOICE_BITRATE
-        self.stream.codec_context.options = {
-            "vbr": "constrained",
-            "compression_level": str(VOICE_COMPLEXITY),
-            "frame_duration": str(VOICE_FRAME_MS),
-            "application": "audio",
-        }
-        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+        self.opus_rate = rate if rate in OPUS_RATES else 48_000
+        self.resampler = None
+        if channels != 1 or self.opus_rate != rate:
+            self.resampler = av.AudioResampler(format="s16", layout="mono", rate=self.opus_rate)
+        lib = self.lib = _libopus()
+        error = ctypes.c_int()
+        handle = lib.create(self.opus_rate, 1, APPLICATION_AUDIO, ctypes.byref(error))
+        if not handle:
+            raise CodecError("unreadable", f"libopus refused an encoder ({error.value})")
+        self.handle = ctypes.c_void_p(handle)
+        self._free = weakref.finalize(self, lib.destroy, self.handle)
+        for request, value in (
+            (_SET_BITRATE, VOICE_BITRATE),
+            (_SET_VBR, 1),
+            (_SET_VBR_CONSTRAINT, 1),
+            (_SET_COMPLEXITY, VOICE_COMPLEXITY),
+        ):
+            lib.ctl(self.handle, ctypes.c_int(request), ctypes.c_int(value))
+        lookahead = ctypes.c_int()
+        lib.ctl(self.handle, ctypes.c_int(_GET_LOOKAHEAD), ctypes.byref(lookahead))
+        self.scale = 48_000 // self.opus_rate  # granule positions count 48 kHz samples
+        self.lookahead = lookahead.value
+        self.ogg = _OggOpus(pre_skip=self.lookahead * self.scale, input_rate=rate, vendor=lib.version)
+        self.frame = self.opus_rate * VOICE_FRAME_MS // 1000
+        self.out = ctypes.create_string_buffer(MAX_PACKET)
         self.rest = b""  # a partial sample frame carried to the next piece
+        self.pending = b""  # mono PCM at the Opus rate short of a whole Opus frame
+        self.packets: list[bytes] = []
+        self.consumed = 0  # mono samples at the Opus rate taken in
+        self.encoded = 0  # of them, and of the padding, encoded
         self.samples = 0
 
     def feed(self, pcm: bytes) -> bytes:
-        """Encode a piece; return the OGG pages finished so far (often none: pages are a few KB)."""
+        """Encode a piece; return the OGG pages finished so far (often none: a page is about a second)."""
         block = 2 * self.channels
         pcm = self.rest + pcm
         frames = len(pcm) // block
         self.rest = pcm[frames * block :]
-        step = max(1, int(self.rate * FEED_SECONDS))
-        view = memoryview(pcm)
-        for start in range(0, frames, step):  # in slices: FFmpeg keeps buffers as large as the largest frame
-            count = min(step, frames - start)
-            piece = view[start * block : (start + count) * block]
-            if self.channels <= 2:
-                layout = "mono" if self.channels == 1 else "stereo"
-                frame = av.AudioFrame(format="s16", layout=layout, samples=count)
-                frame.planes[0].update(bytes(piece))
-                frame.sample_rate = self.rate
-            else:
-                frame = _unlabelled(bytes(piece), self.channels, self.rate)
-            self._encode(self.resampler.resample(frame))
-            self.samples += count
-        return self.pages.take()
+        if self.resampler is None:
+            self._encode(pcm[: frames * block])
+        else:
+            step = max(1, int(self.rate * FEED_SECONDS))
+            view = memoryview(pcm)
+            for start in range(0, frames, step):  # in slices: FFmpeg keeps buffers as large as the largest frame
+                count = min(step, frames - start)
+                frame = self._frame(view[start * block : (start + count) * block], count)
+                self._encode(_converted(self.resampler.resample(frame)))
+        self.samples += frames
+        return self.ogg.take()
 
     def finish(self) -> bytes:
-        """Flush the encoder and close the stream; return the last pages."""
-        self._encode(self.resampler.resample(None))
-        self.container.mux(self.stream.encode(None))
-        self.container.close()
-        return self.pages.take()
+        """Encode the rest, padded to whole frames past the encoder's delay; close the stream; return the
+        last pages."""
+        if self.resampler is not None:
+            self._encode(_converted(self.resampler.resample(None)))
+        padding = self.lookahead + (-(self.consumed + self.lookahead) % self.frame)
+        self._encode(bytes(2 * padding), padding=True)
+        self.ogg.add(self.packets, (self.lookahead + self.consumed) * self.scale, last=True)
+        self.packets = []
+        self._free()
+        return self.ogg.take()
 
-    def _encode(self, frames: list[av.AudioFrame]) -> None:
-        for out in frames:
-            out.pts = None
-            self.container.mux(self.stream.encode(out))
+    def _frame(self, piece: memoryview, count: int) -> av.AudioFrame:
+        if self.channels > 2:
+            return _unlabelled(bytes(piece), self.channels, self.rate)
+        frame = av.AudioFrame(format="s16", layout="mono" if self.channels == 1 else "stereo", samples=count)
+        frame.planes[0].update(bytes(piece))
+        frame.sample_rate = self.rate
+        return frame
+
+    def _encode(self, pcm: bytes, *, padding: bool = False) -> None:
+        """Mono PCM at the Opus rate through libopus, a whole Opus frame per call."""
+        if not self._free.alive:
+            raise CodecError("unreadable", "the voice stream is finished")
+        if not padding:
+            self.consumed += len(pcm) // 2
+        data = self.pending + pcm if self.pending else pcm
+        step = 2 * self.frame
+        whole = len(data) - len(data) % step
+        lib, handle, out = self.lib, self.handle, self.out
+        for start in range(0, whole, step):
+            size = lib.encode(handle, data[start : start + step], self.frame, out, MAX_PACKET)
+            if size < 0:
+                raise CodecError("unreadable", f"libopus failed to encode ({size})")
+            self.packets.append(out.raw[:size])
+            self.encoded += self.frame
+            if len(self.packets) == PAGE_PACKETS:
+                self.ogg.add(self.packets, self.encoded * self.scale)
+                self.packets = []
+        self.pending = data[whole:]
+
+
+def _converted(frames: list[av.AudioFrame]) -> bytes:
+    return b"".join(bytes(frame.planes[0])[: frame.samples * 2] for frame in frames)
 
 
 def encode_voice(pcm: bytes, *, rate: int, channels: int) -> bytes:

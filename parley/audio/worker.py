@@ -149,10 +149,11 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 THREAD_STACK = 2 * 1024 * 1024
-"""Each Opus encoder starts two threads inside FFmpeg, whose stacks are as large as RLIMIT_STACK (8 MB by
-default): 16 MB of address space an open voice stream, so 30 of them would reach the worker's cap. glibc
-takes the default thread stack from RLIMIT_STACK as the process starts, so the worker sets it and starts
-itself again (once); 2 MB is ample for FFmpeg's threads and for this one-request-at-a-time main thread."""
+"""Each resampler FFmpeg builds (a filter graph: decoding, and a reply at a rate Opus does not take) starts two
+threads, whose stacks are as large as RLIMIT_STACK (8 MB by default): 16 MB of address space each while it
+lives, so a few dozen at once would reach the worker's cap. glibc takes the default thread stack from
+RLIMIT_STACK as the process starts, so the worker sets it and starts itself again (once); 2 MB is ample for
+FFmpeg's threads and for this one-request-at-a-time main thread."""
 
 
 def _small_stacks() -> None:
