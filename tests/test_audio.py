@@ -3,6 +3,7 @@ at test time."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import os
 import signal
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lab.audio import InvalidWav, make_mp3, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
+from lab.audio import InvalidWav, make_mp3, make_speech_ogg, make_voice_ogg, make_wav, ogg_opus_duration, parse_wav
 from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, find_ffmpeg, normalise_wav, read_wav
 from parley.audio.ffmpeg_cli import FfmpegCli
 from parley.audio.pool import WorkerCrashed
@@ -347,3 +348,48 @@ async def test_the_pool_started_at_boot_serves_without_starting_more() -> None:
         assert pool.started == 3 and len(pool.pids()) == 2
     await pool.close()
     assert pool.pids() == []
+
+
+def _decoded(data: bytes, part: tuple[int, int] = (0, 1)) -> bytes:
+    from parley.audio import codec
+
+    pieces: list[bytes] = []
+    codec.decode(data, rate=MODEL_SAMPLE_RATE, max_seconds=60, emit=pieces.append, part=part)
+    return b"".join(pieces)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_voice_note_decoded_in_parts_is_the_whole_note(count: int) -> None:
+    """Parts cut mid-note join sample for sample: each part settles its decoder on the audio before its
+    start, and every packet lands in exactly one part."""
+    note = make_speech_ogg("The early train leaves at seven, so set an alarm for six. " * 3) or make_voice_ogg(12.0)
+    whole = _decoded(note)
+    parts = [_decoded(note, (index, count)) for index in range(count)]
+    assert all(parts) and _close(b"".join(parts), whole)
+
+
+def _close(one: bytes, other: bytes) -> bool:
+    """The same length, and no sample more than the last bit apart."""
+    a, b = array.array("h", one), array.array("h", other)
+    return len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1
+
+
+def test_a_recording_that_cannot_be_cut_is_its_first_part() -> None:
+    mp3 = make_mp3(3.0)
+    assert _decoded(mp3, (0, 2)) == _decoded(mp3) and _decoded(mp3, (1, 2)) == b""
+
+
+async def test_a_long_voice_note_is_shared_by_idle_workers() -> None:
+    note = make_voice_ogg(25.0, freq=300.0)
+    alone = CodecPool(1)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=alone) as converter:
+        one = await converter.to_model_wav(note)
+    pool = CodecPool(2)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        await converter.start()
+        assert converter._parts(note) == 2 and converter._parts(make_voice_ogg(3.0)) == 1
+        shared = await converter.to_model_wav(note)
+    await alone.close()
+    await pool.close()
+    assert shared.data[:44] == one.data[:44] and _close(shared.pcm, one.pcm)
+    assert shared.duration == pytest.approx(25.0, abs=0.01)

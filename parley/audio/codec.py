@@ -21,6 +21,7 @@ import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import av.error
@@ -151,15 +152,30 @@ def _known_layout(frame: av.AudioFrame) -> bool:
     return frame.layout.name not in ("", f"{len(frame.layout.channels)} channels")
 
 
-def decode(data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes], None] | None) -> Decoded:
+def decode(
+    data: bytes,
+    *,
+    rate: int,
+    max_seconds: float,
+    emit: Callable[[bytes], None] | None,
+    part: tuple[int, int] = (0, 1),
+) -> Decoded:
     """Decode the first audio stream to 16-bit mono PCM at `rate`, handing it to `emit` in pieces;
-    without `emit`, only measure how long the audio really is (no resampling)."""
+    without `emit`, only measure how long the audio really is (no resampling).
+
+    `part` (index, count) asks for one of `count` consecutive stretches of the recording, so that several
+    workers can decode one long note side by side; a recording that cannot be cut (anything but Opus in
+    OGG) is decoded whole as its first part, and its other parts are empty."""
     container = _open(data)
     try:
         stream = _audio_stream(container, max_seconds)
         if emit is None:
             seconds = sum(frame.samples / frame.sample_rate for frame in _frames(container, stream, max_seconds))
             return Decoded(seconds)
+        if _plain_opus(container, stream) and rate in OPUS_RATES:
+            return _decode_opus(container, stream, rate, max_seconds, emit, part)
+        if part[0] > 0:
+            return Decoded(0.0)
         output = _Output(rate, emit)
         try:
             _resample(_frames(container, stream, max_seconds), output)
@@ -169,6 +185,87 @@ def decode(data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes]
         return Decoded(output.samples / rate)
     finally:
         container.close()
+
+
+def _plain_opus(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> bool:
+    """Opus in OGG, mono or stereo (channel mapping family 0): every voice note a Telegram client records."""
+    head = stream.codec_context.extradata or b""
+    return (
+        container.format.name == "ogg"
+        and stream.codec_context.name == "opus"
+        and stream.time_base == Fraction(1, 48_000)  # the unit of the cuts, the pre-skip and the trimming
+        and len(head) >= 19
+        and head.startswith(b"OpusHead")
+        and head[9] in (1, 2)
+        and head[18] == 0
+    )
+
+
+PREROLL_SECONDS = 0.8
+"""A part that starts mid-recording decodes this much before its start and drops it: Opus predicts each
+frame's band energies from the previous frame's, so a decoder started cold needs frames to converge (the
+Ogg Opus specification asks for at least 80 ms; this much makes the parts join as the whole note decodes,
+to the sample or within a step of the last bit)."""
+
+
+def _decode_opus(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    rate: int,
+    max_seconds: float,
+    emit: Callable[[bytes], None],
+    part: tuple[int, int],
+) -> Decoded:
+    """Opus packets straight to libopus at `rate` (see _OpusDecoder), FFmpeg's demuxer still reading the
+    container. A part's stretch is cut at packet timestamps (48 kHz) from the declared length; the last
+    part runs to the real end, so a length that lies moves the cut, never loses audio."""
+    index, count = part
+    declared = stream.duration if stream.duration is not None and stream.duration > 0 else 0
+    start = declared * index // count if index > 0 else None  # the first part takes the pre-skip too
+    end = declared * (index + 1) // count if index + 1 < count else None
+    preroll = int(PREROLL_SECONDS * 48_000)
+    scale = 48_000 // rate
+    head = stream.codec_context.extradata or b""
+    decoder = _OpusDecoder(rate, gain=int.from_bytes(head[16:18], "little", signed=True))
+    pending = bytearray()
+    samples = 0
+    limit = (max_seconds + 1) * rate
+    position = 0
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            at = packet.pts if packet.pts is not None else position
+            position = at + (packet.duration or 960)
+            if end is not None and at >= end:
+                break
+            if start is not None and position <= start - preroll:
+                continue
+            pcm = decoder.decode(bytes(packet))
+            if pcm is None:  # a packet libopus refuses: the recording is broken or cut off here
+                if samples == 0 and index == 0:
+                    raise CodecError("unreadable", "an Opus packet libopus cannot decode")
+                break
+            if start is not None and at < start:
+                continue  # before this part's stretch: only to settle the decoder
+            if packet.has_sidedata("skip_samples"):
+                skip_start, skip_end = struct.unpack_from("<II", bytes(packet.get_sidedata("skip_samples")))
+                pcm = pcm[2 * min(len(pcm) // 2, skip_start // scale) : max(0, len(pcm) - 2 * (skip_end // scale))]
+            pending += pcm
+            samples += len(pcm) // 2
+            if samples > limit:
+                raise CodecError("too_long", f"more than {max_seconds:g} s of audio")
+            if len(pending) >= CHUNK_BYTES:
+                emit(bytes(pending))
+                pending.clear()
+    except av.error.FFmpegError as exc:
+        if samples == 0 and index == 0:
+            raise CodecError("unreadable", f"{exc}") from None
+    finally:
+        decoder.close()
+    if pending:
+        emit(bytes(pending))
+    return Decoded(samples / rate)
 
 
 class _Output:
@@ -232,7 +329,8 @@ APPLICATION_AUDIO = 2049
 costs several times as much here."""
 
 _SET_BITRATE, _SET_VBR, _SET_VBR_CONSTRAINT, _SET_COMPLEXITY, _GET_LOOKAHEAD = 4002, 4006, 4020, 4010, 4027
-"""opus_encoder_ctl requests (opus_defines.h, a stable ABI)."""
+_SET_GAIN = 4034
+"""opus_encoder_ctl and opus_decoder_ctl requests (opus_defines.h, a stable ABI)."""
 
 MAX_PACKET = 4000
 """libopus' own recommendation for the output buffer: larger than any packet it writes."""
@@ -261,9 +359,28 @@ class _Libopus:
         self.destroy = lib.opus_encoder_destroy
         self.destroy.restype = None
         self.destroy.argtypes = [ctypes.c_void_p]
+        self.decoder = _LibopusDecoder(lib)
         version = lib.opus_get_version_string
         version.restype = ctypes.c_char_p
         self.version: bytes = version() or b"libopus"
+
+
+class _LibopusDecoder:
+    """libopus' decoder API (opus.h), beside the encoder's."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.create = lib.opus_decoder_create
+        self.create.restype = ctypes.c_void_p
+        self.create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        self.ctl = lib.opus_decoder_ctl
+        self.ctl.restype = ctypes.c_int
+        self.decode = lib.opus_decode
+        self.decode.restype = ctypes.c_int
+        pointer, data = ctypes.c_void_p, ctypes.c_char_p
+        self.decode.argtypes = [pointer, data, ctypes.c_int32, data, ctypes.c_int, ctypes.c_int]
+        self.destroy = lib.opus_decoder_destroy
+        self.destroy.restype = None
+        self.destroy.argtypes = [ctypes.c_void_p]
 
 
 @functools.cache
@@ -285,6 +402,34 @@ def _libopus_path() -> str:
     if found is None:
         raise CodecError("unreadable", "libopus is not available to encode voice notes")
     return found
+
+
+class _OpusDecoder:
+    """libopus' decoder at the rate the model takes: Opus decodes to 8, 12, 16, 24 or 48 kHz itself (CELT drops
+    the bands above the output's Nyquist frequency before its inverse transform), so no resampler runs, and
+    speech coded with SILK is not first resampled up to 48 kHz as FFmpeg's own decoder does. A stereo
+    stream is mixed down by the decoder."""
+
+    def __init__(self, rate: int, *, gain: int) -> None:
+        lib = self.lib = _libopus().decoder
+        error = ctypes.c_int()
+        handle = lib.create(rate, 1, ctypes.byref(error))
+        if not handle:
+            raise CodecError("unreadable", f"libopus refused a decoder ({error.value})")
+        self.handle = ctypes.c_void_p(handle)
+        self._free = weakref.finalize(self, lib.destroy, self.handle)
+        if gain:
+            lib.ctl(self.handle, ctypes.c_int(_SET_GAIN), ctypes.c_int(gain))  # the OpusHead's output gain
+        self.most = rate * 120 // 1000  # the longest Opus packet
+        self.out = ctypes.create_string_buffer(2 * self.most)
+
+    def decode(self, packet: bytes) -> bytes | None:
+        """A packet's PCM, or None for a packet libopus refuses."""
+        count = self.lib.decode(self.handle, packet, len(packet), self.out, self.most, 0)
+        return None if count < 0 else ctypes.string_at(self.out, 2 * count)
+
+    def close(self) -> None:
+        self._free()
 
 
 _REVERSED_BITS = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
@@ -426,7 +571,7 @@ class VoiceEncoder:
             size = lib.encode(handle, data[start : start + step], self.frame, out, MAX_PACKET)
             if size < 0:
                 raise CodecError("unreadable", f"libopus failed to encode ({size})")
-            self.packets.append(out.raw[:size])
+            self.packets.append(ctypes.string_at(out, size))
             self.encoded += self.frame
             if len(self.packets) == PAGE_PACKETS:
                 self.ogg.add(self.packets, self.encoded * self.scale)

@@ -3,7 +3,9 @@ line (see the package docstring for which and why)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Callable
 from types import TracebackType
 
 from parley.audio.ffmpeg_cli import FfmpegCli
@@ -19,6 +21,10 @@ MAX_DECODED_SECONDS = 30 * 60
 length before decoding, and against the audio really decoded while decoding)."""
 
 _WAV_HEADER = 44
+
+SPLIT_SECONDS = 10.0
+"""A voice note gets one more worker for every this many seconds of it, as far as workers are idle: a long
+note decoded in parts side by side reaches the model sooner (see codec.decode for how parts are cut)."""
 
 
 class AudioConverter:
@@ -68,16 +74,33 @@ class AudioConverter:
         """
         limit = min(max_seconds, self.max_seconds) if max_seconds else self.max_seconds
         fmt = PcmFormat(rate=MODEL_SAMPLE_RATE, channels=1, bits=16)
-        cap = _WAV_HEADER + int((limit + 1) * fmt.bytes_per_second)
-        buffer = bytearray(_WAV_HEADER)  # the header is written once the length is known
+        cap = int((limit + 1) * fmt.bytes_per_second)
+        parts = [bytearray(_WAV_HEADER)] + [bytearray() for _ in range(self._parts(source) - 1)]
+        # the header is written into the first part once the length is known
 
-        def sink(piece: bytes) -> None:
-            if len(buffer) + len(piece) > cap:
-                raise AudioTooLong(f"decoded audio is longer than {limit:g} s")
-            buffer.extend(piece)
+        def sink(part: bytearray) -> Callable[[bytes], None]:
+            def take(piece: bytes) -> None:
+                if sum(len(each) for each in parts) - _WAV_HEADER + len(piece) > cap:
+                    raise AudioTooLong(f"decoded audio is longer than {limit:g} s")
+                part.extend(piece)
+
+            return take
 
         header = {"op": "decode", "rate": fmt.rate, "max_seconds": limit}
-        await self.pool.run(header, source, timeout=self.timeout, sink=sink)
+        if len(parts) == 1:
+            await self.pool.run(header, source, timeout=self.timeout, sink=sink(parts[0]))
+        else:
+            calls = (
+                self.pool.run({**header, "part": [index, len(parts)]}, source, timeout=self.timeout, sink=sink(part))
+                for index, part in enumerate(parts)
+            )
+            for outcome in await asyncio.gather(*calls, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome  # each part runs to its end first: a part given up would cost its worker
+        buffer = parts[0]
+        for part in parts[1:]:
+            buffer += part
+            part.clear()
         pcm_bytes = len(buffer) - _WAV_HEADER
         pcm_bytes -= pcm_bytes % 2
         del buffer[_WAV_HEADER + pcm_bytes :]
@@ -91,6 +114,18 @@ class AudioConverter:
         data = bytes(buffer)
         buffer.clear()  # one copy of the recording at a time
         return WavAudio(data=data, format=fmt, pcm_offset=_WAV_HEADER, pcm_bytes=pcm_bytes)
+
+    def _parts(self, source: bytes) -> int:
+        """How many workers decode this recording side by side: one, unless it is a long OGG/Opus voice note
+        and workers are idle to share it (a burst keeps every worker busy with notes of its own; there,
+        cutting notes would only add work)."""
+        if self.pool.size < 2 or not source.startswith(b"OggS") or source[28:36] != b"OpusHead":
+            return 1
+        last = source.rfind(b"OggS")
+        granule = int.from_bytes(source[last + 6 : last + 14], "little", signed=True) if last > 0 else 0
+        wanted = 1 + int(granule / 48_000 // SPLIT_SECONDS)
+        idle = self.pool.idle()
+        return max(1, min(wanted, idle)) if idle >= 2 else 1
 
     async def to_voice_ogg(self, wav: WavAudio) -> bytes:
         """WAV → OGG/Opus mono, the only format Telegram shows as a voice bubble."""

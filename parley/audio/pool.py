@@ -172,6 +172,10 @@ class CodecPool:
                     slot.worker = await self._spawn()
                     slot.generation += 1
 
+    def idle(self) -> int:
+        """Workers with nothing running, waiting or open on them."""
+        return sum(1 for slot in self._slots if slot.load == 0)
+
     def _least_loaded(self) -> int:
         return min(range(self.size), key=lambda index: self._slots[index].load)
 

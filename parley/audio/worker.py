@@ -22,6 +22,8 @@ from typing import Any, BinaryIO
 from parley.memory import release_free_memory
 
 HEADER = struct.Struct(">I")
+MAX_PARTS = 64
+"""A decode may be asked for one of at most this many parts of a recording (see codec.decode)."""
 MESSAGE = struct.Struct(">cI")
 
 
@@ -61,7 +63,12 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
         return _voice_stream(op, header, payload, out)
     if op == "decode":
         emit = None if header.get("measure_only") else (lambda piece: _send(out, b"D", piece))
-        decoded = codec.decode(payload, rate=header["rate"], max_seconds=header["max_seconds"], emit=emit)
+        index, count = (int(value) for value in header.get("part", (0, 1)))
+        if not 0 <= index < count <= MAX_PARTS:
+            raise ValueError(f"no part {index} of {count}")
+        decoded = codec.decode(
+            payload, rate=header["rate"], max_seconds=header["max_seconds"], emit=emit, part=(index, count)
+        )
         return {"seconds": decoded.seconds}
     if op == "encode_voice":
         _send(out, b"D", codec.encode_voice(payload, rate=header["rate"], channels=header["channels"]))
