@@ -86,6 +86,14 @@ async def test_a_reply_is_a_well_formed_ogg_opus_stream(converter: AudioConverte
     assert granules[-1] - pre_skip == round(3.3 * 48000)
 
 
+def test_a_reply_without_audio_makes_no_voice_note() -> None:
+    from parley.audio import codec
+
+    assert codec.encode_voice(b"", rate=24000, channels=1) == b""
+    encoder = codec.VoiceEncoder(rate=24000)
+    assert encoder.feed(b"\x00") == b"" and encoder.finish() == b""  # half a sample is no audio either
+
+
 async def test_a_long_reply_stays_under_telegrams_waveform_limit(converter: AudioConverter) -> None:
     """Telegram draws no waveform for voice files over 1 MB; three minutes of reply must fit."""
     ogg = await converter.to_voice_ogg(read_wav(make_wav(180.0, rate=24000)))

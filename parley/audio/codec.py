@@ -460,6 +460,9 @@ class _OggOpus:
         self.pages.append(self._page(packets, granule, 0x04 if last else 0))
 
     def take(self) -> bytes:
+        """The pages written so far; none while only the headers are (a reply with no audio makes no note)."""
+        if self.sequence <= 2:
+            return b""
         data, self.pages = b"".join(self.pages), []
         return data
 
@@ -542,6 +545,9 @@ class VoiceEncoder:
         last pages."""
         if self.resampler is not None:
             self._encode(_converted(self.resampler.resample(None)))
+        if not self.consumed:
+            self._free()
+            return b""  # no audio, no voice note: the reply goes out as text
         padding = self.lookahead + (-(self.consumed + self.lookahead) % self.frame)
         self._encode(bytes(2 * padding), padding=True)
         self.ogg.add(self.packets, (self.lookahead + self.consumed) * self.scale, last=True)
