@@ -396,7 +396,7 @@ def _libopus_path() -> str:
     with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
         for line in maps:
             path = line.rstrip("\n").partition("/")[2]
-            if path and os.path.basename(path).startswith("libopus"):
+            if path and os.path.basename(path).startswith(("libopus.", "libopus-")):  # not libopusfile, say
                 return "/" + path
     found = ctypes.util.find_library("opus")
     if found is None:
