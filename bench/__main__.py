@@ -118,6 +118,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
     async with lab_with_bot(workdir, big, "bot-large-db", speech) as (lab, first_poll):
         results["startup"]["large_db_seconds"] = round(first_poll, 2)
         idle = lab.bot.rss
+        idle_tree = lab.bot.tree_memory()[0]
         say(f"bench: memory, {plan['rss_concurrent']} seeded users at once")
         burst = await scenarios.makespan(
             lab, plan["rss_concurrent"], first_chat=FIRST_USER, model_latency=plan["model_seconds"]
@@ -130,6 +131,7 @@ async def run(plan: dict[str, Any], workdir: Path, smoke: bool) -> dict[str, Any
             "seed_seconds": seeded["seconds"],
             "concurrent_turns": plan["rss_concurrent"],
             "idle_mb": round(idle / 2**20, 1),
+            "idle_tree_mb": round(idle_tree / 2**20, 1),
             "peak_mb": round(lab.bot.peak_rss / 2**20, 1),
             "peak_tree_mb": burst["peak_tree_mb"],
             "tokenizer_loaded": lab.bot.count_in_log(tokens.LOADED) > 0,

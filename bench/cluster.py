@@ -95,6 +95,11 @@ class BotGroup(LogReader):
     def peak_tree(self) -> tuple[int, int]:
         return sum(b.peak_tree[0] for b in self.bots), sum(b.peak_tree[1] for b in self.bots)
 
+    @property
+    def peak_split(self) -> tuple[int, int]:
+        """Each process's split at its own peak, summed: the bots' PSS and their codec workers'."""
+        return sum(b.peak_split[0] for b in self.bots), sum(b.peak_split[1] for b in self.bots)
+
     def per_process_mb(self) -> list[dict[str, float]]:
         return [
             {"idle_or_now_mb": round(b.rss / 2**20, 1), "peak_mb": round(b.peak_rss / 2**20, 1)} for b in self.bots

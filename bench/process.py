@@ -64,6 +64,8 @@ class BotProcess(LogReader):
         self._lines: list[str] = []
         self._log_read = 0
         self.peak_tree = (0, 0)
+        self.peak_split = (0, 0)
+        """The bot's own PSS and its descendants' (the codec workers) at the moment of the tree's PSS peak."""
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -132,29 +134,40 @@ class BotProcess(LogReader):
 
     def tree_memory(self) -> tuple[int, int]:
         """(PSS, RSS) of the bot and its descendants now, in bytes."""
+        pss, rss, _ = self._tree_memory()
+        return pss, rss
+
+    def _tree_memory(self) -> tuple[int, int, int]:
+        """(PSS, RSS) of the bot and its descendants now, and the bot's own PSS, in bytes."""
         assert self.proc is not None
-        pss = rss = 0
+        pss = rss = own = 0
         for pid in [self.proc.pid, *self.descendants()]:
             try:
                 for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                     if line.startswith("Pss:"):
                         pss += int(line.split()[1]) * 1024
+                        if pid == self.proc.pid:
+                            own = int(line.split()[1]) * 1024
                     elif line.startswith("Rss:"):
                         rss += int(line.split()[1]) * 1024
             except OSError:
                 continue
-        return pss, rss
+        return pss, rss, own
 
     async def watch_memory(self, interval: float = MEMORY_INTERVAL) -> None:
-        """Sample the tree's memory until cancelled; `peak_tree` holds the highest (PSS, RSS) seen."""
+        """Sample the tree's memory until cancelled; `peak_tree` holds the highest (PSS, RSS) seen, `peak_split`
+        how the PSS peak divided between the bot and its codec workers."""
         while True:
             if self.proc is not None and self.proc.returncode is None:
-                pss, rss = self.tree_memory()
+                pss, rss, own = self._tree_memory()
+                if pss > self.peak_tree[0]:
+                    self.peak_split = (own, pss - own)
                 self.peak_tree = (max(self.peak_tree[0], pss), max(self.peak_tree[1], rss))
             await asyncio.sleep(interval)
 
     def reset_peak_tree(self) -> None:
         self.peak_tree = (0, 0)
+        self.peak_split = (0, 0)
 
     @property
     def rss(self) -> int:

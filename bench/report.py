@@ -120,8 +120,10 @@ def table(results: dict[str, Any]) -> str:
     tree = r["peak_tree_mb"]
     rows.append(
         f"| peak memory, process tree (PSS), {r['users']:,} users and {r['turns']:,} stored turns, "
-        f"{r['concurrent_turns']} turns at once | {tree['pss']:.0f} MB (RSS summed {tree['rss']:.0f} MB; the bot "
-        f"alone peaked at {r['peak_mb']:.0f} MB, idle after start {r['idle_mb']:.0f} MB; tokenizer "
+        f"{r['concurrent_turns']} turns at once | {tree['pss']:.0f} MB: the bot {tree['bot_pss']:.0f} MB, codec "
+        f"workers {tree['workers_pss']:.0f} MB at that moment (the tree before the burst {r['idle_tree_mb']:.0f} MB; "
+        f"RSS summed {tree['rss']:.0f} MB; the bot alone peaked at {r['peak_mb']:.0f} MB RSS, idle after start "
+        f"{r['idle_mb']:.0f} MB; tokenizer "
         f"{'loaded' if r.get('tokenizer_loaded') else 'not needed'}) | ≤ {TARGETS['tree_mb']:g} MB "
         f"{_mark(tree['pss'], TARGETS['tree_mb'])} |"
     )

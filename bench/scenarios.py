@@ -173,6 +173,7 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
     cores = len(os.sched_getaffinity(0))
     floor = model_latency + users * (bot_ms + below_ms) / 1000 / cores
     pss, rss = lab.bot.peak_tree
+    bot_pss, workers_pss = lab.bot.peak_split
     return {
         "users": users,
         "model_seconds": model_latency,
@@ -187,7 +188,12 @@ async def makespan(lab: Lab, users: int, first_chat: int, model_latency: float) 
             "ffmpeg_children": round(reaped_ms, 1),
         },
         "load_average": round(load, 2),
-        "peak_tree_mb": {"pss": round(pss / 2**20, 1), "rss": round(rss / 2**20, 1)},
+        "peak_tree_mb": {
+            "pss": round(pss / 2**20, 1),
+            "rss": round(rss / 2**20, 1),
+            "bot_pss": round(bot_pss / 2**20, 1),
+            "workers_pss": round(workers_pss / 2**20, 1),
+        },
     }
 
 

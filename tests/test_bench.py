@@ -43,6 +43,11 @@ async def test_bench_smoke_run_prints_the_table_and_writes_json(tmp_path: Path) 
     assert results["prompt_tokens"]["turns"] == 3 and len(results["prompt_tokens"]["per_turn"]) == 3
     assert results["rss"]["turns"] == 2000 and results["rss"]["peak_mb"] > 0
     assert results["rss"]["peak_tree_mb"]["pss"] > 0 and results["makespan"][-1]["cpu_ms_per_turn"]["total"] > 0
+    # The tree's peak is split between the bot and its codec workers, as sampled at the same moment.
+    tree = results["rss"]["peak_tree_mb"]
+    assert tree["bot_pss"] > 0 and tree["workers_pss"] > 0
+    assert abs(tree["bot_pss"] + tree["workers_pss"] - tree["pss"]) <= 0.2
+    assert 0 < results["rss"]["idle_tree_mb"] <= tree["pss"]
     assert results["makespan_other"]["workers"] == 1 and results["makespan_other"]["users"] == 3
     # A voice turn runs no ffmpeg: decoding and encoding happen in the codec workers.
     assert all(item["cpu_ms_per_turn"]["ffmpeg_children"] == 0 for item in results["makespan"])
