@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from openai.types.chat import ChatCompletion
 from parley.audio import WavAudio, normalise_wav
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.metrics import Metrics
+from parley.model_http import lifted
 from storage import Usage
 
 log = logging.getLogger(__name__)
@@ -224,12 +226,34 @@ def _translate(exc: openai.OpenAIError, purpose: str) -> ModelError:
 
 class ModelClient:
     def __init__(
-        self, client: AsyncOpenAI, *, model: str, transcribe_model: str, metrics: Metrics | None = None
+        self,
+        client: AsyncOpenAI,
+        *,
+        model: str,
+        transcribe_model: str,
+        metrics: Metrics | None = None,
+        lift_audio: bool = False,
     ) -> None:
         self._client = client
         self.model = model
         self.transcribe_model = transcribe_model
         self.metrics = metrics or Metrics()
+        self.lift_audio = lift_audio
+        """The client was made by `parley.model_http.http_client`: recordings' base64 skips the SDK's JSON."""
+
+    @contextlib.asynccontextmanager
+    async def _sendable(
+        self, messages: list[dict[str, Any]], on_sent: Callable[[], None] | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The messages as handed to the SDK for the length of a call (see `lift_audio`); `on_sent` is called
+        once the call's request has been written (without `lift_audio`, which cannot tell: at once)."""
+        if not self.lift_audio:
+            if on_sent is not None:
+                on_sent()
+            yield messages
+            return
+        with lifted(messages, on_sent=on_sent) as sendable:
+            yield sendable
 
     async def close(self) -> None:
         await self._client.close()
@@ -243,6 +267,7 @@ class ModelClient:
         speak: bool = True,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> ModelReply:
         """One call, speech in and speech out: text + WAV audio (or text alone if the model sends no audio).
 
@@ -262,11 +287,12 @@ class ModelClient:
             if tool_choice is not None:
                 output["tool_choice"] = tool_choice
         try:
-            completion = await self._client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                **output,
-            )
+            async with self._sendable(messages, on_sent) as sendable:
+                completion = await self._client.chat.completions.create(
+                    model=model,
+                    messages=sendable,  # type: ignore[arg-type]
+                    **output,
+                )
         except ValueError as exc:  # a 200 whose body is not JSON: the service's fault, worth another try
             self.metrics.model_call("reply", "ModelError", time.perf_counter() - started)
             raise ModelError("reply: unreadable response") from exc
@@ -309,6 +335,7 @@ class ModelClient:
         model: str | None = None,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> StreamedReply:
         """The reply streamed (stream=True): its audio, 16-bit PCM at PCM16_RATE, handed to `on_audio` piece
         by piece as it arrives (to be encoded meanwhile), its transcript and usage returned at the end.
@@ -332,11 +359,14 @@ class ModelClient:
                 options["tool_choice"] = tool_choice
         state = _StreamState()
         try:
-            async with self._client.chat.completions.with_streaming_response.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                **options,
-            ) as response:
+            async with (
+                self._sendable(messages, on_sent) as sendable,
+                self._client.chat.completions.with_streaming_response.create(
+                    model=model,
+                    messages=sendable,  # type: ignore[arg-type]
+                    **options,
+                ) as response,
+            ):
                 events = _SseEvents()
                 pieces = _gathered(response.iter_bytes(), STREAM_READ_GAP, lambda: state.finish_reason is not None)
                 async for piece in pieces:
@@ -408,12 +438,13 @@ class ModelClient:
         options: dict[str, Any] = {"response_format": response_format} if response_format else {}
         messages: list[Any] = [{"role": "user", "content": content}]  # the SDK's TypedDicts, built as plain dicts
         try:
-            completion = await self._client.chat.completions.create(
-                model=self.model,
-                modalities=["text"],
-                messages=messages,
-                **options,
-            )
+            async with self._sendable(messages) as sendable:
+                completion = await self._client.chat.completions.create(
+                    model=self.model,
+                    modalities=["text"],
+                    messages=sendable,  # type: ignore[arg-type]
+                    **options,
+                )
         except ValueError as exc:
             raise ModelError("listen: unreadable response") from exc
         except openai.OpenAIError as exc:

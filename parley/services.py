@@ -58,7 +58,11 @@ class Services:
         audio = AudioConverter(find_ffmpeg(), timeout=settings.operations.ffmpeg_timeout_seconds)
         client = openai_client(settings)  # OpenAI, or Azure OpenAI when configured
         model = ModelClient(
-            client, model=settings.model.name, transcribe_model=settings.model.transcribe_model, metrics=metrics
+            client,
+            model=settings.model.name,
+            transcribe_model=settings.model.transcribe_model,
+            metrics=metrics,
+            lift_audio=True,  # openai_client's HTTP client puts the recordings back in place
         )
         preferences = PreferenceBook(
             storage,
