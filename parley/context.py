@@ -94,13 +94,15 @@ class ContextBuilder:
         self,
         chat_id: int,
         user_id: int,
-        current: dict[str, Any],
+        current: dict[str, Any] | Awaitable[dict[str, Any]],
         *,
         thread_id: int = 0,
         persona: str = "",
         replacing: int | None = None,
     ) -> Context:
         """Summary, then as many recent turns as fit (newest first, at most PARLEY_HISTORY_TURNS), then now.
+        `current` may be still in the making (a voice note being decoded): it is awaited once the history
+        has been read, so the reads wait for the database while it is made, not after.
         `replacing`: the message a new answer is made for, whose earlier exchange is left out (it is what
         `current` asks again, and the answer it gets replaces it)."""
         state = await self.storage.turns.state(chat_id, user_id, thread_id)
@@ -122,6 +124,8 @@ class ContextBuilder:
                 turns = [turn for turn in turns if turn.message_id != replacing]
         system = self.system_message(summary, persona)
         window = turns[-self.history_turns :] if self.history_turns else []
+        if not isinstance(current, dict):
+            current = await current
         everything = [system, *history_messages(window), current]
         if tokens.upper_bound(everything) <= self.max_tokens:  # fits for certain: no tokenizer needed
             return Context(

@@ -22,7 +22,7 @@ from parley.audio import AudioConverter, WavAudio
 from parley.audio.converter import MAX_DECODED_SECONDS, MODEL_SAMPLE_RATE, VoiceStream
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
 from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, VoiceTooLong
-from parley.jobs import MemoryBudget, Share, cancel_and_wait
+from parley.jobs import MemoryBudget, Share, cancel_and_wait, settled
 from parley.metrics import Metrics
 from parley.model import PCM16_RATE, ModelClient, ModelReply
 from parley.preferences import Preferences
@@ -234,34 +234,30 @@ class ConversationEngine:
 
     async def _respond(self, request: TurnRequest, share: Share | None, limit: float | None) -> Turn:
         clock = _Stopwatch()
-        wav: WavAudio | None = None
-        if request.audio is not None:
-            started = time.perf_counter()
-            try:
-                wav = await self.audio.to_model_wav(request.audio, max_seconds=limit)
-            except AudioTooLong as exc:  # the declared duration lied, or the container declares too much
-                if limit is None or self.max_voice_seconds is None:
-                    raise
-                raise VoiceTooLong(limit, self.max_voice_seconds) from exc
-            clock.lap("convert", started)
-            self.metrics.audio_conversion("to_model", clock.timings["convert"])
-            if share is not None:
-                share.resize(AUDIO_COPIES * len(wav.data))
-        elif not visible_text(request.text):
+        if request.audio is None and not visible_text(request.text):
             raise EmptyMessage("empty turn")
-
-        if wav is not None and self.max_voice_seconds and wav.duration > self.max_voice_seconds + VOICE_GRACE_SECONDS:
-            raise VoiceTooLong(wav.duration, self.max_voice_seconds)  # the declared duration lied
-
-        model = request.preferences.model
-        context = await self.context.build(
-            request.chat_id,
-            request.user_id,
-            {"role": "user", "content": self._user_content(request, wav)},
-            thread_id=request.thread_id,
-            persona=request.persona,
-            replacing=request.message_id if request.again else None,
+        # The history is read from the database while the note decodes in a codec worker: neither waits for
+        # the other. The decoding stays in this coroutine, so a recording refused while decoding (a bomb's
+        # megabytes in its traceback) is freed as soon as its error is handled, not held by a task's result.
+        current: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        building = asyncio.create_task(
+            self.context.build(
+                request.chat_id,
+                request.user_id,
+                current,
+                thread_id=request.thread_id,
+                persona=request.persona,
+                replacing=request.message_id if request.again else None,
+            )
         )
+        try:
+            wav = await self._heard(request.audio, share, limit, clock) if request.audio is not None else None
+            current.set_result({"role": "user", "content": self._user_content(request, wav)})
+            context = await building
+        finally:
+            await settled(building)
+            del current, building  # the user message is the context's now
+        model = request.preferences.model
         seconds = wav.duration if wav is not None else 0.0
         estimate = self.spend.prices.estimate_reply(model, text_tokens=context.text_tokens, audio_seconds=seconds)
         if wav is not None:
@@ -278,6 +274,23 @@ class ConversationEngine:
                 heard.drop()
             await release()  # usually released already, as soon as the reply was recorded
 
+    async def _heard(self, audio: bytes, share: Share | None, limit: float | None, clock: _Stopwatch) -> WavAudio:
+        """The recording as the model hears it, its memory share corrected to its real size."""
+        started = time.perf_counter()
+        try:
+            wav = await self.audio.to_model_wav(audio, max_seconds=limit)
+        except AudioTooLong as exc:  # the declared duration lied, or the container declares too much
+            if limit is None or self.max_voice_seconds is None:
+                raise
+            raise VoiceTooLong(limit, self.max_voice_seconds) from exc
+        clock.lap("convert", started)
+        self.metrics.audio_conversion("to_model", clock.timings["convert"])
+        if share is not None:
+            share.resize(AUDIO_COPIES * len(wav.data))
+        if self.max_voice_seconds and wav.duration > self.max_voice_seconds + VOICE_GRACE_SECONDS:
+            raise VoiceTooLong(wav.duration, self.max_voice_seconds)  # the declared duration lied
+        return wav
+
     async def _answer(
         self,
         request: TurnRequest,
@@ -291,32 +304,47 @@ class ConversationEngine:
         voice, model = request.preferences.voice, request.preferences.model
         # An audio model needs audio in or out: text-only replies are possible when the user spoke.
         speak = not text_only or heard is None
-        # The reply is the critical path, so its request goes out first; the transcription rides alongside.
+        # The reply is the critical path, so its request goes out first; the transcription rides alongside,
+        # started once the reply's request is on its way (the two would otherwise share the uplink).
         # With tools, each round is streamed too; a round that ends in calls has its audio dropped.
         streamed = speak and not text_only and self.stream_replies
         seconds = heard.seconds if heard is not None else 0.0
+        transcription: asyncio.Task[tuple[str, Usage | None]] | None = None
+
+        def transcribe() -> None:
+            nonlocal transcription
+            if heard is not None and transcription is None:
+                transcription = heard.start()
+
         answer = asyncio.create_task(
-            self._streamed(context.messages, voice, model, clock)
+            self._streamed(context.messages, voice, model, clock, on_sent=transcribe)
             if streamed and self.tools is None
-            else self._whole(request, context.messages, voice, model, speak, seconds, release, clock, streamed)
+            else self._whole(
+                request, context.messages, voice, model, speak, seconds, release, clock, streamed, on_sent=transcribe
+            )
         )
-        transcription = heard.start() if heard is not None else None
         try:
-            reply, voice_ogg, tool_turn = await answer
+            reply, finishing, tool_turn = await answer
         except BaseException:
             await cancel_and_wait([answer, transcription])
+            if answer.done() and not answer.cancelled() and answer.exception() is None:
+                _, finishing, _ = answer.result()  # answered just as this turn was stopped
+                await cancel_and_wait([finishing])
             raise
+        transcribe()  # (a reply that never sent its request has none to wait for)
         del answer  # the task would keep the reply (and its audio) alive as its result
         clock.lap("model", started)
         # The request (with the note as base64 text, a megabyte for 30 s) has done its work: a turn that still
         # has to encode, send and fold should not hold it.
         context.messages.clear()
-        # Encoding the voice note (ffmpeg, another process) overlaps storing the turn (SQLite, a thread).
+        # Encoding the voice note (or the end of a streamed one) in a codec worker overlaps storing the turn
+        # (SQLite, a thread).
         encoding = (
             asyncio.create_task(self._encode(reply.audio, clock))
             if reply.audio is not None and not streamed and not text_only  # nobody listens: no encode
-            else None
+            else finishing
         )
+        voice_ogg: bytes | None = None
         try:
             if tool_turn is None:  # with tools, each round went into the ledger as it was made
                 await self._record(request, "reply", reply.usage)
@@ -368,13 +396,18 @@ class ConversationEngine:
         release: Callable[[], Awaitable[None]],
         clock: _Stopwatch,
         streamed: bool,
-    ) -> tuple[ModelReply, bytes | None, ToolTurn | None]:
+        *,
+        on_sent: Callable[[], None],
+    ) -> tuple[ModelReply, asyncio.Task[bytes | None] | None, ToolTurn | None]:
         """The reply in one piece (its WAV is encoded afterwards, alongside storing the turn); with tools,
         after the rounds of calls the model makes first, each held against the budgets and ledgered — each
-        round streamed when `streamed`, the answering round's voice note encoded as its audio arrives."""
+        round streamed when `streamed`, the answering round's voice note encoded as its audio arrives.
+        `on_sent`: called once the (first) request is on its way."""
         if self.tools is None or self.tool_scope is None:
-            return await self.model.reply(messages, voice=voice, model=model, speak=speak), None, None
-        voice_note: bytes | None = None
+            reply = await self.model.reply(messages, voice=voice, model=model, speak=speak, on_sent=on_sent)
+            return reply, None, None
+        on_sent()  # the rounds' requests are the tool loop's: the transcription does not wait for them
+        voice_note: asyncio.Task[bytes | None] | None = None
 
         async def streamed_round(
             messages: list[dict[str, Any]],
@@ -386,6 +419,8 @@ class ConversationEngine:
             tool_choice: str | None = None,
         ) -> ModelReply:
             nonlocal voice_note
+            if voice_note is not None:  # (only the last round's note is the answer's)
+                await settled(voice_note)
             reply, voice_note, _ = await self._streamed(
                 messages, voice, model or self.model.model, clock, tools=tools, tool_choice=tool_choice
             )
@@ -404,6 +439,10 @@ class ConversationEngine:
                 max_rounds=self.tool_rounds, voice=voice, model_name=model, speak=speak,
                 ask=streamed_round if streamed else None,
             )  # fmt: skip
+        except BaseException:
+            if voice_note is not None:
+                await settled(voice_note)
+            raise
         finally:
             await meter.release()
         return turn.reply, voice_note, turn
@@ -417,19 +456,30 @@ class ConversationEngine:
         *,
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = None,
-    ) -> tuple[ModelReply, bytes | None, None]:
+        on_sent: Callable[[], None] | None = None,
+    ) -> tuple[ModelReply, asyncio.Task[bytes | None] | None, None]:
         """The reply streamed, its voice note encoded on a codec worker as the audio arrives, so the note is
         ready when the model's last chunk is. If the encoder fails, the words still come (as text). A reply
-        that is calls to tools has no voice note: what it may have said is not the answer."""
+        that is calls to tools has no voice note: what it may have said is not the answer. The encoder is
+        opened while the request goes out: it is first needed when the model speaks. The note is returned
+        still being finished (its last audio encoded), which the caller overlaps with storing the turn."""
+        opening = asyncio.create_task(self.audio.open_voice_stream(rate=PCM16_RATE))
         encoder: VoiceStream | None = None
-        try:
-            encoder = await self.audio.open_voice_stream(rate=PCM16_RATE)
-        except AudioError as exc:
-            log.warning("could not start encoding the reply, it will go out as text: %s", exc)
+        opened = False
+
+        async def ready() -> VoiceStream | None:
+            nonlocal encoder, opened
+            if not opened:
+                opened = True
+                try:
+                    encoder = await opening
+                except AudioError as exc:
+                    log.warning("could not start encoding the reply, it will go out as text: %s", exc)
+            return encoder
 
         async def on_audio(pcm: bytes) -> None:
             nonlocal encoder
-            if encoder is not None:
+            if await ready() is not None and encoder is not None:
                 try:
                     await encoder.add(pcm)
                 except AudioError as exc:  # the stream is closed by now; the reply goes on as text
@@ -438,24 +488,17 @@ class ConversationEngine:
 
         try:
             reply = await self.model.reply_stream(
-                messages, voice=voice, model=model, on_audio=on_audio, tools=tools, tool_choice=tool_choice
-            )
+                messages, voice=voice, model=model, on_audio=on_audio, tools=tools, tool_choice=tool_choice,
+                on_sent=on_sent,
+            )  # fmt: skip
         except BaseException:
-            if encoder is not None:
+            if await ready() is not None and encoder is not None:
                 await encoder.abort()
             raise
+        await ready()
         if reply.tool_calls and encoder is not None:
             await encoder.abort()
             encoder = None
-        voice_ogg: bytes | None = None
-        if encoder is not None:
-            started = time.perf_counter()
-            try:
-                voice_ogg = await encoder.finish()
-            except AudioError as exc:
-                log.warning("could not finish the reply's voice note, sending text: %s", exc)
-            clock.lap("encode", started)
-            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
         whole = ModelReply(
             text=reply.text,
             audio=None,
@@ -463,7 +506,20 @@ class ConversationEngine:
             tool_calls=reply.tool_calls,
             streamed_seconds=reply.audio_seconds,
         )
-        return whole, voice_ogg, None
+        return whole, asyncio.create_task(self._finish(encoder, clock)) if encoder is not None else None, None
+
+    async def _finish(self, encoder: VoiceStream, clock: _Stopwatch) -> bytes | None:
+        """The end of a streamed reply's voice note (its last audio, and the pages back from the worker);
+        None (the reply goes out as text) when the encoder fails."""
+        started = time.perf_counter()
+        try:
+            return await encoder.finish()
+        except AudioError as exc:
+            log.warning("could not finish the reply's voice note, sending text: %s", exc)
+            return None
+        finally:
+            clock.lap("encode", started)
+            self.metrics.audio_conversion("to_voice", clock.timings["encode"])
 
     async def _encode(self, audio: WavAudio, clock: _Stopwatch) -> bytes | None:
         """The reply as a voice note; None (the reply goes out as text) when ffmpeg cannot make one."""

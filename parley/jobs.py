@@ -30,6 +30,15 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
             await task
 
 
+async def settled(task: asyncio.Task[Any]) -> None:
+    """A helper task whose caller is leaving (done with it, or failing): stopped if still running, and its
+    failure, if it had one the caller did not take, counted as seen (the caller's own error says more)."""
+    if not task.done():
+        await cancel_and_wait([task])
+    elif not task.cancelled():
+        task.exception()
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     chat_id: int

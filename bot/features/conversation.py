@@ -4,6 +4,7 @@ in groups, answering when addressed (a mention of the bot, or a reply to one of 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from bot.sender import ReplyProgress
 from parley.engine import TurnRequest
 from parley.errors import AudioTooLarge, ParleyError, VoiceTooLong
 from parley.i18n.catalog import _
+from parley.jobs import settled
+from parley.preferences import Preferences
 from parley.spend import BudgetExceeded
 
 log = logging.getLogger(__name__)
@@ -103,10 +106,21 @@ async def answer(job: Converse, run: Run) -> bool:
         return await run.say(texts.ANONYMOUS_SENDER, reply_to=message.message_id)
     thread = message.message_thread_id if message.is_topic_message else None
 
-    async def request(timings: dict[str, float]) -> TurnRequest:
+    async def settings() -> tuple[Preferences, str]:
         await _touch(run, user)
-        audio = await _download_voice(run, message, timings) if media_of(message) else None
         preferences = await run.services.preferences.of(user.id)
+        return preferences, await run.services.preferences.instruction(message.chat_id, preferences)
+
+    async def request(timings: dict[str, float]) -> TurnRequest:
+        # The database is asked while the note downloads: the two wait on different things.
+        reading = asyncio.create_task(settings())
+        try:
+            audio = await _download_voice(run, message, timings) if media_of(message) else None
+            preferences, persona = await reading
+        finally:
+            if not reading.done():  # the download failed first: the person is still remembered, as before
+                await asyncio.wait({reading})
+            await settled(reading)
         return TurnRequest(
             chat_id=message.chat_id,
             user_id=user.id,
@@ -115,7 +129,7 @@ async def answer(job: Converse, run: Run) -> bool:
             text=job.text if job.text is not None else message.text,
             audio=audio,
             thread_id=thread or 0,
-            persona=await run.services.preferences.instruction(message.chat_id, preferences),
+            persona=persona,
         )
 
     kind = "voice" if media_of(message) else "text"
