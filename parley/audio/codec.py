@@ -172,7 +172,7 @@ def decode(
         if emit is None:
             seconds = sum(frame.samples / frame.sample_rate for frame in _frames(container, stream, max_seconds))
             return Decoded(seconds)
-        if _plain_opus(container, stream) and rate in OPUS_RATES:
+        if _plain_opus(container, stream) and rate in OPUS_RATES and libopus_loaded() is not None:
             return _decode_opus(container, stream, rate, max_seconds, emit, part)
         if part[0] > 0:
             return Decoded(0.0)
@@ -383,14 +383,29 @@ class _LibopusDecoder:
         self.destroy.argtypes = [ctypes.c_void_p]
 
 
-@functools.cache
 def _libopus() -> _Libopus:
-    return _Libopus(_libopus_path())
+    lib = libopus_loaded()
+    if lib is None:
+        raise CodecError("unreadable", "libopus is not available to encode voice notes")
+    return lib
 
 
-def _libopus_path() -> str:
+@functools.cache
+def libopus_loaded() -> _Libopus | None:
+    """libopus through ctypes, or None when it cannot be found or loaded; looked up once per process, so a
+    host without it pays for the search once, and voice notes then decode through FFmpeg's own decoder."""
+    path = _libopus_path()
+    if path is None:
+        return None
+    try:
+        return _Libopus(path)
+    except (OSError, AttributeError):  # not loadable, or a library without the Opus API
+        return None
+
+
+def _libopus_path() -> str | None:
     """The libopus already mapped into this process with FFmpeg's libraries (a wheel of PyAV bundles its own
-    copy under a mangled name), else the system's."""
+    copy under a mangled name), else the system's, else None."""
     import ctypes.util
 
     with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
@@ -398,10 +413,7 @@ def _libopus_path() -> str:
             path = line.rstrip("\n").partition("/")[2]
             if path and os.path.basename(path).startswith(("libopus.", "libopus-")):  # not libopusfile, say
                 return "/" + path
-    found = ctypes.util.find_library("opus")
-    if found is None:
-        raise CodecError("unreadable", "libopus is not available to encode voice notes")
-    return found
+    return ctypes.util.find_library("opus")
 
 
 class _OpusDecoder:
@@ -579,7 +591,7 @@ class VoiceEncoder:
                 raise CodecError("unreadable", f"libopus failed to encode ({size})")
             self.packets.append(ctypes.string_at(out, size))
             self.encoded += self.frame
-            if len(self.packets) == PAGE_PACKETS:
+            if len(self.packets) == PAGE_PACKETS and not padding:  # the last page carries the padding
                 self.ogg.add(self.packets, self.encoded * self.scale)
                 self.packets = []
         self.pending = data[whole:]

@@ -11,6 +11,7 @@ from types import TracebackType
 from parley.audio.ffmpeg_cli import FfmpegCli
 from parley.audio.pool import CodecPool
 from parley.audio.wav import PcmFormat, WavAudio, wav_from_pcm
+from parley.audio.worker import MAX_PARTS
 from parley.errors import AudioError, AudioTimeout, AudioTooLong
 
 MODEL_SAMPLE_RATE = 16_000
@@ -125,7 +126,7 @@ class AudioConverter:
         granule = int.from_bytes(source[last + 6 : last + 14], "little", signed=True) if last > 0 else 0
         wanted = 1 + int(granule / 48_000 // SPLIT_SECONDS)
         idle = self.pool.idle()
-        return max(1, min(wanted, idle)) if idle >= 2 else 1
+        return max(1, min(wanted, idle, MAX_PARTS)) if idle >= 2 else 1
 
     async def to_voice_ogg(self, wav: WavAudio) -> bytes:
         """WAV → OGG/Opus mono, the only format Telegram shows as a voice bubble."""

@@ -1,0 +1,93 @@
+"""Edge cases of the in-process codec (parley.audio.codec) with the real libraries: page boundaries of the
+OGG writer, decoding without libopus, how many parts a long note is cut into."""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+
+import av
+import pytest
+
+from lab.audio import make_voice_ogg, make_wav
+from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, codec, find_ffmpeg, read_wav
+from parley.audio.worker import MAX_PARTS
+
+RATE = 24_000
+
+
+def _pages(data: bytes) -> list[tuple[int, int, int]]:
+    """(flags, granule, segment count) of every page."""
+    pages, at = [], 0
+    while at < len(data):
+        assert data[at : at + 4] == b"OggS"
+        flags, granule, count = data[at + 5], struct.unpack_from("<q", data, at + 6)[0], data[at + 26]
+        pages.append((flags, granule, count))
+        at += 27 + count + sum(data[at + 27 : at + 27 + count])
+    return pages
+
+
+def _lengths() -> Iterator[int]:
+    """Reply lengths around whole pages of packets once the encoder's padding is added, and some others."""
+    probe = codec.VoiceEncoder(rate=RATE)
+    frame, lookahead = probe.frame, probe.lookahead
+    probe.finish()
+    for pages in (1, 2):
+        whole = pages * codec.PAGE_PACKETS * frame
+        for k in (0, 1, 20, frame - 1, frame, frame + 1):
+            yield whole - lookahead - k
+    yield from (frame, 3 * RATE + 7, 5 * RATE)
+
+
+@pytest.mark.parametrize("samples", list(_lengths()))
+def test_granules_never_decrease_and_the_last_page_ends_the_reply(samples: int) -> None:
+    pcm = make_wav(samples / RATE, rate=RATE)
+    wav = read_wav(pcm)
+    body = wav.pcm[: 2 * samples].ljust(2 * samples, b"\x00")
+    ogg = codec.encode_voice(body, rate=RATE, channels=1)
+    pre_skip = struct.unpack_from("<H", ogg, 28 + 10)[0]
+    audio = _pages(ogg)[2:]
+    granules = [granule for _, granule, _ in audio]
+    assert granules == sorted(granules)
+    assert [flags for flags, _, _ in audio] == [0] * (len(audio) - 1) + [0x04]
+    assert all(count > 0 for _, _, count in audio)  # the EOS page carries packets, so its granule trims them
+    assert granules[-1] == pre_skip + samples * (48_000 // RATE)
+    with av.open(io.BytesIO(ogg)) as container:
+        decoded = sum(frame.samples for frame in container.decode(audio=0))
+    assert decoded == samples * (48_000 // RATE)  # FFmpeg applies the pre-skip and the end trim
+
+
+@pytest.fixture
+def without_libopus(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """A process in which libopus cannot be found; yields a list that grows by one per lookup."""
+    lookups: list[int] = []
+
+    def missing() -> None:
+        lookups.append(1)
+        return None
+
+    monkeypatch.setattr(codec, "_libopus_path", missing)
+    codec.libopus_loaded.cache_clear()
+    yield lookups
+    codec.libopus_loaded.cache_clear()
+
+
+def test_without_libopus_voice_notes_decode_through_ffmpeg(without_libopus: list[int]) -> None:
+    note = make_voice_ogg(3.0)
+    for _ in range(2):
+        pieces: list[bytes] = []
+        decoded = codec.decode(note, rate=MODEL_SAMPLE_RATE, max_seconds=60, emit=pieces.append)
+        assert decoded.seconds == pytest.approx(3.0, abs=0.05)
+        assert len(b"".join(pieces)) == 2 * round(decoded.seconds * MODEL_SAMPLE_RATE)
+    assert len(without_libopus) == 1  # the failed lookup is remembered
+    with pytest.raises(codec.CodecError):
+        codec.VoiceEncoder(rate=RATE)  # encoding still needs it, and says so as a codec error
+
+
+def test_a_very_long_note_is_cut_into_no_more_parts_than_a_worker_takes() -> None:
+    note = bytearray(make_voice_ogg(1.0))
+    last = note.rfind(b"OggS")
+    note[last + 6 : last + 14] = (20 * MAX_PARTS * 48_000 * 10).to_bytes(8, "little")  # far past MAX_PARTS cuts
+    converter = AudioConverter(find_ffmpeg(), timeout=30, pool=CodecPool(MAX_PARTS + 8))  # all idle, unstarted
+    assert converter._parts(bytes(note)) == MAX_PARTS
