@@ -120,9 +120,24 @@ class AiohttpRequest(BaseRequest):
             body = request_data.json_payload
             headers = {"Content-Type": "application/json"}
         try:
-            async with self._session.request(method, url, data=body, headers=headers, timeout=timeout) as response:
+            # Like httpx, no redirects: a redirected upload would send a form that has already been read.
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+            raise NetworkError(_told(exc, url)) from None  # the cause's text may hold the URL, and the token
+
+
+def _told(exc: aiohttp.ClientError, url: str) -> str:
+    """What went wrong, without the bot's token: the URL only up to "/bot", the error's own text only when
+    it holds no part of the URL past that (some of aiohttp's errors quote the whole URL)."""
+    head, bot, rest = url.partition("/bot")
+    said = f"aiohttp.{type(exc).__name__} ({head}{bot}…)"
+    secret = rest.split("/", 1)[0]
+    text = f"{exc.status}, {exc.message}" if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    if not text or "/bot" in text or (secret and secret in text):
+        return said
+    return f"{said}: {text}"

@@ -111,9 +111,6 @@ class ContextBuilder:
             and state.last_turn_at is not None
             and self.now() - state.last_turn_at >= self.idle_reset_seconds
         )
-        if idle:
-            await self.storage.turns.reset(chat_id, user_id, thread_id)
-            log.info("chat=%s user=%s idle: a new conversation starts", chat_id, user_id)
         turns: list[StoredTurn] = []
         summary = "" if idle else state.summary
         if state.conversation_id is not None and not idle:
@@ -126,6 +123,9 @@ class ContextBuilder:
         window = turns[-self.history_turns :] if self.history_turns else []
         if not isinstance(current, dict):
             current = await current
+        if idle:  # only once `current` is made: a note that cannot be read leaves the new start to the next turn
+            await self.storage.turns.reset(chat_id, user_id, thread_id)
+            log.info("chat=%s user=%s idle: a new conversation starts", chat_id, user_id)
         everything = [system, *history_messages(window), current]
         if tokens.upper_bound(everything) <= self.max_tokens:  # fits for certain: no tokenizer needed
             return Context(

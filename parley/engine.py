@@ -326,7 +326,8 @@ class ConversationEngine:
         try:
             reply, finishing, tool_turn = await answer
         except BaseException:
-            await cancel_and_wait([answer, transcription])
+            await cancel_and_wait([answer])
+            await cancel_and_wait([transcription])  # the answer's request may have started it as it was stopped
             if answer.done() and not answer.cancelled() and answer.exception() is None:
                 _, finishing, _ = answer.result()  # answered just as this turn was stopped
                 await cancel_and_wait([finishing])

@@ -149,7 +149,8 @@ def lifted(
     """The messages with each recording's base64 replaced by a mark, for the SDK of a client made by
     `http_client`, whose requests carry the base64 in its place until the block ends. The messages given
     are not changed (the parts that change are copies; the base64 itself is not copied). `on_sent` is
-    called once: when the block's first request has been written, or at the latest when the block ends."""
+    called once: when the block's first request has been written, or at the latest when the block ends
+    without an error (a call stopped before its request was written calls it never)."""
     call = _Call()
     out: list[dict[str, Any]] = []
     called = False
@@ -182,4 +183,4 @@ def lifted(
         _call.reset(token)
         call.recordings.clear()
         call.sent = None
-        sent()
+    sent()  # only when the block ended as it should: a call stopped or failed before it was written started nothing

@@ -105,6 +105,22 @@ async def test_after_a_long_silence_a_new_conversation_starts_and_the_caption_sa
     assert [m["content"] for m in requests[2][1:]] == ["after a while", "You said: after a while", "right away"]
 
 
+async def test_a_note_that_cannot_be_read_leaves_the_new_conversation_to_the_next_turn(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    async with running_bot(lab_env(telegram, openai_api, tmp_path / "p.db", PARLEY_IDLE_RESET_HOURS="2")) as bot:
+        ann = telegram.user(ANN, "Ann")
+        telegram.push_text(ANN, ann, "before")
+        await telegram.wait_sent(ANN, count=1)
+        bot.services.engine.context.now = lambda: time.time() + 2 * 3600
+        telegram.push_voice(ANN, ann, b"not audio" * 100, duration=3)
+        await telegram.wait_sent(ANN, count=2)
+        telegram.push_text(ANN, ann, "after a while")
+        third = (await telegram.wait_sent(ANN, count=3))[2]
+    assert third.caption == f"{texts.NEW_CONVERSATION}\n\nYou said: after a while"
+    assert [m["role"] for m in openai_api.chat_requests()[-1].json["messages"]] == ["system", "user"]
+
+
 async def test_without_an_idle_setting_conversations_never_expire(
     telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
 ) -> None:

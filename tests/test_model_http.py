@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -155,3 +156,34 @@ async def test_a_plain_client_calls_on_sent_before_the_call(openai_api: FakeOpen
         with contextlib.suppress(asyncio.CancelledError):
             await calling
         await client.close()
+
+
+async def test_a_call_stopped_before_its_request_is_written_never_calls_on_sent() -> None:
+    """What `on_sent` starts (a paid transcription) would run for a turn that is gone."""
+    connected = asyncio.Event()
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # nothing is read until the client gives up: the request cannot be written
+
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the body cannot hide in the buffers
+    listening.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(never_read, sock=listening)
+    port = listening.getsockname()[1]
+    client = openai.AsyncOpenAI(
+        api_key="sk-none", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=60, http_client=http_client()
+    )
+    model = ModelClient(client, model="gpt-audio-1.5", transcribe_model="gpt-4o-mini-transcribe", lift_audio=True)
+    calls: list[str] = []
+    note = _note(_audio(120.0))
+    async with server:
+        calling = asyncio.create_task(
+            model.reply_stream(note, voice="coral", on_audio=_ignore, on_sent=lambda: calls.append("sent"))
+        )
+        await asyncio.wait_for(connected.wait(), timeout=10)
+        calling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await calling
+        await client.close()
+    assert calls == []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
@@ -66,6 +70,44 @@ async def test_a_proxy_in_the_environment_is_used(telegram: FakeTelegram, monkey
     with pytest.raises(NetworkError, match=r"(?i)proxy|connect"):
         async with _bot(telegram, AiohttpRequest()):  # getMe, through the proxy
             pass
+
+
+SECRET = "123456:the-secret-half-of-the-token"
+
+
+@asynccontextmanager
+async def _answering(answer: bytes) -> AsyncIterator[str]:
+    """A server that answers every request with `answer`, whatever it is: the Bot API's URL for it."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/bot"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbled nonsense\r\n\r\n",
+        f"HTTP/1.1 307 Temporary Redirect\r\nLocation: /bot{SECRET}/getMe\r\nContent-Length: 0\r\n\r\n".encode(),
+    ],
+    ids=["garbled", "redirect"],
+)
+async def test_a_failed_request_does_not_tell_the_token(answer: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _answering(answer) as base_url:
+        bot = Bot(SECRET, base_url=base_url, request=AiohttpRequest())
+        with pytest.raises(NetworkError) as raised:
+            async with bot:  # getMe
+                pass
+    told = [str(raised.value), repr(raised.value), repr(raised.value.__cause__), caplog.text]
+    assert not any("the-secret" in text for text in told)
+    assert "127.0.0.1" in str(raised.value) or "307" in str(raised.value)
 
 
 def _closed_port() -> int:
