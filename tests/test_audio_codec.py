@@ -11,7 +11,7 @@ import av
 import pytest
 
 from lab.audio import make_voice_ogg, make_wav
-from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, codec, find_ffmpeg, read_wav
+from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, codec, find_ffmpeg, opus, read_wav
 from parley.audio.worker import MAX_PARTS
 
 RATE = 24_000
@@ -34,7 +34,7 @@ def _lengths() -> Iterator[int]:
     frame, lookahead = probe.frame, probe.lookahead
     probe.finish()
     for pages in (1, 2):
-        whole = pages * codec.PAGE_PACKETS * frame
+        whole = pages * opus.PAGE_PACKETS * frame
         for k in (0, 1, 20, frame - 1, frame, frame + 1):
             yield whole - lookahead - k
     yield from (frame, 3 * RATE + 7, 5 * RATE)
@@ -67,10 +67,10 @@ def without_libopus(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         lookups.append(1)
         return None
 
-    monkeypatch.setattr(codec, "_libopus_path", missing)
-    codec.libopus_loaded.cache_clear()
+    monkeypatch.setattr(opus, "_libopus_path", missing)
+    opus.libopus_loaded.cache_clear()
     yield lookups
-    codec.libopus_loaded.cache_clear()
+    opus.libopus_loaded.cache_clear()
 
 
 def test_without_libopus_voice_notes_decode_through_ffmpeg(without_libopus: list[int]) -> None:
