@@ -4,17 +4,23 @@ OGG writer, decoding without libopus, how many parts a long note is cut into."""
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import av
 import pytest
 
-from lab.audio import make_voice_ogg, make_wav
+from lab.audio import ffmpeg_exe, make_voice_ogg, make_wav
 from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, codec, find_ffmpeg, opus, read_wav
+from parley.audio.bounds import CodecError
 from parley.audio.worker import MAX_PARTS
 
 RATE = 24_000
+
+FFMPEG_LIBRARIES = ("libavcodec", "libavformat", "libavutil", "libswresample")
 
 
 def _pages(data: bytes) -> list[tuple[int, int, int]]:
@@ -30,7 +36,7 @@ def _pages(data: bytes) -> list[tuple[int, int, int]]:
 
 def _lengths() -> Iterator[int]:
     """Reply lengths around whole pages of packets once the encoder's padding is added, and some others."""
-    probe = codec.VoiceEncoder(rate=RATE)
+    probe = opus.VoiceEncoder(rate=RATE)
     frame, lookahead = probe.frame, probe.lookahead
     probe.finish()
     for pages in (1, 2):
@@ -45,7 +51,8 @@ def test_granules_never_decrease_and_the_last_page_ends_the_reply(samples: int) 
     pcm = make_wav(samples / RATE, rate=RATE)
     wav = read_wav(pcm)
     body = wav.pcm[: 2 * samples].ljust(2 * samples, b"\x00")
-    ogg = codec.encode_voice(body, rate=RATE, channels=1)
+    encoder = opus.VoiceEncoder(rate=RATE)
+    ogg = encoder.feed(body) + encoder.finish()
     pre_skip = struct.unpack_from("<H", ogg, 28 + 10)[0]
     audio = _pages(ogg)[2:]
     granules = [granule for _, granule, _ in audio]
@@ -77,12 +84,13 @@ def test_without_libopus_voice_notes_decode_through_ffmpeg(without_libopus: list
     note = make_voice_ogg(3.0)
     for _ in range(2):
         pieces: list[bytes] = []
+        assert opus.decode_ogg(note, rate=MODEL_SAMPLE_RATE, max_seconds=60, emit=pieces.append) is None
         decoded = codec.decode(note, rate=MODEL_SAMPLE_RATE, max_seconds=60, emit=pieces.append)
         assert decoded.seconds == pytest.approx(3.0, abs=0.05)
         assert len(b"".join(pieces)) == 2 * round(decoded.seconds * MODEL_SAMPLE_RATE)
     assert len(without_libopus) == 1  # the failed lookup is remembered
-    with pytest.raises(codec.CodecError):
-        codec.VoiceEncoder(rate=RATE)  # encoding still needs it, and says so as a codec error
+    with pytest.raises(CodecError):
+        opus.VoiceEncoder(rate=RATE)  # encoding still needs it, and says so as a codec error
 
 
 def test_a_very_long_note_is_cut_into_no_more_parts_than_a_worker_takes() -> None:
@@ -91,3 +99,50 @@ def test_a_very_long_note_is_cut_into_no_more_parts_than_a_worker_takes() -> Non
     note[last + 6 : last + 14] = (20 * MAX_PARTS * 48_000 * 10).to_bytes(8, "little")  # far past MAX_PARTS cuts
     converter = AudioConverter(find_ffmpeg(), timeout=30, pool=CodecPool(MAX_PARTS + 8))  # all idle, unstarted
     assert converter._parts(bytes(note)) == MAX_PARTS
+
+
+def _m4a(path: Path, *, seconds: float) -> bytes:
+    """A tone in M4A as ffmpeg writes it by default (AAC, the index at the end)."""
+    tone = ["-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}"]
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", *tone, str(path)], check=True, timeout=60)
+    return path.read_bytes()
+
+
+def _mapped(pid: int) -> set[str]:
+    """The file names of the shared libraries a process has mapped."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return {os.path.basename(line.split()[-1]) for line in maps if "/" in line}
+
+
+def _libopus(names: set[str]) -> set[str]:
+    return {name for name in names if name.startswith(("libopus.so", "libopus-"))}
+
+
+async def test_a_worker_loads_ffmpegs_libraries_only_for_an_input_that_needs_them(tmp_path: Path) -> None:
+    """Voice notes in and replies out are OGG/Opus, which a worker reads, decodes and writes without FFmpeg;
+    an MP4 still decodes on the same worker afterwards, which only then maps FFmpeg's libraries, and they
+    use the libopus the worker had already loaded."""
+    m4a = _m4a(tmp_path / "a.m4a", seconds=2.5)
+    pool = CodecPool(1)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        await converter.start()
+        [pid] = pool.pids()
+        note = await converter.to_model_wav(make_voice_ogg(3.0))
+        assert note.duration == pytest.approx(3.0, abs=0.05)
+        reply = read_wav(make_wav(2.0, rate=RATE))
+        stream = await converter.open_voice_stream(rate=RATE)
+        await stream.add(reply.pcm)
+        streamed = await stream.finish()
+        whole = await converter.to_voice_ogg(reply)
+        assert streamed.startswith(b"OggS") and whole.startswith(b"OggS")
+        voice_only = _mapped(pid)
+        assert not {name for name in voice_only if name.startswith(FFMPEG_LIBRARIES)}
+        assert len(_libopus(voice_only)) == 1
+
+        decoded = await converter.to_model_wav(m4a)
+        assert decoded.duration == pytest.approx(2.5, abs=0.1)
+        assert pool.pids() == [pid]
+        after = _mapped(pid)
+        assert {name.partition("-")[0].partition(".")[0] for name in after} >= set(FFMPEG_LIBRARIES)
+        assert _libopus(after) == _libopus(voice_only)
+    await pool.close()

@@ -4,9 +4,10 @@ Voice notes, audio files, video notes and documents arrive in any container peop
 the model takes WAV (or MP3 for long recordings) and answers in WAV; a Telegram voice bubble must be
 OGG/Opus. Which path does what, and why:
 
-- Decoding for the model and encoding the reply (every voice turn): FFmpeg's libraries in-process
-  (PyAV, codec.py) inside a pool of worker processes as wide as the cores (pool.py). A voice note
-  decodes in a few milliseconds; an ffmpeg subprocess would spend more than that just starting.
+- Decoding for the model and encoding the reply (every voice turn): in-process codecs inside a pool of
+  worker processes as wide as the cores (pool.py). A voice note decodes in a few milliseconds; an ffmpeg
+  subprocess would spend more than that just starting. OGG/Opus in and out is libopus and Python alone
+  (opus.py); other containers and rates load FFmpeg's libraries (PyAV, codec.py) into the worker.
 - Measuring a recording's real length: the same workers (decoding to nothing).
 - Scanning long recordings for silences and cutting them into MP3 segments (the voice tools): the
   ffmpeg command line (ffmpeg_cli.py), which streams hours of audio in constant memory.
@@ -48,7 +49,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     """The bot's side (asyncio, ffmpeg-python) is imported on first use, not with the package: a codec
-    worker imports parley.audio.codec, and so this file, and should load FFmpeg's libraries and no more."""
+    worker imports parley.audio.opus, and so this file, and should load libopus and no more."""
     if name in _LAZY:
         import importlib
 

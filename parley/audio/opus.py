@@ -1,8 +1,10 @@
-"""libopus through ctypes, and OGG/Opus pages written in Python: the voice note's codec without FFmpeg.
+"""Voice notes without FFmpeg: OGG/Opus read and written in Python, the audio decoded and encoded by libopus
+through ctypes.
 
-The library is the very libopus FFmpeg's `libopus` encoder wraps: the copy already mapped into this
-process with FFmpeg's libraries (a wheel of PyAV bundles its own under a mangled name), else the
-system's."""
+Both ends of a voice turn are Opus in OGG, so a codec worker serves them without loading FFmpeg's
+libraries at all (about half of its memory); codec.py, which does load them, is imported only for an input
+that needs it. The library is the very libopus FFmpeg's `libopus` encoder wraps (the copy PyAV's wheel
+bundles, found without importing PyAV), else the system's."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import random
 import struct
 import weakref
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from parley.audio.bounds import CodecError
+from parley.audio.bounds import CHUNK_BYTES, CodecError, Decoded
 
 OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
 VOICE_BITRATE = 32_000
@@ -112,16 +116,42 @@ def libopus_loaded() -> _Libopus | None:
 
 
 def _libopus_path() -> str | None:
-    """The libopus already mapped into this process with FFmpeg's libraries (a wheel of PyAV bundles its own
-    copy under a mangled name), else the system's, else None."""
+    """The libopus FFmpeg's libraries use: the copy already mapped into this process (FFmpeg's libraries
+    loaded it), else the one PyAV's wheel bundles under a mangled name in its `av.libs` directory (found
+    without importing PyAV, whose libraries a worker loads only for an input that needs them), else the
+    system's, else None. Whichever loads first is the one both use: the dynamic loader matches the
+    bundled copy's name when FFmpeg's libraries ask for it."""
     import ctypes.util
 
     with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
         for line in maps:
             path = line.rstrip("\n").partition("/")[2]
-            if path and os.path.basename(path).startswith(("libopus.", "libopus-")):  # not libopusfile, say
+            if path and _is_libopus(os.path.basename(path)):
                 return "/" + path
-    return ctypes.util.find_library("opus")
+    return _bundled_libopus() or ctypes.util.find_library("opus")
+
+
+def _is_libopus(name: str) -> bool:
+    return name.startswith(("libopus.so", "libopus-")) and ".so" in name  # not libopusfile or libopusenc
+
+
+def _bundled_libopus() -> str | None:
+    """libopus in the `av.libs` directory beside the `av` package, as auditwheel lays out PyAV's wheel."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("av")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for package in spec.submodule_search_locations:
+        libs = os.path.join(os.path.dirname(package), "av.libs")
+        with contextlib.suppress(OSError):
+            for name in sorted(os.listdir(libs)):
+                if _is_libopus(name):
+                    return os.path.join(libs, name)
+    return None
 
 
 class _OpusDecoder:
@@ -197,3 +227,280 @@ class _OggOpus:
         struct.pack_into("<I", page, 22, _ogg_crc(bytes(page)))
         self.sequence += 1
         return bytes(page)
+
+
+PREROLL_SECONDS = 0.8
+"""A part that starts mid-recording decodes this much before its start and drops it: Opus predicts each
+frame's band energies from the previous frame's, so a decoder started cold needs frames to converge (the
+Ogg Opus specification asks for at least 80 ms; this much makes the parts join as the whole note decodes,
+to the sample or within a step of the last bit)."""
+
+MAX_PACKET_SAMPLES = 5760
+"""The longest Opus packet, 120 ms at 48 kHz."""
+
+
+@dataclass(frozen=True, slots=True)
+class _OggOpusStream:
+    """An OGG/Opus recording as the decoder needs it: its OpusHead's pre-skip and gain, and its audio packets
+    with their timestamps (48 kHz samples, counted as FFmpeg's demuxer counts them: the first packet at
+    minus the pre-skip), the end trimming its last page asks for, and its declared length (the last
+    granule position)."""
+
+    pre_skip: int
+    gain: int
+    packets: list[bytes]
+    starts: list[int]
+    end_trim: int
+    declared: int
+
+
+def _packet_samples(packet: bytes) -> int:
+    """The 48 kHz samples in an Opus packet, from its table of contents (RFC 6716, 3.1); 0 if it is not one."""
+    toc = packet[0]
+    config = toc >> 3
+    if config < 12:
+        size = (480, 960, 1920, 2880)[config & 3]  # SILK
+    elif config < 16:
+        size = (480, 960)[config & 1]  # hybrid
+    else:
+        size = (120, 240, 480, 960)[config & 3]  # CELT
+    code = toc & 3
+    if code == 3:
+        if len(packet) < 2:
+            return 0
+        count = packet[1] & 0x3F
+    else:
+        count = 2 if code else 1
+    samples = size * count
+    return samples if samples <= MAX_PACKET_SAMPLES else 0
+
+
+def _read_ogg_opus(data: bytes) -> _OggOpusStream | None:
+    """The recording, if `data` is exactly one well-formed OGG/Opus stream of one or two channels (channel
+    mapping family 0): every voice note a Telegram client records. Anything else, or anything damaged (a
+    page whose CRC is wrong, pages missing, an upload cut off, a second stream), is None: it goes to
+    FFmpeg, which reads what it can of it."""
+    if not data.startswith(b"OggS"):
+        return None
+    packets: list[bytes] = []
+    starts: list[int] = []
+    partial: list[bytes] = []
+    serial = sequence = None
+    first_page: tuple[int, int] | None = None  # (granule, audio samples completed on it)
+    at = samples = granule = flags = 0
+    while at < len(data):
+        if len(data) - at < 27 or data[at : at + 5] != b"OggS\x00":
+            return None
+        flags, granule, page_serial, page_sequence, crc, count = struct.unpack_from("<BqIIIB", data, at + 5)
+        body = at + 27 + count
+        end = body + sum(data[at + 27 : body])
+        if end > len(data) or _ogg_crc(data[at : at + 22] + bytes(4) + data[at + 26 : end]) != crc:
+            return None
+        if serial is None:
+            if flags != 0x02:  # the first page begins the stream and continues nothing
+                return None
+            serial, sequence = page_serial, page_sequence
+        elif page_serial != serial or page_sequence != sequence or flags & 0x02 or bool(flags & 0x01) != bool(partial):
+            return None
+        sequence = (page_sequence + 1) & 0xFFFFFFFF
+        completed = 0
+        offset = body
+        for size in data[at + 27 : body]:
+            partial.append(data[offset : offset + size])
+            offset += size
+            if size < 255:
+                packet = b"".join(partial)
+                partial = []
+                if len(packets) >= 2 and packet:  # past OpusHead and OpusTags; an empty packet carries nothing
+                    length = _packet_samples(packet)
+                    if not length:
+                        return None
+                    starts.append(samples)
+                    samples += length
+                    completed += length
+                packets.append(packet)
+        if first_page is None and completed:
+            if granule < completed:
+                return None
+            first_page = (granule, completed)
+        at = end
+        if flags & 0x04:
+            break
+    head = packets[0] if packets else b""
+    if (
+        at != len(data)
+        or not flags & 0x04
+        or granule < 0
+        or partial
+        or first_page is None
+        or len(head) < 19
+        or not head.startswith(b"OpusHead")
+        or head[8] & 0xF0
+        or head[9] not in (1, 2)
+        or head[18] != 0
+        or not packets[1].startswith(b"OpusTags")
+    ):
+        return None
+    pre_skip, gain = struct.unpack_from("<Hh", head, 10)[0], struct.unpack_from("<h", head, 16)[0]
+    offset = first_page[0] - first_page[1] - pre_skip
+    return _OggOpusStream(
+        pre_skip=pre_skip,
+        gain=gain,
+        packets=[packet for packet in packets[2:] if packet],
+        starts=[start + offset for start in starts],
+        end_trim=max(0, samples + offset + pre_skip - granule),
+        declared=granule,
+    )
+
+
+def decode_ogg(
+    data: bytes,
+    *,
+    rate: int,
+    max_seconds: float,
+    emit: Callable[[bytes], None] | None,
+    part: tuple[int, int] = (0, 1),
+) -> Decoded | None:
+    """An OGG/Opus voice note decoded by libopus straight to 16-bit mono PCM at `rate` (see _OpusDecoder),
+    handed to `emit` in pieces; without `emit`, only how long it really is. None when this is not a
+    recording this path reads (see _read_ogg_opus), when `rate` is not one Opus decodes to, or when libopus
+    is missing: FFmpeg's libraries decode it then (codec.py).
+
+    `part` (index, count) asks for one of `count` consecutive stretches of the recording, so that several
+    workers can decode one long note side by side. A part's stretch is cut at packet timestamps from the
+    declared length; the last part runs to the real end, so a length that lies moves the cut, never loses
+    audio."""
+    if emit is None:
+        rate = 8_000  # the length alone: the cheapest rate to decode at
+    if rate not in OPUS_RATES or libopus_loaded() is None:
+        return None
+    stream = _read_ogg_opus(data)
+    if stream is None:
+        return None
+    if stream.declared > (max_seconds + 1) * 48_000:
+        raise CodecError("too_long", f"declares {stream.declared / 48_000:.0f} s, more than {max_seconds:g} s")
+    index, count = part
+    start = stream.declared * index // count if index > 0 else None  # the first part takes the pre-skip too
+    end = stream.declared * (index + 1) // count if index + 1 < count else None
+    preroll = int(PREROLL_SECONDS * 48_000)
+    scale = 48_000 // rate
+    decoder = _OpusDecoder(rate, gain=stream.gain)
+    pending = bytearray()
+    samples = 0
+    limit = (max_seconds + 1) * rate
+    last = len(stream.packets) - 1
+    try:
+        for number, (packet, at) in enumerate(zip(stream.packets, stream.starts, strict=True)):
+            if end is not None and at >= end:
+                break
+            if start is not None and at + _packet_samples(packet) <= start - preroll:
+                continue
+            pcm = decoder.decode(packet)
+            if pcm is None:  # a packet libopus refuses: the recording is broken or cut off here
+                if samples == 0 and index == 0:
+                    raise CodecError("unreadable", "an Opus packet libopus cannot decode")
+                break
+            if start is not None and at < start:
+                continue  # before this part's stretch: only to settle the decoder
+            if number == 0 and stream.pre_skip:
+                pcm = pcm[2 * min(len(pcm) // 2, stream.pre_skip // scale) :]
+            if number == last and stream.end_trim:
+                pcm = pcm[: max(0, len(pcm) - 2 * (stream.end_trim // scale))]
+            samples += len(pcm) // 2
+            if samples > limit:
+                raise CodecError("too_long", f"more than {max_seconds:g} s of audio")
+            if emit is not None:
+                pending += pcm
+                if len(pending) >= CHUNK_BYTES:
+                    emit(bytes(pending))
+                    pending.clear()
+    finally:
+        decoder.close()
+    if pending and emit is not None:
+        emit(bytes(pending))
+    return Decoded(samples / rate)
+
+
+class VoiceEncoder:
+    """16-bit mono PCM at a rate Opus takes (the model's 24 kHz) → OGG/Opus, the only format Telegram shows
+    as a voice bubble; fed in pieces as the model's audio arrives, so the voice note is ready when the last
+    piece is. (Other rates and channel counts pass FFmpeg's resampler first: codec.ResamplingEncoder.)
+
+    One `opus_encode` per packet, straight on libopus (see _Libopus); `input_rate` is the rate the audio had
+    before any resampling, which the OpusHead records."""
+
+    def __init__(self, *, rate: int, input_rate: int | None = None) -> None:
+        if rate not in OPUS_RATES:
+            raise CodecError("unreadable", f"Opus does not encode at {rate} Hz")
+        self.opus_rate = rate
+        lib = self.lib = _libopus()
+        error = ctypes.c_int()
+        handle = lib.create(rate, 1, APPLICATION_AUDIO, ctypes.byref(error))
+        if not handle:
+            raise CodecError("unreadable", f"libopus refused an encoder ({error.value})")
+        self.handle = ctypes.c_void_p(handle)
+        self._free = weakref.finalize(self, lib.destroy, self.handle)
+        for request, value in (
+            (_SET_BITRATE, VOICE_BITRATE),
+            (_SET_VBR, 1),
+            (_SET_VBR_CONSTRAINT, 1),
+            (_SET_COMPLEXITY, VOICE_COMPLEXITY),
+        ):
+            lib.ctl(self.handle, ctypes.c_int(request), ctypes.c_int(value))
+        lookahead = ctypes.c_int()
+        lib.ctl(self.handle, ctypes.c_int(_GET_LOOKAHEAD), ctypes.byref(lookahead))
+        self.scale = 48_000 // rate  # granule positions count 48 kHz samples
+        self.lookahead = lookahead.value
+        self.ogg = _OggOpus(pre_skip=self.lookahead * self.scale, input_rate=input_rate or rate, vendor=lib.version)
+        self.frame = rate * VOICE_FRAME_MS // 1000
+        self.out = ctypes.create_string_buffer(MAX_PACKET)
+        self.rest = b""  # an odd byte carried to the next piece
+        self.pending = b""  # PCM short of a whole Opus frame
+        self.packets: list[bytes] = []
+        self.consumed = 0  # samples taken in
+        self.encoded = 0  # of them, and of the padding, encoded
+        self.samples = 0
+
+    def feed(self, pcm: bytes) -> bytes:
+        """Encode a piece; return the OGG pages finished so far (often none: a page is about a second)."""
+        if self.rest:
+            pcm = self.rest + pcm
+        whole = len(pcm) - len(pcm) % 2
+        self.rest = pcm[whole:]
+        self.encode(pcm[:whole] if self.rest else pcm)
+        self.samples += whole // 2
+        return self.ogg.take()
+
+    def finish(self) -> bytes:
+        """Encode the rest, padded to whole frames past the encoder's delay; close the stream; return the
+        last pages."""
+        if not self.consumed:
+            self._free()
+            return b""  # no audio, no voice note: the reply goes out as text
+        padding = self.lookahead + (-(self.consumed + self.lookahead) % self.frame)
+        self.encode(bytes(2 * padding), padding=True)
+        self.ogg.add(self.packets, (self.lookahead + self.consumed) * self.scale, last=True)
+        self.packets = []
+        self._free()
+        return self.ogg.take()
+
+    def encode(self, pcm: bytes, *, padding: bool = False) -> None:
+        """Whole samples through libopus, a whole Opus frame per call; the pages wait for `feed` or `finish`."""
+        if not self._free.alive:
+            raise CodecError("unreadable", "the voice stream is finished")
+        if not padding:
+            self.consumed += len(pcm) // 2
+        data = self.pending + pcm if self.pending else pcm
+        step = 2 * self.frame
+        whole = len(data) - len(data) % step
+        lib, handle, out = self.lib, self.handle, self.out
+        for start in range(0, whole, step):
+            size = lib.encode(handle, data[start : start + step], self.frame, out, MAX_PACKET)
+            if size < 0:
+                raise CodecError("unreadable", f"libopus failed to encode ({size})")
+            self.packets.append(ctypes.string_at(out, size))
+            self.encoded += self.frame
+            if len(self.packets) == PAGE_PACKETS and not padding:  # the last page carries the padding
+                self.ogg.add(self.packets, self.encoded * self.scale)
+                self.packets = []
+        self.pending = data[whole:]

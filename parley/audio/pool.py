@@ -122,8 +122,9 @@ class _Slot:
 
 class CodecPool:
     """Runs codec requests on at most `size` workers at once. `start()` starts them all at boot (the bot
-    calls it), so the first voice note does not wait for a worker to import FFmpeg's
-    libraries; a worker that crashed or was killed is started again by the next request that needs it.
+    calls it), so the first voice note does not wait for a worker to start (FFmpeg's libraries a worker
+    loads only for an input that needs them: worker.py); a worker that crashed or was killed is started
+    again by the next request that needs it.
 
     A request goes to the least loaded worker. A voice stream (an Opus encoder fed as the model's audio
     arrives) stays on the worker it was opened on, since the encoder's state lives there; its pieces are

@@ -12,13 +12,18 @@ request is answered so, except a voice_feed (see QUIET), which gets no answer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
 import struct
 import sys
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any, BinaryIO
 
+from parley.audio import opus
+from parley.audio.bounds import CodecError, Decoded
 from parley.memory import release_free_memory
 
 HEADER = struct.Struct(">I")
@@ -56,8 +61,6 @@ stream's voice_finish."""
 
 
 def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
-    from parley.audio import codec
-
     op = header["op"]
     if op.startswith("voice_"):
         return _voice_stream(op, header, payload, out)
@@ -66,14 +69,43 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
         index, count = (int(value) for value in header.get("part", (0, 1)))
         if not 0 <= index < count <= MAX_PARTS:
             raise ValueError(f"no part {index} of {count}")
-        decoded = codec.decode(
-            payload, rate=header["rate"], max_seconds=header["max_seconds"], emit=emit, part=(index, count)
-        )
+        limit = header["max_seconds"]
+        decoded = _decode(payload, rate=header["rate"], max_seconds=limit, emit=emit, part=(index, count))
         return {"seconds": decoded.seconds}
     if op == "encode_voice":
-        _send(out, b"D", codec.encode_voice(payload, rate=header["rate"], channels=header["channels"]))
+        encoder = _voice_encoder(rate=header["rate"], channels=header["channels"])
+        _send(out, b"D", encoder.feed(payload) + encoder.finish())
         return {}
     raise ValueError(f"unknown operation {op!r}")
+
+
+def _decode(
+    data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes], None] | None, part: tuple[int, int]
+) -> Decoded:
+    """A voice note by libopus alone (opus.py); anything else by FFmpeg's libraries (codec.py)."""
+    decoded = opus.decode_ogg(data, rate=rate, max_seconds=max_seconds, emit=emit, part=part)
+    if decoded is None:
+        decoded = _ffmpeg().decode(data, rate=rate, max_seconds=max_seconds, emit=emit, part=part)
+    return decoded
+
+
+def _voice_encoder(*, rate: int, channels: int) -> Any:
+    """libopus alone for mono audio at a rate Opus takes (the model's); FFmpeg's resampler first otherwise."""
+    if channels == 1 and rate in opus.OPUS_RATES:
+        return opus.VoiceEncoder(rate=rate)
+    return _ffmpeg().ResamplingEncoder(rate=rate, channels=channels)
+
+
+@functools.cache
+def _ffmpeg() -> ModuleType:
+    """codec.py, and with it FFmpeg's libraries (PyAV), loaded the first time an input needs them: about half
+    of a worker's memory, which the voice notes of a conversation never use."""
+    import av.logging
+
+    av.logging.set_level(None)  # FFmpeg's own messages would go to the bot's stderr: errors come back typed
+    from parley.audio import codec
+
+    return codec
 
 
 def _feed_quietly(header: dict[str, Any], payload: bytes) -> None:
@@ -88,11 +120,9 @@ def _feed_quietly(header: dict[str, Any], payload: bytes) -> None:
 
 
 def _voice_stream(op: str, header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, Any]:
-    from parley.audio import codec
-
     key = int(header["stream"])
     if op == "voice_open":
-        _streams[key] = _Stream(codec.VoiceEncoder(rate=header["rate"], channels=header.get("channels", 1)))
+        _streams[key] = _Stream(_voice_encoder(rate=header["rate"], channels=header.get("channels", 1)))
         return {}
     if op == "voice_abort":
         _streams.pop(key, None)
@@ -101,7 +131,7 @@ def _voice_stream(op: str, header: dict[str, Any], payload: bytes, out: BinaryIO
         raise ValueError(f"unknown operation {op!r}")
     stream = _streams.pop(key, None)  # finished or failed, the encoder is done with
     if stream is None:
-        raise codec.CodecError("unreadable", f"no open voice stream {key}")
+        raise CodecError("unreadable", f"no open voice stream {key}")
     if stream.error is not None:
         raise stream.error
     if payload:
@@ -114,12 +144,6 @@ def _voice_stream(op: str, header: dict[str, Any], payload: bytes, out: BinaryIO
 
 
 def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    import av
-    import av.logging
-
-    from parley.audio import codec
-
-    av.logging.set_level(None)  # FFmpeg's own messages would go to the bot's stderr: errors come back typed
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -140,7 +164,7 @@ def serve(memory_mb: int, stdin: BinaryIO, stdout: BinaryIO) -> None:
             continue
         try:
             result = _handle(header, payload, stdout)
-        except codec.CodecError as exc:
+        except CodecError as exc:
             _send(stdout, b"E", json.dumps({"kind": exc.kind, "message": str(exc)}).encode())
         except MemoryError:
             _send(stdout, b"E", json.dumps({"kind": "too_big", "message": "out of memory while decoding"}).encode())
