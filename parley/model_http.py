@@ -20,25 +20,22 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from openai import DefaultAsyncHttpxClient
+from openai import DEFAULT_CONNECTION_LIMITS, DefaultAsyncHttpxClient
+
+from parley.model_transport import AiohttpTransport, sdk_http
 
 ONCE_BYTES = 32 * 1024
 """Bodies from this size on are sent once and dropped; smaller ones are not worth the bother. Recordings'
 base64 from this size on is lifted out of the SDK's JSON."""
 
-_http: Any = importlib.import_module(
-    next(base for base in DefaultAsyncHttpxClient.__mro__ if not base.__module__.startswith("openai")).__module__.split(
-        "."
-    )[0]
-)
-"""The SDK's HTTP library: httpx, or the fork later SDK versions ship (same interface, another name)."""
+
+_http: Any = sdk_http()
 
 _MARK = re.compile(rb"@parley-audio-[0-9a-f]{16}@")
 """A lifted recording's place in a body: '@' is not in base64's alphabet, and JSON leaves the mark as it is."""
@@ -128,8 +125,11 @@ def _is_form(request: Any) -> bool:
 
 
 def http_client() -> Any:
-    """The SDK's own default client (its timeouts, connection limits, redirects) with the hook above."""
-    return DefaultAsyncHttpxClient(event_hooks={"request": [_send_once]})
+    """The SDK's own default client (its timeouts, redirects) with the hook above, its requests carried by
+    aiohttp within the SDK's connection limits (see `parley.model_transport`)."""
+    return DefaultAsyncHttpxClient(
+        event_hooks={"request": [_send_once]}, transport=AiohttpTransport(DEFAULT_CONNECTION_LIMITS)
+    )
 
 
 def _liftable(part: object) -> bool:
