@@ -174,6 +174,27 @@ async def check_ffmpeg() -> Finding:
     return Finding(True, "ffmpeg", f"{path} ({origin}, {name}) with {' and '.join(REQUIRED_ENCODERS)}")
 
 
+async def check_libopus() -> Finding:
+    """Voice notes in and replies out are Opus, coded by libopus in the codec workers (FFmpeg's libraries
+    only for other formats): a worker is asked, so it is found exactly as a voice note finds it, and the
+    bot itself loads neither."""
+    fix = "install libopus (Debian: apt install libopus0), or PyAV's wheel, which bundles it"
+    try:
+        ffmpeg = find_ffmpeg()
+    except RuntimeError:
+        ffmpeg = "ffmpeg"  # the workers do not run it; its own check reports it
+    try:
+        async with AudioConverter(ffmpeg, timeout=NETWORK_SECONDS) as converter:
+            found = await converter.libopus()
+    except ParleyError as exc:
+        return Finding(False, "libopus", f"the codec workers did not answer: {exc}", fix)
+    if found is None:
+        return Finding(False, "libopus", "not found by the codec workers: voice replies go out as text", fix)
+    version, path = found
+    origin = "bundled with PyAV" if f"{os.sep}av.libs{os.sep}" in path else "the system's"
+    return Finding(True, "libopus", f"{version} in the codec workers ({path}, {origin})")
+
+
 # --- database --------------------------------------------------------------------------------------
 
 
@@ -376,6 +397,7 @@ async def _diagnose(env: Mapping[str, str], *, live: bool, out: TextIO, secrets:
     settings, findings = check_settings(env)
     ok = show(findings)
     ok = show([await check_ffmpeg()]) and ok
+    ok = show([await check_libopus()]) and ok
     db_path = settings.operations.db_path if settings else Path((env.get("PARLEY_DB") or "").strip() or "parley.db")
     database_url = settings.operations.database_url if settings else None
     ok = show([await (check_postgres(database_url) if database_url else check_database(db_path))]) and ok

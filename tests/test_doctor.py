@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -13,6 +14,9 @@ from parley.actions import GROUP
 from parley.config import load_settings
 from storage import Storage
 from storage.migrations import MIGRATIONS
+
+LIBOPUS_FROM_PYAV = r"✓ libopus: libopus \S+ in the codec workers \(/\S*/av\.libs/libopus\S*, bundled with PyAV\)"
+"""PyAV's wheel is installed here, so the workers find the copy it bundles (the one FFmpeg's libraries use)."""
 
 
 async def run_doctor(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, list[str]]:
@@ -36,12 +40,13 @@ async def test_a_healthy_deployment_passes_every_check(
     assert code == 0, lines
     assert lines[0] == "✓ configuration: valid (long polling; metrics off)"
     assert lines[1].startswith("✓ ffmpeg: /") and lines[1].endswith("with libopus and libmp3lame")
-    assert lines[2] == f"✓ database: {db} writable, at the latest migration ({MIGRATIONS[-1].__name__})"
-    assert lines[3] == f"✓ Telegram: reachable, token valid: @{telegram.bot_username} (id {telegram.bot_id})"
-    assert lines[4].startswith("✓ Telegram groups: privacy mode on")
-    assert lines[5] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
-    assert lines[6] == "✓ OpenAI: reachable, key valid, gpt-audio-1.5 and gpt-4o-mini-transcribe available"
-    assert lines[7:] == [
+    assert re.fullmatch(LIBOPUS_FROM_PYAV, lines[2]), lines[2]
+    assert lines[3] == f"✓ database: {db} writable, at the latest migration ({MIGRATIONS[-1].__name__})"
+    assert lines[4] == f"✓ Telegram: reachable, token valid: @{telegram.bot_username} (id {telegram.bot_id})"
+    assert lines[5].startswith("✓ Telegram groups: privacy mode on")
+    assert lines[6] == "✓ Telegram webhook: none (long polling); 0 updates waiting"
+    assert lines[7] == "✓ OpenAI: reachable, key valid, gpt-audio-1.5 and gpt-4o-mini-transcribe available"
+    assert lines[8:] == [
         "✓ access: admins: none; also allowed: everyone (*)",
         "✓ tools: none enabled (PARLEY_TOOLS); installed: datetime, group_memory, reminders",
         "all checks passed",
@@ -60,7 +65,7 @@ async def test_live_makes_exactly_one_tiny_model_request(
 ) -> None:
     code, lines = await run_doctor(lab_env(telegram, openai_api, tmp_path / "new" / "parley.db"), tmp_path, "--live")
     assert code == 0, lines
-    assert f"✓ database: {tmp_path / 'new' / 'parley.db'} does not exist yet" in lines[2]
+    assert f"✓ database: {tmp_path / 'new' / 'parley.db'} does not exist yet" in lines[3]
     assert not (tmp_path / "new").exists()  # the doctor creates nothing
     [live] = [line for line in lines if line.startswith("✓ OpenAI live:")]
     assert "gpt-audio-1.5 answered in" in live and "s of audio" in live
@@ -97,7 +102,7 @@ async def test_invalid_configuration_is_reported_and_the_network_left_alone(tmp_
     code, lines = await run_doctor({"TELEGRAM_BOT_TOKEN": "123:abcdefghijklmnop"}, tmp_path)
     assert code == 1
     assert lines[0] == "✗ configuration: OPENAI_API_KEY is not set: copy .env.example to .env and fill it in"
-    assert lines[1].startswith("✓ ffmpeg: ")
+    assert lines[1].startswith("✓ ffmpeg: ") and lines[2].startswith("✓ libopus: ")
     assert "✗ Telegram: not checked: fix the configuration first" in lines
     assert "✗ OpenAI: not checked: fix the configuration first" in lines
     assert "abcdefghijklmnop" not in "\n".join(lines)
@@ -148,15 +153,15 @@ async def test_on_postgresql_the_doctor_checks_the_server_and_never_shows_the_pa
     env = lab_env(telegram, openai_api, tmp_path / "unused.db", DATABASE_URL=postgres_url)
     code, lines = await run_doctor(env, tmp_path)
     assert code == 0, lines
-    assert lines[2].startswith("✓ database: postgresql://") and "`parley run` creates the tables" in lines[2]
+    assert lines[3].startswith("✓ database: postgresql://") and "`parley run` creates the tables" in lines[3]
     await (await Storage.open(postgres_url)).close()
     code, lines = await run_doctor(env, tmp_path)
-    assert code == 0 and lines[2].endswith(f"at the latest migration ({MIGRATIONS[-1].__name__})"), lines
+    assert code == 0 and lines[3].endswith(f"at the latest migration ({MIGRATIONS[-1].__name__})"), lines
 
     unreachable = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2-secret@")
     unreachable = unreachable.replace("127.0.0.1", "127.0.0.2", 1).replace(":5432/", ":1/")
     code, lines = await run_doctor({**env, "DATABASE_URL": unreachable}, tmp_path)
-    assert code == 1 and lines[2].startswith("✗ database: cannot connect to postgresql://postgres@"), lines
+    assert code == 1 and lines[3].startswith("✗ database: cannot connect to postgresql://postgres@"), lines
     assert "hunter2-secret" not in "\n".join(lines)
 
 

@@ -147,6 +147,12 @@ class AudioConverter:
         where = await self.pool.open_stream({"op": "voice_open", "rate": rate}, timeout=self.timeout)
         return VoiceStream(self.pool, where, rate=rate, timeout=self.timeout, max_seconds=self.max_seconds)
 
+    async def libopus(self) -> tuple[str, str] | None:
+        """The libopus the codec workers encode and decode voice notes with, as (version, path), or None
+        when they find none; asked of a worker, which looks for it as it does for a voice note."""
+        result = await self.pool.run({"op": "libopus"}, b"", timeout=self.timeout)
+        return (str(result["version"]), str(result["path"])) if result else None
+
     async def probe_seconds(self, source: bytes) -> float:
         """How long a recording really is (declared durations lie), by decoding it once to nothing."""
         header = {"op": "decode", "rate": MODEL_SAMPLE_RATE, "max_seconds": self.max_seconds, "measure_only": True}

@@ -53,13 +53,14 @@ PAGE_PACKETS = 16
 
 class _Libopus:
     """libopus' encoder API (opus.h) called directly through ctypes, on the very library FFmpeg's `libopus`
-    encoder wraps (the one PyAV loaded; else the system's). Through PyAV, the same encoding cost a third more
+    encoder wraps (see _libopus_path). Through PyAV, the same encoding cost a third more
     CPU: every frame passes a filter graph that cuts it to the codec's frame size, an encoder wrapper and a
     muxer, each with its own copies and Python calls; here a reply is one call per Opus packet, and no
     FFmpeg frame pools or encoder threads stay behind for an open stream."""
 
     def __init__(self, path: str) -> None:
         lib = ctypes.CDLL(path)
+        self.path = path
         self.create = lib.opus_encoder_create
         self.create.restype = ctypes.c_void_p
         self.create.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]

@@ -72,6 +72,9 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
         limit = header["max_seconds"]
         decoded = _decode(payload, rate=header["rate"], max_seconds=limit, emit=emit, part=(index, count))
         return {"seconds": decoded.seconds}
+    if op == "libopus":
+        lib = opus.libopus_loaded()
+        return {} if lib is None else {"version": lib.version.decode("ascii", "replace"), "path": lib.path}
     if op == "encode_voice":
         encoder = _voice_encoder(rate=header["rate"], channels=header["channels"])
         _send(out, b"D", encoder.feed(payload) + encoder.finish())
