@@ -34,7 +34,7 @@ from parley.audio import (
     read_wav,
 )
 from parley.audio.bounds import CodecError, Decoded
-from parley.audio.opus import _ogg_crc
+from parley.audio.opus import ogg_crc
 from parley.errors import AudioError
 
 TIMEOUT = 4.0
@@ -231,7 +231,7 @@ def reseal(data: bytes) -> bytes:
         end = body + sum(buf[at + 27 : body])
         if end <= len(buf):
             buf[at + 22 : at + 26] = bytes(4)
-            buf[at + 22 : at + 26] = _ogg_crc(bytes(buf[at:end])).to_bytes(4, "little")
+            buf[at + 22 : at + 26] = ogg_crc(bytes(buf[at:end])).to_bytes(4, "little")
         at = buf.find(b"OggS", at + 4)
     return bytes(buf)
 

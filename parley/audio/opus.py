@@ -90,7 +90,7 @@ class _LibopusDecoder:
         self.decode = lib.opus_decode
         self.decode.restype = ctypes.c_int
         pointer, data = ctypes.c_void_p, ctypes.c_char_p
-        self.decode.argtypes = [pointer, data, ctypes.c_int32, data, ctypes.c_int, ctypes.c_int]
+        self.decode.argtypes = [pointer, data, ctypes.c_int32, pointer, ctypes.c_int, ctypes.c_int]
         self.destroy = lib.opus_decoder_destroy
         self.destroy.restype = None
         self.destroy.argtypes = [ctypes.c_void_p]
@@ -172,12 +172,22 @@ class _OpusDecoder:
         if gain:
             lib.ctl(self.handle, ctypes.c_int(_SET_GAIN), ctypes.c_int(gain))  # the OpusHead's output gain
         self.most = rate * 120 // 1000  # the longest Opus packet
-        self.out = ctypes.create_string_buffer(2 * self.most)
+        self.out = ctypes.create_string_buffer(CHUNK_BYTES + 2 * self.most)
+        """Decoded PCM gathers here, packet after packet, until a piece of CHUNK_BYTES leaves: no bytes object
+        per packet."""
+        self.base = ctypes.addressof(self.out)
 
-    def decode(self, packet: bytes) -> bytes | None:
-        """A packet's PCM, or None for a packet libopus refuses."""
-        count = self.lib.decode(self.handle, packet, len(packet), self.out, self.most, 0)
-        return None if count < 0 else ctypes.string_at(self.out, 2 * count)
+    def decode_into(self, packet: bytes, offset: int) -> int:
+        """Decode a packet into `out` at byte `offset` (below CHUNK_BYTES); its samples, or a negative number
+        for a packet libopus refuses."""
+        return int(self.lib.decode(self.handle, packet, len(packet), self.base + offset, self.most, 0))
+
+    def take(self, size: int) -> bytes:
+        return ctypes.string_at(self.base, size)
+
+    def drop(self, offset: int, skip: int, keep: int) -> None:
+        """Drop `skip` bytes at `offset`, moving the `keep` after them down."""
+        ctypes.memmove(self.base + offset, self.base + offset + skip, keep)
 
     def close(self) -> None:
         self._free()
@@ -186,12 +196,21 @@ class _OpusDecoder:
 _REVERSED_BITS = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
 
 
-def _ogg_crc(page: bytes) -> int:
-    """OGG's CRC-32 (polynomial 0x04C11DB7 unreflected, no initial or final XOR) computed by zlib in C: zlib's
-    CRC-32 is the same polynomial reflected, so over bit-reversed bytes its result is the bit-reversed OGG
-    CRC, once its initial and final XOR are cancelled by the CRC of as many zero bytes."""
-    reflected = zlib.crc32(page.translate(_REVERSED_BITS)) ^ zlib.crc32(bytes(len(page)))
-    return int(f"{reflected:032b}"[::-1], 2)
+def ogg_crc(page: bytes | bytearray) -> int:
+    """OGG's CRC-32 of a page whose CRC field is zero (see _mirrored_crc)."""
+    return _mirrored_crc(page.translate(_REVERSED_BITS))
+
+
+def _mirrored_crc(*mirrored: bytes | bytearray | memoryview) -> int:
+    """OGG's CRC-32 (polynomial 0x04C11DB7 unreflected, no initial or final XOR) of a page given in pieces whose
+    bytes are already bit-reversed (`translate(_REVERSED_BITS)`), computed by zlib in C: zlib's CRC-32 is the
+    same polynomial reflected, so over bit-reversed bytes it runs OGG's register bit-reversed. zlib inverts
+    the value it is given and the value it returns: given all ones, it starts from zero, and inverting the
+    result cancels the other."""
+    register = 0xFFFFFFFF
+    for piece in mirrored:
+        register = zlib.crc32(piece, register)
+    return int.from_bytes((register ^ 0xFFFFFFFF).to_bytes(4, "little").translate(_REVERSED_BITS), "big")
 
 
 class _OggOpus:
@@ -225,7 +244,7 @@ class _OggOpus:
         page = bytearray(header + lacing)
         for packet in packets:
             page += packet
-        struct.pack_into("<I", page, 22, _ogg_crc(bytes(page)))
+        struct.pack_into("<I", page, 22, ogg_crc(page))
         self.sequence += 1
         return bytes(page)
 
@@ -289,13 +308,14 @@ def _read_ogg_opus(data: bytes) -> _OggOpusStream | None:
     serial = sequence = None
     first_page: tuple[int, int] | None = None  # (granule, audio samples completed on it)
     at = samples = granule = flags = 0
+    mirrored = memoryview(data.translate(_REVERSED_BITS))  # for the CRCs: one pass over the whole file
     while at < len(data):
         if len(data) - at < 27 or data[at : at + 5] != b"OggS\x00":
             return None
         flags, granule, page_serial, page_sequence, crc, count = struct.unpack_from("<BqIIIB", data, at + 5)
         body = at + 27 + count
         end = body + sum(data[at + 27 : body])
-        if end > len(data) or _ogg_crc(data[at : at + 22] + bytes(4) + data[at + 26 : end]) != crc:
+        if end > len(data) or _mirrored_crc(mirrored[at : at + 22], bytes(4), mirrored[at + 26 : end]) != crc:
             return None
         if serial is None:
             if flags != 0x02:  # the first page begins the stream and continues nothing
@@ -386,7 +406,7 @@ def decode_ogg(
     preroll = int(PREROLL_SECONDS * 48_000)
     scale = 48_000 // rate
     decoder = _OpusDecoder(rate, gain=stream.gain)
-    pending = bytearray()
+    fill = 0  # bytes of PCM waiting in the decoder's buffer
     samples = 0
     limit = (max_seconds + 1) * rate
     last = len(stream.packets) - 1
@@ -396,29 +416,31 @@ def decode_ogg(
                 break
             if start is not None and at + _packet_samples(packet) <= start - preroll:
                 continue
-            pcm = decoder.decode(packet)
-            if pcm is None:  # a packet libopus refuses: the recording is broken or cut off here
+            count = decoder.decode_into(packet, fill)
+            if count < 0:  # a packet libopus refuses: the recording is broken or cut off here
                 if samples == 0 and index == 0:
                     raise CodecError("unreadable", "an Opus packet libopus cannot decode")
                 break
             if start is not None and at < start:
-                continue  # before this part's stretch: only to settle the decoder
-            if number == 0 and stream.pre_skip:
-                pcm = pcm[2 * min(len(pcm) // 2, stream.pre_skip // scale) :]
+                continue  # before this part's stretch: only to settle the decoder (the next packet overwrites it)
+            skip = min(count, stream.pre_skip // scale) if number == 0 else 0
+            keep = count - skip
             if number == last and stream.end_trim:
-                pcm = pcm[: max(0, len(pcm) - 2 * (stream.end_trim // scale))]
-            samples += len(pcm) // 2
+                keep = max(0, keep - stream.end_trim // scale)
+            if skip and keep:
+                decoder.drop(fill, 2 * skip, 2 * keep)
+            samples += keep
             if samples > limit:
                 raise CodecError("too_long", f"more than {max_seconds:g} s of audio")
             if emit is not None:
-                pending += pcm
-                if len(pending) >= CHUNK_BYTES:
-                    emit(bytes(pending))
-                    pending.clear()
+                fill += 2 * keep
+                if fill >= CHUNK_BYTES:
+                    emit(decoder.take(fill))
+                    fill = 0
+        if fill and emit is not None:
+            emit(decoder.take(fill))
     finally:
         decoder.close()
-    if pending and emit is not None:
-        emit(bytes(pending))
     return Decoded(samples / rate)
 
 
