@@ -187,3 +187,45 @@ async def test_a_call_stopped_before_its_request_is_written_never_calls_on_sent(
             await calling
         await client.close()
     assert calls == []
+
+
+def _conversation(data: str) -> list[dict[str, Any]]:
+    """A history as Parley sends one: a system prompt, earlier turns in text, a tool round, and the new note."""
+    return [
+        {"role": "system", "content": "Be brief. Today is Monday."},
+        {"role": "user", "content": "What's the weather like?"},
+        {"role": "assistant", "content": "Sunny, 21 °C — a good day for a walk.", "name": "parley"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "datetime", "arguments": '{"tz": "UTC"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"now": "2026-11-30T04:00:00Z"}'},
+        *_note(data, text="And tomorrow?")[1:],
+    ]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_a_conversation_reaches_the_api_exactly_as_given_on_a_retry_too(
+    model: ModelClient, openai_api: FakeOpenAI, streamed: bool
+) -> None:
+    """The messages go past the SDK's transform of its parameters: the API must still get them unchanged,
+    once, in the body's own `messages`, whatever else the call sets."""
+    messages = _conversation(_audio(1.0))
+    before = copy.deepcopy(messages)
+    openai_api.fail_next(500, times=1)
+    openai_api.queue_replies(REPLY)
+    if streamed:
+        reply = await model.reply_stream(messages, voice="coral", on_audio=_ignore)
+    else:
+        reply = await model.reply(messages, voice="coral")
+    assert reply.text == REPLY
+    first, second = openai_api.chat_requests()
+    assert first.status == 500 and second.status == 200
+    for request in (first, second):
+        assert request.json["messages"] == before
+        assert request.json["model"] == "gpt-audio-1.5" and request.json["audio"]["voice"] == "coral"
+        assert request.json.get("stream", False) is streamed
+    assert messages == before
