@@ -226,6 +226,36 @@ def ogg_opus_duration(data: bytes) -> float:
         raise InvalidOgg(str(exc)) from exc
 
 
+def ogg_seconds(data: bytes) -> float:
+    """Duration of an OGG stream read from its pages, as a server reads it without decoding: the last page's
+    granule position, less Opus's pre-skip, over the codec's granule rate (48 kHz for Opus, the sample rate for
+    Vorbis). The pages must tile the file exactly, start with the codec's identification header, and end in a
+    granule past it; raises AudioDecodeError otherwise (a truncated or patched file)."""
+    at, granule, head = 0, -1, b""
+    while at < len(data):
+        if data[at : at + 4] != b"OggS" or len(data) < at + 27 or data[at + 4] != 0:
+            raise AudioDecodeError(f"no OGG page at offset {at}")
+        segments = data[at + 26]
+        table = data[at + 27 : at + 27 + segments]
+        end = at + 27 + segments + sum(table)
+        if len(table) < segments or end > len(data):
+            raise AudioDecodeError(f"the OGG page at offset {at} runs past the end of the file")
+        if at == 0:
+            head = data[at + 27 + segments : end]
+        page_granule = int.from_bytes(data[at + 6 : at + 14], "little", signed=True)
+        granule = page_granule if page_granule != -1 else granule
+        at = end
+    if head.startswith(b"OpusHead") and len(head) >= 19:
+        rate, skip = 48_000, int.from_bytes(head[10:12], "little")
+    elif head.startswith(b"\x01vorbis") and len(head) >= 16:
+        rate, skip = int.from_bytes(head[12:16], "little"), 0
+    else:
+        raise AudioDecodeError("an OGG stream of neither Opus nor Vorbis")
+    if rate <= 0 or granule <= skip:
+        raise AudioDecodeError("an OGG stream without audio")
+    return (granule - skip) / rate
+
+
 def decode_duration(data: bytes) -> float:
     """Duration of anything ffmpeg can decode (raises AudioDecodeError otherwise)."""
     return _decode_pcm_seconds(data)

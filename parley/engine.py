@@ -20,6 +20,7 @@ from parley.actions.loop import SpendMeter, ToolScope, ToolTurn, converse
 from parley.actions.runner import Toolbox
 from parley.audio import AudioConverter, WavAudio
 from parley.audio.converter import MAX_DECODED_SECONDS, MODEL_SAMPLE_RATE, VoiceStream
+from parley.audio.uploads import Upload, for_transcription
 from parley.context import SUMMARY_MAX_TOKENS, Context, ContextBuilder
 from parley.errors import AudioError, AudioTooLong, EmptyMessage, ParleyError, VoiceTooLong
 from parley.jobs import MemoryBudget, Share, cancel_and_wait, settled
@@ -263,9 +264,12 @@ class ConversationEngine:
         if wav is not None:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
         release = self.spend.once(await self.spend.reserve(request.user_id, estimate))  # BudgetExceeded: no call
-        # From here on only the transcription needs the recording: it alone holds it, so it is freed as soon
-        # as its request is done, not when the turn is (the model's request has its own copy, as base64).
-        heard = _Heard(seconds, self._transcribe(request, wav)) if wav is not None else None
+        # From here on the WAV is the transcription's only if it is what the transcription sends (see
+        # for_transcription): a voice note goes as it came, and its WAV is freed here (the model's request has
+        # its own copy, as base64); otherwise it is freed as soon as the transcription's request is done.
+        heard = None
+        if wav is not None and request.audio is not None:
+            heard = _Heard(seconds, self._transcribe(request, for_transcription(request.audio, wav), seconds))
         del wav
         try:
             return await self._answer(request, heard, context, clock, release)
@@ -571,15 +575,17 @@ class ConversationEngine:
             }
         ]
 
-    async def _transcribe(self, request: TurnRequest, wav: WavAudio) -> tuple[str, Usage | None]:
+    async def _transcribe(self, request: TurnRequest, upload: Upload, seconds: float) -> tuple[str, Usage | None]:
         """The note's words for future context; a placeholder when transcription fails (never fatal)."""
         try:
-            text, usage = await self.model.transcribe(wav)
+            text, usage = await self.model.transcribe(upload)
         except ParleyError as exc:
             log.warning("transcription failed, storing a placeholder: %s", exc)
-            return voice_placeholder(wav.duration), None
-        await self._record(request, "transcription", usage, audio_seconds=wav.duration)
-        return (text or voice_placeholder(wav.duration)), usage
+            return voice_placeholder(seconds), None
+        finally:
+            del upload  # the recording is not kept while the ledger is written
+        await self._record(request, "transcription", usage, audio_seconds=seconds)
+        return (text or voice_placeholder(seconds)), usage
 
     async def _remember(
         self,

@@ -23,6 +23,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
 from parley.audio import WavAudio, normalise_wav
+from parley.audio.uploads import Upload
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.metrics import Metrics
 from parley.model_http import lifted
@@ -458,12 +459,11 @@ class ModelClient:
             raise ModelError("listen: the model returned no text")
         return text, _usage(completion.model or self.model, completion.usage)
 
-    async def transcribe(self, wav: WavAudio) -> tuple[str, Usage]:
+    async def transcribe(self, upload: Upload) -> tuple[str, Usage]:
+        """A recording's words; `upload` is the file as `parley.audio.uploads.for_transcription` chose it."""
         started = time.perf_counter()
         try:
-            result = await self._client.audio.transcriptions.create(
-                model=self.transcribe_model, file=("voice.wav", wav.data, "audio/wav")
-            )
+            result = await self._client.audio.transcriptions.create(model=self.transcribe_model, file=upload)
         except ValueError as exc:
             self.metrics.model_call("transcription", "ModelError", time.perf_counter() - started)
             raise ModelError("transcription: unreadable response") from exc

@@ -119,23 +119,30 @@ async def test_long_recording_tools_read_them_too(converter: AudioConverter, mad
 
 CHAT = 5150
 
-# How each arrives: (Telegram's field, its fields besides the file, the recording)
+# How each arrives: (Telegram's field, its fields besides the file, the recording, the file the transcription
+# endpoint is sent: the recording as it came when the endpoint takes its container and it is smaller than the
+# WAV the model hears, else that WAV)
 WRAPPERS = {
-    "video-note-index-at-end": ("video_note", {"duration": 4, "length": 240}, "mp4-video-index-at-end"),
-    "voice-note-webm": ("voice", {"duration": 4, "mime_type": "audio/webm"}, "webm-opus"),
-    "audio-m4a-index-at-end": ("audio", {"duration": 4, "mime_type": "audio/mp4"}, "m4a-index-at-end"),
-    "audio-mp3-id3": ("audio", {"duration": 4, "mime_type": "audio/mpeg"}, "mp3-id3-stereo-44k"),
-    "document-mov": ("document", {"mime_type": "audio/quicktime", "file_name": "memo.mov"}, "mov-audio-index-at-end"),
-    "document-flac": ("document", {"mime_type": "audio/flac", "file_name": "take.flac"}, "flac"),
-    "document-wav-float": ("document", {"mime_type": "audio/wav", "file_name": "take.wav"}, "wav-float32"),
-}
+    "video-note-index-at-end": ("video_note", {"duration": 4, "length": 240}, "mp4-video-index-at-end", "voice.mp4"),
+    "voice-note-webm": ("voice", {"duration": 4, "mime_type": "audio/webm"}, "webm-opus", "voice.webm"),
+    "audio-m4a-index-at-end": ("audio", {"duration": 4, "mime_type": "audio/mp4"}, "m4a-index-at-end", "voice.m4a"),
+    "audio-mp3-id3": ("audio", {"duration": 4, "mime_type": "audio/mpeg"}, "mp3-id3-stereo-44k", "voice.mp3"),
+    "audio-aac-adts": ("audio", {"duration": 4, "mime_type": "audio/aac"}, "aac-adts", "voice.wav"),
+    "document-mov": (
+        "document", {"mime_type": "audio/quicktime", "file_name": "memo.mov"}, "mov-audio-index-at-end", "voice.wav"
+    ),
+    "document-flac": ("document", {"mime_type": "audio/flac", "file_name": "take.flac"}, "flac", "voice.flac"),
+    "document-wav-float": (
+        "document", {"mime_type": "audio/wav", "file_name": "take.wav"}, "wav-float32", "voice.wav"
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(WRAPPERS))
 async def test_end_to_end_the_model_hears_every_wrapper(
     parley, telegram: FakeTelegram, openai_api: FakeOpenAI, made: str, case: str
 ) -> None:
-    kind, fields, name = WRAPPERS[case]
+    kind, fields, name, upload = WRAPPERS[case]
     data = recording(name, made)
     file_id, unique_id = telegram.add_file(data, kind=kind, mime_type=fields.get("mime_type"))
     ann = telegram.user(CHAT, "Ann")
@@ -146,3 +153,13 @@ async def test_end_to_end_the_model_hears_every_wrapper(
     [heard] = request.audio_input_seconds
     assert heard == pytest.approx(SECONDS, abs=0.1)
     assert answer.kind == "voice" and answer.caption == f"I heard {heard:.1f} seconds of audio."
+    await openai_api.wait_for(lambda: openai_api.transcription_requests()[0].status is not None, 10, what="words")
+    [transcription] = openai_api.transcription_requests()
+    sent_name, sent = transcription.files["file"]
+    assert sent_name == upload
+    if upload == "voice.wav":
+        assert parse_wav(sent).rate == MODEL_SAMPLE_RATE  # the WAV the model heard
+    else:
+        assert sent == data
+    # The endpoint read the whole recording, whichever file it got.
+    assert transcription.status == 200 and transcription.response["text"] == f"transcript of {SECONDS:.1f} s"

@@ -447,6 +447,49 @@ async def test_chat_completion_rejections(
     assert message in body["message"] and message in str(caught.value)
 
 
+def _recording(args: list[str], fmt: str) -> bytes:
+    """A 1.5 s tone as ffmpeg writes `fmt` with its default settings."""
+    tone = ["-f", "lavfi", "-i", "sine=frequency=330:duration=1.5"]
+    command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", *tone, *args, "-f", fmt, "pipe:1"]
+    return subprocess.run(command, capture_output=True, timeout=30, check=True).stdout
+
+
+async def test_transcriptions_take_the_formats_the_real_endpoint_takes_and_read_their_length(
+    client: openai.AsyncOpenAI, voice_ogg: bytes
+) -> None:
+    """Each model's list of extensions, the bytes matching the name, the real errors otherwise."""
+    taken = {
+        "voice.ogg": voice_ogg,
+        "voice.webm": _recording([], "webm"),
+        "voice.mp3": _recording([], "mp3"),
+        "voice.flac": _recording([], "flac"),
+        "voice.wav": make_wav(1.5),
+    }
+    for name, data in taken.items():
+        for model in ("gpt-4o-mini-transcribe", "whisper-1"):
+            result = await client.audio.transcriptions.create(model=model, file=(name, data), response_format="text")
+            expected = 2.0 if data is voice_ogg else 1.5
+            assert result.strip() == f"transcript of {expected:.1f} s", (name, model)
+    # Telegram's own name for a voice note: whisper-1 takes it, the gpt-4o models refuse the name.
+    assert (await client.audio.transcriptions.create(model="whisper-1", file=("voice.oga", voice_ogg))).text
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("voice.oga", voice_ogg))
+    assert refused.value.body == {
+        "message": "Unsupported file format oga", "type": "invalid_request_error", "param": "file",
+        "code": "unsupported_value",
+    }  # fmt: skip
+    # AAC in ADTS (Android's recorders) is not on the list under any name; nor is a file under another's name.
+    adts = _recording([], "adts")
+    with pytest.raises(openai.BadRequestError, match="Unsupported file format aac"):
+        await client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("voice.aac", adts))
+    for name, data in (("voice.mp3", adts), ("voice.m4a", adts), ("voice.ogg", taken["voice.mp3"])):
+        with pytest.raises(openai.BadRequestError, match="could not be decoded"):
+            await client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=(name, data))
+    # A voice note cut short mid-page is not read as a shorter one.
+    with pytest.raises(openai.BadRequestError, match="could not be decoded"):
+        await client.audio.transcriptions.create(model="whisper-1", file=("voice.ogg", voice_ogg[:-100]))
+
+
 async def test_wrong_api_key_is_masked_like_the_real_one(openai_api: FakeOpenAI) -> None:
     async with openai.AsyncOpenAI(api_key="sk-wrong-key", base_url=openai_api.base_url, max_retries=0) as bad:
         with pytest.raises(openai.AuthenticationError) as caught:
@@ -459,11 +502,11 @@ async def test_wrong_api_key_is_masked_like_the_real_one(openai_api: FakeOpenAI)
 async def test_transcription_and_fault_knobs(
     openai_api: FakeOpenAI, client: openai.AsyncOpenAI, voice_ogg: bytes
 ) -> None:
-    result = await client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("voice.oga", voice_ogg))
+    result = await client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("voice.ogg", voice_ogg))
     assert result.text == "transcript of 2.0 s"
     assert result.usage is not None and result.usage.type == "tokens"
     [req] = openai_api.transcription_requests()
-    assert req.form["model"] == "gpt-4o-mini-transcribe" and req.files["file"] == ("voice.oga", voice_ogg)
+    assert req.form["model"] == "gpt-4o-mini-transcribe" and req.files["file"] == ("voice.ogg", voice_ogg)
     text = await client.audio.transcriptions.create(
         model="whisper-1", file=("a.wav", make_wav(1)), response_format="text"
     )

@@ -16,7 +16,6 @@ import openai
 import pytest
 
 from lab import FakeOpenAI, make_wav
-from parley.audio import normalise_wav
 from parley.errors import ModelError, ModelTimeout, ModelUnavailable
 from parley.model import ModelClient
 from parley.model_http import http_client
@@ -77,7 +76,7 @@ async def test_replies_streamed_and_whole_and_a_transcription_share_one_connecti
             first = await model.reply_stream(_note(), voice="coral", on_audio=_ignore)
             second = await model.reply_stream(_note(), voice="coral", on_audio=_ignore)
             whole = await model.reply(_note(), voice="coral")
-            heard, _ = await model.transcribe(normalise_wav(make_wav(1.0, rate=16_000)))
+            heard, _ = await model.transcribe(("voice.wav", make_wav(1.0, rate=16_000), "audio/wav"))
         finally:
             await model.close()
     assert first.text == second.text == whole.text == REPLY and first.audio_seconds > 1

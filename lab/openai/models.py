@@ -62,5 +62,20 @@ AZURE_PATH = re.compile(
 )
 AZURE_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 TRANSCRIBE_EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
+"""The file extensions whisper-1 takes; the gpt-4o transcription models take the same but 'oga'."""
+GPT_TRANSCRIBE_EXTENSIONS = tuple(ext for ext in TRANSCRIBE_EXTENSIONS if ext != "oga")
+TRANSCRIBE_CONTAINERS = {
+    "flac": ("flac",),
+    "m4a": ("m4a",),
+    "mp4": ("m4a",),
+    "mp3": ("mp3",),
+    "mpeg": ("mp3",),
+    "mpga": ("mp3",),
+    "oga": ("ogg", "opus"),
+    "ogg": ("ogg", "opus"),
+    "wav": ("wav",),
+    "webm": ("webm",),
+}
+"""What the bytes under each extension must be (as lab.audio.sniff_audio_format names them) to be decoded."""
 TRANSCRIBE_LIMIT = 26_214_400
 REPLY_RATE = 24_000

@@ -8,9 +8,16 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from ..audio import AudioDecodeError, InvalidWav, decode_duration, parse_wav, sniff_audio_format
+from ..audio import AudioDecodeError, InvalidWav, decode_duration, ogg_seconds, parse_wav, sniff_audio_format
 from .errors import UNDECODABLE, OpenAIAPIError, invalid
-from .models import CHAT_MODELS, TRANSCRIBE_EXTENSIONS, TRANSCRIBE_LIMIT, TRANSCRIPTION_MODELS
+from .models import (
+    CHAT_MODELS,
+    GPT_TRANSCRIBE_EXTENSIONS,
+    TRANSCRIBE_CONTAINERS,
+    TRANSCRIBE_EXTENSIONS,
+    TRANSCRIBE_LIMIT,
+    TRANSCRIPTION_MODELS,
+)
 from .records import RecordedRequest
 from .script import Script
 
@@ -77,14 +84,7 @@ async def transcriptions(record: RecordedRequest, script: Script, model_override
             f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
             "language",
         )
-    ext = filename.rsplit(".", 1)[1].lower() if "." in filename else ""
-    fmt = sniff_audio_format(data)
-    if ext not in TRANSCRIBE_EXTENSIONS or fmt is None:
-        raise invalid(f"Invalid file format. Supported formats: {list(TRANSCRIBE_EXTENSIONS)}", None, None)
-    try:
-        seconds = parse_wav(data).duration if fmt == "wav" else await asyncio.to_thread(decode_duration, data)
-    except (InvalidWav, AudioDecodeError) as exc:
-        raise invalid(UNDECODABLE, "file", None) from exc
+    seconds = await _seconds(model, filename, data)
     if script.transcription_latency > 0:
         await asyncio.sleep(script.transcription_latency)
     text = script.transcript_text(data, filename) if script.transcript_text else f"transcript of {seconds:.1f} s"
@@ -125,3 +125,26 @@ async def transcriptions(record: RecordedRequest, script: Script, model_override
             "total_tokens": audio_tokens + prompt_tokens + output_tokens,
         }
     return body, "application/json"
+
+
+async def _seconds(model: str, filename: str, data: bytes) -> float:
+    """How long the upload is, once its file name and its bytes pass the endpoint's checks: the name's
+    extension must be one the model takes, and the bytes must be what the extension says (the endpoint decodes
+    by the name; a recording under another container's name is undecodable to it)."""
+    ext = filename.rsplit(".", 1)[1].lower() if "." in filename else ""
+    if model == "whisper-1":
+        if ext not in TRANSCRIBE_EXTENSIONS:
+            raise invalid(f"Invalid file format. Supported formats: {list(TRANSCRIBE_EXTENSIONS)}", None, None)
+    elif ext not in GPT_TRANSCRIBE_EXTENSIONS:
+        raise invalid(f"Unsupported file format {ext}", "file", "unsupported_value")
+    fmt = sniff_audio_format(data)
+    if fmt not in TRANSCRIBE_CONTAINERS[ext]:
+        raise invalid(UNDECODABLE, "file", None)
+    try:
+        if fmt == "wav":
+            return parse_wav(data).duration
+        if fmt in ("ogg", "opus"):
+            return ogg_seconds(data)  # read from the pages, as cheaply as a server would
+        return await asyncio.to_thread(decode_duration, data)
+    except (InvalidWav, AudioDecodeError) as exc:
+        raise invalid(UNDECODABLE, "file", None) from exc

@@ -16,6 +16,7 @@ from bot.intake import Incoming, Intake
 from bot.media import download, media_of
 from bot.replies import Run
 from bot.sender import CAPTION_LIMIT, StatusMessage
+from parley.audio.uploads import for_transcription
 from parley.citations import Point
 from parley.errors import ParleyError
 
@@ -108,7 +109,7 @@ async def _transcribed(job: AskSummary, run: Run) -> str:
         raise ParleyError("a spoken question without audio", user_message=texts.DOWNLOAD_FAILED)
     data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
     wav = await services.audio.to_model_wav(data)
-    text, usage = await services.model.transcribe(wav)
+    text, usage = await services.model.transcribe(for_transcription(data, wav))
     await services.engine.spend.record(
         user_id=job.user_id, chat_id=run.chat_id, purpose="transcription", usage=usage, audio_seconds=wav.duration
     )
