@@ -23,15 +23,19 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aiohttp import web
 from telegram import Update
 from telegram.error import BadRequest
 from telegram.ext import Application, ExtBot
 
 from parley.config import Settings
 from parley.ops_server import ServeError
+
+if TYPE_CHECKING:
+    # aiohttp's server side is imported when the webhook server starts: a bot that polls never needs it.
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class UpdateReceiver:
         url, secret = self.operations.webhook_url, self.operations.webhook_secret
         assert url is not None and secret is not None
         listen = self.operations.listen
+        from aiohttp import web
+
         server = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
         receive = WebhookHandler(self.app, secret, self.record).receive
         server.router.add_post(webhook_path(url), receive)
@@ -118,6 +124,8 @@ class WebhookHandler:
         self._record = record
 
     async def receive(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         token = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(token, self._secret):
             return web.Response(status=403, text="wrong or missing secret token")

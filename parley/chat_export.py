@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-import ijson
-import ijson.common
-
 from parley.errors import ParleyError
 from parley.i18n.marks import N_
 from storage.groups import UNNAMED, GroupMessage
@@ -226,6 +223,12 @@ class ChatExport:
         else:
             raw, self.total_bytes = self.path.open("rb"), size
         self._reader = _Counted(raw, limits.json_bytes, "result.json")
+        # ijson is imported here, not with the module: the bot imports this module at start, and only an
+        # /import of a chat export needs the parser.
+        import ijson.common
+
+        self._json_error = ijson.common.JSONError
+        self._object_builder = ijson.common.ObjectBuilder
         self._events = ijson.parse(io.BufferedReader(self._reader, 64 * 1024), use_float=True)
         self.chat = self._read_header()
 
@@ -249,7 +252,7 @@ class ChatExport:
             return next(self._events)
         except StopIteration:
             raise ExportError("the JSON ended early", user_message=CUT_SHORT) from None
-        except ijson.common.JSONError as exc:
+        except self._json_error as exc:
             if self._looks_html:
                 raise ExportError("not JSON", user_message=NEEDS_JSON) from exc
             if "premature EOF" in str(exc):
@@ -314,7 +317,7 @@ class ChatExport:
             if event != "start_map":
                 raise ExportError("a message is not an object", user_message=DAMAGED)
             start = self._reader.count
-            builder = ijson.common.ObjectBuilder()
+            builder = self._object_builder()
             builder.event(event, value)
             depth = 1
             while depth:

@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from parley.audio import AudioConverter
 from parley.config import Address
@@ -20,6 +19,11 @@ from parley.health import readiness
 from parley.metrics import CONTENT_TYPE, Metrics
 from parley.services import Services
 from storage import Storage
+
+if TYPE_CHECKING:
+    # aiohttp's server side is imported when a server starts: with PARLEY_METRICS_LISTEN=off, no process
+    # of the bot ever needs it.
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class OpsServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the address cannot be used (e.g. already in use)."""
+        from aiohttp import web
+
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -64,9 +70,13 @@ class OpsServer:
             await runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         if self.stopping.is_set():
             return web.json_response({"ready": False, "reason": "shutting down"}, status=503)
         result = await readiness(self.storage, self.audio, self.metrics)
@@ -76,6 +86,8 @@ class OpsServer:
         return web.json_response({"ready": False, "reason": result.reason, "checks": checks}, status=503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -19,8 +19,6 @@ import time
 from importlib import resources
 from typing import Any
 
-from tiktoken._tiktoken import CoreBPE
-
 log = logging.getLogger(__name__)
 
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
@@ -55,6 +53,10 @@ class O200k:
     200,000 ranks (only ever used to pickle it) beside the engine's own."""
 
     def __init__(self, ranks: dict[bytes, int]) -> None:
+        # Imported here, not with the module: only a conversation near its token budget builds the engine,
+        # and the bot imports this module at start.
+        from tiktoken._tiktoken import CoreBPE
+
         self._core = CoreBPE(ranks, O200K_SPECIAL, O200K_PATTERN)
 
     def encode(self, text: str) -> list[int]:

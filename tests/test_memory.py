@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import platform
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from lab import FakeOpenAI, FakeTelegram
+from lab.audio import make_voice_ogg
+from lab.harness import ParleyProcess, lab_env
 
 BURST = """
 import sys
@@ -53,6 +59,44 @@ def test_the_bot_leaves_ffmpegs_libraries_to_the_workers_and_asyncpg_to_postgres
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]"]
+
+
+RARE_PATHS = {
+    "ijson": "parley/chat_export.py: only an /import of a chat export parses one",
+    "tiktoken": "parley/tokens.py: only a conversation near its token budget counts exactly",
+    "aiohttp.web": "bot/webhook.py, parley/ops_server.py: only a webhook or metrics server serves",
+}
+"""Libraries a voice turn and the start-up never use, each imported where its rare path begins."""
+
+MODULES_AT_EXIT = """
+import atexit, os, sys
+atexit.register(lambda: open(os.environ["MODULES_FILE"], "w").write("\\n".join(sorted(sys.modules))))
+"""
+
+
+async def test_start_up_and_a_voice_turn_leave_the_rare_paths_libraries_unimported(
+    telegram: FakeTelegram, openai_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The real `parley run` (polling, metrics off) starts, answers a voice note and stops; a sitecustomize
+    writes down every module it imported by then."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(MODULES_AT_EXIT)
+    modules_file = tmp_path / "modules.txt"
+    env = lab_env(telegram, openai_api, tmp_path / "p.db", PARLEY_METRICS_LISTEN="off")
+    process = ParleyProcess({**env, "PYTHONPATH": str(tmp_path / "site"), "MODULES_FILE": str(modules_file)}, tmp_path)
+    await process.start()
+    try:
+        ann = telegram.user(1001, "Ann")
+        telegram.push_voice(1001, ann, make_voice_ogg(1.0))
+        await telegram.wait_sent(1001, timeout=30)
+        process.signal(signal.SIGTERM)
+        assert await process.wait() == 0, process.text
+    finally:
+        await process.kill()
+    imported = set(modules_file.read_text().split())
+    assert {"openai", "bot.application", "parley.chat_export", "parley.tokens"} <= imported  # the list is real
+    loaded = {name: why for name, why in RARE_PATHS.items() if name in imported}
+    assert not loaded, f"imported at start or in a voice turn, though only a rare path needs it: {loaded}"
 
 
 HOLES = """
