@@ -17,6 +17,7 @@ from lab.audio import ffmpeg_exe, make_voice_ogg, make_wav
 from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, codec, find_ffmpeg, opus, read_wav
 from parley.audio.bounds import CodecError
 from parley.audio.worker import MAX_PARTS
+from parley.errors import AudioTooLong
 
 RATE = 24_000
 
@@ -146,3 +147,42 @@ async def test_a_worker_loads_ffmpegs_libraries_only_for_an_input_that_needs_the
         assert {name.partition("-")[0].partition(".")[0] for name in after} >= set(FFMPEG_LIBRARIES)
         assert _libopus(after) == _libopus(voice_only)
     await pool.close()
+
+
+def _page(serial: int, sequence: int, granule: int, flags: int, packets: list[bytes]) -> bytes:
+    lacing = bytes(len(packet) for packet in packets)  # packets shorter than 255 bytes
+    header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, serial, sequence, 0, len(lacing))
+    page = bytearray(header + lacing + b"".join(packets))
+    struct.pack_into("<I", page, 22, opus.ogg_crc(page))
+    return bytes(page)
+
+
+def _page_end(data: bytes, at: int) -> int:
+    body = at + 27 + data[at + 26]
+    return body + sum(data[at + 27 : body])
+
+
+def _tiny_packet_flood(size: int) -> bytes:
+    """A real voice note's OpusHead and OpusTags, then pages of 255 one-byte Opus packets (the note's own table
+    of contents and no frame, which libopus conceals as a lost frame) up to `size` bytes: hours of audio in a
+    few megabytes, under granule positions that claim seconds."""
+    note = make_voice_ogg(1.0)
+    serial = struct.unpack_from("<I", note, 14)[0]
+    tags_end = _page_end(note, _page_end(note, 0))  # past the OpusHead and OpusTags pages
+    toc = note[tags_end + 27 + note[tags_end + 26]]  # the first audio packet's first byte
+    granule = 255 * opus._packet_samples(bytes((toc,)))
+    pages, sequence, total = [note[:tags_end]], 2, tags_end
+    while total < size:
+        pages.append(_page(serial, sequence, granule, 0, [bytes((toc,))] * 255))
+        total, sequence = total + len(pages[-1]), sequence + 1
+    pages.append(_page(serial, sequence, granule, 0x04, [bytes((toc,))]))
+    return b"".join(pages)
+
+
+async def test_a_flood_of_tiny_packets_is_refused_as_too_long_before_it_fills_a_worker() -> None:
+    """Telegram's largest download of one-byte packets is hours of audio: the reader stops at the cap as it
+    counts them, instead of holding millions of packets until the worker runs out of memory."""
+    flood = _tiny_packet_flood(20 * 1024 * 1024)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=CodecPool(1)) as converter:
+        with pytest.raises(AudioTooLong):
+            await converter.to_model_wav(flood)

@@ -295,11 +295,15 @@ def _packet_samples(packet: bytes) -> int:
     return samples if samples <= MAX_PACKET_SAMPLES else 0
 
 
-def _read_ogg_opus(data: bytes) -> _OggOpusStream | None:
+def _read_ogg_opus(data: bytes, *, max_samples: int) -> _OggOpusStream | None:
     """The recording, if `data` is exactly one well-formed OGG/Opus stream of one or two channels (channel
     mapping family 0): every voice note a Telegram client records. Anything else, or anything damaged (a
     page whose CRC is wrong, pages missing, an upload cut off, a second stream), is None: it goes to
-    FFmpeg, which reads what it can of it."""
+    FFmpeg, which reads what it can of it.
+
+    Packets are counted as they are read, and more than `max_samples` of them (48 kHz) is too long at once:
+    a packet can be a single byte, so the largest upload holds millions of them, which the worker would
+    otherwise keep until its memory ran out. Empty packets carry nothing and are not kept at all."""
     if not data.startswith(b"OggS"):
         return None
     packets: list[bytes] = []
@@ -332,13 +336,17 @@ def _read_ogg_opus(data: bytes) -> _OggOpusStream | None:
             if size < 255:
                 packet = b"".join(partial)
                 partial = []
-                if len(packets) >= 2 and packet:  # past OpusHead and OpusTags; an empty packet carries nothing
+                if len(packets) >= 2:  # past OpusHead and OpusTags
+                    if not packet:
+                        continue
                     length = _packet_samples(packet)
                     if not length:
                         return None
                     starts.append(samples)
                     samples += length
                     completed += length
+                    if samples > max_samples:
+                        raise CodecError("too_long", f"more than {max_samples / 48_000:.0f} s of audio")
                 packets.append(packet)
         if first_page is None and completed:
             if granule < completed:
@@ -367,7 +375,7 @@ def _read_ogg_opus(data: bytes) -> _OggOpusStream | None:
     return _OggOpusStream(
         pre_skip=pre_skip,
         gain=gain,
-        packets=[packet for packet in packets[2:] if packet],
+        packets=packets[2:],
         starts=[start + offset for start in starts],
         end_trim=max(0, samples + offset + pre_skip - granule),
         declared=granule,
@@ -395,7 +403,9 @@ def decode_ogg(
         rate = 8_000  # the length alone: the cheapest rate to decode at
     if rate not in OPUS_RATES or libopus_loaded() is None:
         return None
-    stream = _read_ogg_opus(data)
+    # Decoded, a stream is short of its packets' samples by at most the pre-skip its first packet drops and
+    # the trimming of its last: past this, the decoder's own cap below would stop it.
+    stream = _read_ogg_opus(data, max_samples=int((max_seconds + 1) * 48_000) + 2 * MAX_PACKET_SAMPLES)
     if stream is None:
         return None
     if stream.declared > (max_seconds + 1) * 48_000:
