@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
-import certifi
 from openai import DefaultAsyncHttpxClient
 
 
@@ -82,13 +80,15 @@ class AiohttpTransport(_http.AsyncBaseTransport):
 
     def _opened(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # The same certificate authorities as the SDK's default (certifi's); a proxy from the environment
-            # is honoured as it is there (looked up only when one is set: aiohttp would do so per request).
+            # The certificate authorities the SDK's default transport trusts, from its HTTP library itself
+            # (those SSL_CERT_FILE or SSL_CERT_DIR name, as for a server under a company's own authority,
+            # else the defaults); a proxy from the environment is honoured as it is there (looked up only
+            # when one is set: aiohttp would do so per request).
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections or 0,
                 limit_per_host=0,
                 keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=ssl.create_default_context(cafile=certifi.where()),
+                ssl=_http.create_ssl_context(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
