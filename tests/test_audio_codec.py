@@ -149,6 +149,21 @@ async def test_a_worker_loads_ffmpegs_libraries_only_for_an_input_that_needs_the
     await pool.close()
 
 
+@pytest.mark.parametrize("pre_skip", [2_000, 30_000])
+def test_a_pre_skip_longer_than_the_first_packet_is_dropped_as_ffmpeg_drops_it(pre_skip: int) -> None:
+    """The OpusHead's pre-skip counts samples, not packets: one longer than the first packet drops from the
+    packets after it as well, so the Python reader yields what FFmpeg's decoder does."""
+    note = bytearray(make_voice_ogg(1.0))
+    struct.pack_into("<H", note, 28 + 10, pre_skip)  # the OpusHead's pre-skip
+    note[22:26] = bytes(4)
+    note[22:26] = opus.ogg_crc(bytes(note[: _page_end(note, 0)])).to_bytes(4, "little")
+    ours: list[bytes] = []
+    ffmpegs: list[bytes] = []
+    assert opus.decode_ogg(bytes(note), rate=48_000, max_seconds=60, emit=ours.append) is not None
+    codec.decode(bytes(note), rate=48_000, max_seconds=60, emit=ffmpegs.append)
+    assert len(b"".join(ours)) == len(b"".join(ffmpegs)) < 2 * (48_000 + 312 - pre_skip + 1)
+
+
 def _page(serial: int, sequence: int, granule: int, flags: int, packets: list[bytes]) -> bytes:
     lacing = bytes(len(packet) for packet in packets)  # packets shorter than 255 bytes
     header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, serial, sequence, 0, len(lacing))

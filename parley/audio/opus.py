@@ -420,6 +420,7 @@ def decode_ogg(
     samples = 0
     limit = (max_seconds + 1) * rate
     last = len(stream.packets) - 1
+    pre_skip = stream.pre_skip // scale if start is None else 0  # what of the pre-skip is still to drop
     try:
         for number, (packet, at) in enumerate(zip(stream.packets, stream.starts, strict=True)):
             if end is not None and at >= end:
@@ -433,7 +434,8 @@ def decode_ogg(
                 break
             if start is not None and at < start:
                 continue  # before this part's stretch: only to settle the decoder (the next packet overwrites it)
-            skip = min(count, stream.pre_skip // scale) if number == 0 else 0
+            skip = min(count, pre_skip)  # a pre-skip may run past the first packet
+            pre_skip -= skip
             keep = count - skip
             if number == last and stream.end_trim:
                 keep = max(0, keep - stream.end_trim // scale)
