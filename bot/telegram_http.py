@@ -10,12 +10,11 @@ unchanged: this class only moves bytes, and `BaseRequest` turns status codes int
 
 from __future__ import annotations
 
-import ssl
 import urllib.request
 from typing import Any
 
 import aiohttp
-import certifi
+import httpx
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -66,10 +65,12 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
-            # The same certificate authorities as httpx (certifi's), and like httpx, HTTPS_PROXY is honoured.
-            # Only when a proxy is set: aiohttp then looks the proxy and ~/.netrc up again on a thread for
-            # every request, two hand-offs that cost more than the request.
-            context = ssl.create_default_context(cafile=certifi.where())
+            # The certificate authorities python-telegram-bot's default httpx client trusts, from httpx itself
+            # (those SSL_CERT_FILE or SSL_CERT_DIR name, as for a Bot API server under a company's own
+            # authority, else certifi's), and like httpx, HTTPS_PROXY is honoured. Only when a proxy is set:
+            # aiohttp then looks the proxy and ~/.netrc up again on a thread for every request, two
+            # hand-offs that cost more than the request.
+            context = httpx.create_ssl_context()
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ssl=context)
             self._session = aiohttp.ClientSession(
                 connector=connector,

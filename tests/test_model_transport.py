@@ -4,21 +4,16 @@ leaves its connection for the next call."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import socket
-import ssl
-import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 import pytest
 
 from lab import FakeOpenAI, make_wav
+from lab.relay import counting_relay, private_authority
 from parley.errors import ModelError, ModelTimeout, ModelUnavailable
 from parley.model import ModelClient
 from parley.model_http import http_client
@@ -42,37 +37,10 @@ async def _ignore(pcm: bytes) -> None:
     pass
 
 
-@contextlib.asynccontextmanager
-async def _counting_relay(target: str, tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, list[int]]]:
-    """A TCP relay in front of `target` (a base URL), speaking TLS to the client when given `tls`: yields the
-    relay's base URL and a list that gets one entry per connection the client opens through it."""
-    parts = urlsplit(target)
-    opened: list[int] = []
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        opened.append(1)
-        server_reader, server_writer = await asyncio.open_connection(parts.hostname, parts.port)
-        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=tls)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"{'https' if tls else parts.scheme}://127.0.0.1:{port}{parts.path}", opened
-    finally:
-        server.close()
-
-
 async def test_replies_streamed_and_whole_and_a_transcription_share_one_connection(openai_api: FakeOpenAI) -> None:
     """Each body is read to its end, so its connection goes back to the pool: one call after another opens
     one connection, not one a call."""
-    async with _counting_relay(openai_api.base_url) as (url, opened):
+    async with counting_relay(openai_api.base_url) as (url, opened):
         model = _client(url, openai_api.api_key)
         try:
             openai_api.queue_replies(REPLY, REPLY, REPLY)
@@ -87,26 +55,14 @@ async def test_replies_streamed_and_whole_and_a_transcription_share_one_connecti
     assert len(opened) == 1
 
 
-def _private_authority(directory: Path) -> ssl.SSLContext:
-    """A server's TLS with a certificate for 127.0.0.1 that no public authority signed, made by `openssl req`
-    as a company's own authority would be; the certificate is left in `directory` as server.pem."""
-    cert, key = directory / "server.pem", directory / "server.key"
-    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject]
-    subprocess.run([*command, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
-    return tls
-
-
 async def test_a_server_under_a_private_authority_named_by_ssl_cert_file_is_trusted(
     openai_api: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An OpenAI-compatible server inside a company, its certificate signed by the company's own authority,
     which SSL_CERT_FILE names: the SDK's default client trusts it, and so does this transport."""
-    tls = _private_authority(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "server.pem"))
-    async with _counting_relay(openai_api.base_url, tls) as (url, opened):
+    tls, authority = private_authority(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority))
+    async with counting_relay(openai_api.base_url, tls) as (url, opened):
         model = _client(url, openai_api.api_key)
         try:
             openai_api.queue_replies(REPLY)

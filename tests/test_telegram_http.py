@@ -7,6 +7,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
@@ -14,6 +15,7 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.telegram_http import AiohttpRequest
 from lab import FakeTelegram, make_voice_ogg
+from lab.relay import counting_relay, private_authority
 
 CHAT = 4242
 
@@ -61,6 +63,21 @@ async def test_an_unreachable_server_is_a_network_error(telegram: FakeTelegram) 
         with pytest.raises(NetworkError) as raised:
             await bot.send_message(CHAT, "lost")
     assert not isinstance(raised.value, TimedOut)
+
+
+async def test_a_bot_api_server_under_a_private_authority_named_by_ssl_cert_file_is_trusted(
+    telegram: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Bot API server of one's own (TELEGRAM_API_URL), its certificate signed by a company's authority, which
+    SSL_CERT_FILE names: python-telegram-bot's default httpx client trusts it, and so does this transport."""
+    telegram.push_text(CHAT, telegram.user(CHAT, "Ann"), "hello")  # the chat exists once Ann wrote
+    tls, authority = private_authority(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority))
+    async with counting_relay(telegram.base_url, tls) as (url, opened):
+        bot = Bot(telegram.token, base_url=url, base_file_url=telegram.base_file_url, request=AiohttpRequest())
+        async with bot:  # getMe, over TLS
+            sent = await bot.send_message(CHAT, "over TLS")
+    assert sent.text == "over TLS" and opened
 
 
 async def test_a_proxy_in_the_environment_is_used(telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
