@@ -320,8 +320,10 @@ class ConversationEngine:
             if heard is not None and transcription is None:
                 transcription = heard.start()
 
+        # Once the model answers, the request is never sent again: its messages (the note as base64) can go,
+        # not only once the reply has finished streaming.
         answer = asyncio.create_task(
-            self._streamed(context.messages, voice, model, clock, on_sent=transcribe)
+            self._streamed(context.messages, voice, model, clock, on_sent=transcribe, on_answer=context.messages.clear)
             if streamed and self.tools is None
             else self._whole(
                 request, context.messages, voice, model, speak, seconds, release, clock, streamed, on_sent=transcribe
@@ -462,12 +464,14 @@ class ConversationEngine:
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | None = None,
         on_sent: Callable[[], None] | None = None,
+        on_answer: Callable[[], None] | None = None,
     ) -> tuple[ModelReply, asyncio.Task[bytes | None] | None, None]:
         """The reply streamed, its voice note encoded on a codec worker as the audio arrives, so the note is
         ready when the model's last chunk is. If the encoder fails, the words still come (as text). A reply
         that is calls to tools has no voice note: what it may have said is not the answer. The encoder is
         opened while the request goes out: it is first needed when the model speaks. The note is returned
-        still being finished (its last audio encoded), which the caller overlaps with storing the turn."""
+        still being finished (its last audio encoded), which the caller overlaps with storing the turn.
+        `on_answer` is called once, with the reply's first audio."""
         opening = asyncio.create_task(self.audio.open_voice_stream(rate=PCM16_RATE))
         encoder: VoiceStream | None = None
         opened = False
@@ -483,7 +487,10 @@ class ConversationEngine:
             return encoder
 
         async def on_audio(pcm: bytes) -> None:
-            nonlocal encoder
+            nonlocal encoder, on_answer
+            if on_answer is not None:
+                answering, on_answer = on_answer, None
+                answering()
             if await ready() is not None and encoder is not None:
                 try:
                     await encoder.add(pcm)

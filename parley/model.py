@@ -26,7 +26,7 @@ from parley.audio import WavAudio, normalise_wav
 from parley.audio.uploads import Upload
 from parley.errors import AudioError, ModelBusy, ModelError, ModelRejected, ModelTimeout, ModelUnavailable
 from parley.metrics import Metrics
-from parley.model_http import lifted
+from parley.model_http import answered, lifted
 from storage import Usage
 
 log = logging.getLogger(__name__)
@@ -371,6 +371,7 @@ class ModelClient:
                     model=model, **_as_sent(sendable), **options
                 ) as response,
             ):
+                answered()  # the request, answered, is never sent again: its recording can go
                 events = _SseEvents()
                 pieces = _gathered(response.iter_bytes(), STREAM_READ_GAP, lambda: state.finish_reason is not None)
                 async for piece in pieces:

@@ -142,6 +142,32 @@ def _liftable(part: object) -> bool:
     return isinstance(data, str) and len(data) >= ONCE_BYTES and data.isascii() and '"' not in data and "\\" not in data
 
 
+def _lift(message: dict[str, Any], call: _Call) -> dict[str, Any]:
+    """The message with its recordings' base64 moved into `call`, marks in their place (a copy when it has
+    any). Its own function so that nothing of the message given stays referenced once it returns: the
+    caller may let the original go while the call lasts."""
+    content = message.get("content")
+    if not isinstance(content, list) or not any(_liftable(part) for part in content):
+        return message
+    parts = []
+    for part in content:
+        if _liftable(part):
+            mark = f"@parley-audio-{secrets.token_hex(8)}@"
+            call.recordings[mark] = part["input_audio"]["data"]
+            part = {**part, "input_audio": {**part["input_audio"], "data": mark}}
+        parts.append(part)
+    return {**message, "content": parts}
+
+
+def answered() -> None:
+    """The request of the call in this context is being answered (a streamed reply has begun), so the SDK
+    will not send it again: its recordings' base64 is let go now, not when the call ends, which for a
+    streamed reply is once the model has finished speaking."""
+    call = _call.get()
+    if call is not None:
+        call.recordings.clear()
+
+
 @contextlib.contextmanager
 def lifted(
     messages: list[dict[str, Any]], *, on_sent: Callable[[], None] | None = None
@@ -152,7 +178,6 @@ def lifted(
     called once: when the block's first request has been written, or at the latest when the block ends
     without an error (a call stopped before its request was written calls it never)."""
     call = _Call()
-    out: list[dict[str, Any]] = []
     called = False
 
     def sent() -> None:
@@ -166,18 +191,7 @@ def lifted(
     call.sent = sent if on_sent is not None else None
     token = _call.set(call)
     try:
-        for message in messages:
-            content = message.get("content")
-            if isinstance(content, list) and any(_liftable(part) for part in content):
-                parts = []
-                for part in content:
-                    if _liftable(part):
-                        mark = f"@parley-audio-{secrets.token_hex(8)}@"
-                        call.recordings[mark] = part["input_audio"]["data"]
-                        part = {**part, "input_audio": {**part["input_audio"], "data": mark}}
-                    parts.append(part)
-                message = {**message, "content": parts}
-            out.append(message)
+        out = [_lift(message, call) for message in messages]
         yield out
     finally:
         _call.reset(token)
