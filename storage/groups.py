@@ -235,6 +235,7 @@ class GroupStore:
                    ON CONFLICT (chat_id) DO UPDATE SET language = excluded.language""",
                 (chat_id, locale),
             )
+
     async def persona(self, chat_id: int) -> tuple[str | None, str | None]:
         """(the persona a group admin chose, the group's own instructions), each None when never set."""
         row = await self._db.fetch_one("SELECT persona, persona_text FROM group_settings WHERE chat_id = ?", (chat_id,))

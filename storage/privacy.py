@@ -184,8 +184,14 @@ class PrivacyStore:
             ],
             "stored_audio_files": await self.kept_audio_count(user_id),
             "reminders": [
-                {"chat_id": chat_id, "text": text, "repeat": repeat, "next": _iso(due), "zone": zone,
-                 "done": _iso(done) if done else None}
+                {
+                    "chat_id": chat_id,
+                    "text": text,
+                    "repeat": repeat,
+                    "next": _iso(due),
+                    "zone": zone,
+                    "done": _iso(done) if done else None,
+                }
                 for chat_id, text, repeat, due, zone, done in await self._db.fetch_all(
                     "SELECT chat_id, text, repeat, due_at, zone, done_at FROM reminders WHERE user_id = ? ORDER BY id",
                     (user_id,),

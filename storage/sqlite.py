@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,24 @@ from typing import Any
 import aiosqlite
 
 from storage.connection import SQLITE, Connection, Database, Params, StorageUnavailable
+
+WAL_SWITCH_SECONDS = 5.0
+"""How long a start-up keeps trying to put the file in WAL mode while other processes do the same."""
+
+
+async def _enter_wal(db: aiosqlite.Connection) -> None:
+    """Switch the file to WAL. The switch needs the file to itself, and while another connection is midway
+    through the same switch (opening the new write-ahead log) SQLite answers "database is locked" at once,
+    without its busy handler: processes starting together on a new file retry here instead of failing."""
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.02)
 
 
 class SqliteDatabase(Database):
@@ -38,7 +57,7 @@ class SqliteDatabase(Database):
             # The wait for a busy file first: switching a new file to WAL takes it exclusively, and processes
             # starting at once would otherwise fail at once with "database is locked".
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute("PRAGMA journal_mode=WAL")
+            await _enter_wal(db)
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA secure_delete=ON")  # deleted content is overwritten, not left in free pages
