@@ -256,6 +256,46 @@ def ogg_seconds(data: bytes) -> float:
     return (granule - skip) / rate
 
 
+def ogg_packets(data: bytes) -> list[bytes]:
+    """The packets of an OGG file's first logical stream, reassembled across pages (headers included): what a
+    server reads of it. Raises AudioDecodeError at anything that is not an OGG page."""
+    packets: list[bytes] = []
+    partial = b""
+    at, serial = 0, None
+    while at < len(data):
+        if data[at : at + 4] != b"OggS" or len(data) < at + 27:
+            raise AudioDecodeError(f"no OGG page at offset {at}")
+        segments = data[at + 26]
+        table = data[at + 27 : at + 27 + segments]
+        offset = at + 27 + segments
+        page_serial = data[at + 14 : at + 18]
+        serial = serial or page_serial
+        for size in table:
+            if page_serial == serial:
+                partial += data[offset : offset + size]
+                if size < 255:
+                    packets.append(partial)
+                    partial = b""
+            offset += size
+        at = offset
+    return packets
+
+
+def opus_comments(data: bytes) -> tuple[bytes, list[bytes]]:
+    """The vendor string and the comments ("TITLE=…", "location=…") of an OGG/Opus file's OpusTags."""
+    tags = ogg_packets(data)[1]
+    if not tags.startswith(b"OpusTags"):
+        raise AudioDecodeError("no OpusTags")
+    (size,) = struct.unpack_from("<I", tags, 8)
+    vendor, at = tags[12 : 12 + size], 12 + size
+    comments = []
+    for _ in range(struct.unpack_from("<I", tags, at)[0]):
+        (length,) = struct.unpack_from("<I", tags, at + 4)
+        comments.append(tags[at + 8 : at + 8 + length])
+        at += 4 + length
+    return vendor, comments
+
+
 def decode_duration(data: bytes) -> float:
     """Duration of anything ffmpeg can decode (raises AudioDecodeError otherwise)."""
     return _decode_pcm_seconds(data)

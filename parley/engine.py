@@ -265,11 +265,10 @@ class ConversationEngine:
             estimate += self.spend.prices.estimate_transcription(self.model.transcribe_model, audio_seconds=seconds)
         release = self.spend.once(await self.spend.reserve(request.user_id, estimate))  # BudgetExceeded: no call
         # From here on the WAV is the transcription's only if it is what the transcription sends (see
-        # for_transcription): a voice note goes as it came, and its WAV is freed here (the model's request has
-        # its own copy, as base64); otherwise it is freed as soon as the transcription's request is done.
-        heard = None
-        if wav is not None and request.audio is not None:
-            heard = _Heard(seconds, self._transcribe(request, for_transcription(request.audio, wav), seconds))
+        # for_transcription): a voice note goes as its rebuilt OGG/Opus, and its WAV is freed here (the
+        # model's request has its own copy, as base64); otherwise it is freed once the transcription's
+        # request is done.
+        heard = _Heard(seconds, self._transcribe(request, for_transcription(wav), seconds)) if wav is not None else None
         del wav
         try:
             return await self._answer(request, heard, context, clock, release)

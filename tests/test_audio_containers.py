@@ -7,6 +7,7 @@ cameras and most encoders do; the tests check that the files really are laid out
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from collections.abc import AsyncIterator
 from functools import cache
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from lab import FakeOpenAI, FakeTelegram
-from lab.audio import ffmpeg_exe, parse_wav
-from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, find_ffmpeg
+from lab.audio import decode_duration, ffmpeg_exe, make_voice_ogg, opus_comments, parse_wav
+from parley.audio import MODEL_SAMPLE_RATE, AudioConverter, CodecPool, find_ffmpeg
 
 SECONDS = 3.7
 """Not a round number: a pipeline that drops or pads a frame's worth would still be within a round figure."""
@@ -27,6 +28,8 @@ VIDEO = f"testsrc=duration={SECONDS}:size=320x240:rate=25"
 TONE_IN = ["-f", "lavfi", "-i", TONE]
 VIDEO_IN = ["-f", "lavfi", "-i", VIDEO, *TONE_IN]
 FASTSTART = ["-movflags", "+faststart"]
+TAGS = ["-metadata", "title=Memo at home", "-metadata", "location=+52.5200+013.4050/"]
+"""What a phone's voice memo carries besides its audio: none of it is the transcription endpoint's business."""
 
 # name: (file name, ffmpeg arguments between the inputs and the output file)
 CONTAINERS: dict[str, tuple[str, list[str]]] = {
@@ -46,6 +49,26 @@ CONTAINERS: dict[str, tuple[str, list[str]]] = {
     "ogg-vorbis": ("a.ogg", [*TONE_IN, "-c:a", "libvorbis"]),
     "ogg-opus-48k": ("a.opus", ["-f", "lavfi", "-i", f"{TONE}:sample_rate=48000"]),
     "ogg-opus-16k": ("a.opus", ["-f", "lavfi", "-i", f"{TONE}:sample_rate=16000"]),
+    "ogg-opus-tagged": ("a.opus", ["-f", "lavfi", "-i", f"{TONE}:sample_rate=48000", *TAGS]),
+    "ogg-opus-stereo-tagged": ("a.opus", ["-f", "lavfi", "-i", f"{TONE}:sample_rate=48000", "-ac", "2", *TAGS]),
+    "ogg-opus-two-streams": (
+        "a.opus",
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"{TONE}:sample_rate=48000",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=550:duration=20",
+            "-map",
+            "0",
+            "-map",
+            "1",
+        ],
+    ),
+    "m4a-tagged": ("a.m4a", [*TONE_IN, *TAGS]),
     "webm-opus": ("a.webm", ["-f", "lavfi", "-i", f"{TONE}:sample_rate=48000"]),
     "aac-adts": ("a.aac", TONE_IN),
     "flac": ("a.flac", TONE_IN),
@@ -119,31 +142,25 @@ async def test_long_recording_tools_read_them_too(converter: AudioConverter, mad
 
 CHAT = 5150
 
-# How each arrives: (Telegram's field, its fields besides the file, the recording, the file the transcription
-# endpoint is sent: the recording as it came when the endpoint takes its container and it is smaller than the
-# WAV the model hears, else that WAV)
+# How each arrives: (Telegram's field, its fields besides the file, the recording)
 WRAPPERS = {
-    "video-note-index-at-end": ("video_note", {"duration": 4, "length": 240}, "mp4-video-index-at-end", "voice.mp4"),
-    "voice-note-webm": ("voice", {"duration": 4, "mime_type": "audio/webm"}, "webm-opus", "voice.webm"),
-    "audio-m4a-index-at-end": ("audio", {"duration": 4, "mime_type": "audio/mp4"}, "m4a-index-at-end", "voice.m4a"),
-    "audio-mp3-id3": ("audio", {"duration": 4, "mime_type": "audio/mpeg"}, "mp3-id3-stereo-44k", "voice.mp3"),
-    "audio-aac-adts": ("audio", {"duration": 4, "mime_type": "audio/aac"}, "aac-adts", "voice.wav"),
-    "document-mov": (
-        "document", {"mime_type": "audio/quicktime", "file_name": "memo.mov"}, "mov-audio-index-at-end", "voice.wav"
-    ),
-    "document-flac": ("document", {"mime_type": "audio/flac", "file_name": "take.flac"}, "flac", "voice.flac"),
-    "document-wav-float": (
-        "document", {"mime_type": "audio/wav", "file_name": "take.wav"}, "wav-float32", "voice.wav"
-    ),
-}  # fmt: skip
+    "video-note-index-at-end": ("video_note", {"duration": 4, "length": 240}, "mp4-video-index-at-end"),
+    "voice-note-webm": ("voice", {"duration": 4, "mime_type": "audio/webm"}, "webm-opus"),
+    "voice-note-tagged": ("voice", {"duration": 4, "mime_type": "audio/ogg"}, "ogg-opus-tagged"),
+    "voice-note-stereo-tagged": ("voice", {"duration": 4, "mime_type": "audio/ogg"}, "ogg-opus-stereo-tagged"),
+    "audio-m4a-index-at-end": ("audio", {"duration": 4, "mime_type": "audio/mp4"}, "m4a-index-at-end"),
+    "audio-m4a-tagged": ("audio", {"duration": 4, "mime_type": "audio/mp4"}, "m4a-tagged"),
+    "audio-mp3-id3": ("audio", {"duration": 4, "mime_type": "audio/mpeg"}, "mp3-id3-stereo-44k"),
+    "audio-aac-adts": ("audio", {"duration": 4, "mime_type": "audio/aac"}, "aac-adts"),
+    "document-mov": ("document", {"mime_type": "audio/quicktime", "file_name": "memo.mov"}, "mov-audio-index-at-end"),
+    "document-flac": ("document", {"mime_type": "audio/flac", "file_name": "take.flac"}, "flac"),
+    "document-wav-float": ("document", {"mime_type": "audio/wav", "file_name": "take.wav"}, "wav-float32"),
+}
 
 
-@pytest.mark.parametrize("case", list(WRAPPERS))
-async def test_end_to_end_the_model_hears_every_wrapper(
-    parley, telegram: FakeTelegram, openai_api: FakeOpenAI, made: str, case: str
-) -> None:
-    kind, fields, name, upload = WRAPPERS[case]
-    data = recording(name, made)
+async def _sent(telegram: FakeTelegram, openai_api: FakeOpenAI, kind: str, fields: dict, data: bytes) -> tuple:
+    """Send `data` to the bot as Telegram's `kind`; (the seconds the model heard, the WAV it heard, the file
+    the transcription endpoint was sent, the endpoint's answer)."""
     file_id, unique_id = telegram.add_file(data, kind=kind, mime_type=fields.get("mime_type"))
     ann = telegram.user(CHAT, "Ann")
     media = {**fields, "file_id": file_id, "file_unique_id": unique_id, "file_size": len(data)}
@@ -151,15 +168,93 @@ async def test_end_to_end_the_model_hears_every_wrapper(
     [answer] = await telegram.wait_sent(CHAT)
     [request] = openai_api.chat_requests()
     [heard] = request.audio_input_seconds
-    assert heard == pytest.approx(SECONDS, abs=0.1)
     assert answer.kind == "voice" and answer.caption == f"I heard {heard:.1f} seconds of audio."
+    [wav] = [
+        base64.b64decode(part["input_audio"]["data"])
+        for message in request.json["messages"]
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if part.get("type") == "input_audio"
+    ]
     await openai_api.wait_for(lambda: openai_api.transcription_requests()[0].status is not None, 10, what="words")
     [transcription] = openai_api.transcription_requests()
-    sent_name, sent = transcription.files["file"]
-    assert sent_name == upload
-    if upload == "voice.wav":
-        assert parse_wav(sent).rate == MODEL_SAMPLE_RATE  # the WAV the model heard
+    assert transcription.status == 200
+    return heard, wav, transcription.files["file"], transcription.response["text"]
+
+
+@pytest.mark.parametrize("case", list(WRAPPERS))
+async def test_end_to_end_the_model_hears_every_wrapper_and_the_transcription_what_it_heard(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI, made: str, case: str
+) -> None:
+    """A voice note decoded by libopus is transcribed from its own Opus packets in a new file without its tags;
+    anything else from the WAV the model heard. Never the file as it came, with its metadata."""
+    kind, fields, name = WRAPPERS[case]
+    data = recording(name, made)
+    assert b"Memo at home" in data or "tagged" not in name
+    heard, wav, (sent_name, sent), words = await _sent(telegram, openai_api, kind, fields, data)
+    assert heard == pytest.approx(SECONDS, abs=0.1)
+    assert sent != data and b"Memo" not in sent and b"52.5200" not in sent
+    if name.startswith("ogg-opus"):
+        assert sent_name == "voice.ogg"
+        vendor, comments = opus_comments(sent)
+        assert vendor and comments == []
+        assert sent[37] == (2 if "stereo" in name else 1)  # the OpusHead's channels, as the note had them
+        assert decode_duration(sent) == pytest.approx(parse_wav(wav).duration, abs=0.1)
+        assert len(sent) < len(wav) / 2
     else:
-        assert sent == data
-    # The endpoint read the whole recording, whichever file it got.
-    assert transcription.status == 200 and transcription.response["text"] == f"transcript of {SECONDS:.1f} s"
+        assert (sent_name, sent) == ("voice.wav", wav)
+    assert words == f"transcript of {SECONDS:.1f} s"
+
+
+def _trailing_garbage(made: str) -> bytes:
+    return recording("ogg-opus-48k", made) + bytes(range(256)) * 64
+
+
+def _chained(made: str) -> bytes:
+    return recording("ogg-opus-48k", made) + recording("ogg-opus-16k", made)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_trailing_garbage, _chained, lambda made: recording("ogg-opus-two-streams", made)],
+    ids=["trailing-garbage", "chained", "two-streams"],
+)
+async def test_end_to_end_a_note_with_more_than_its_audio_is_transcribed_from_what_the_model_heard(
+    parley, telegram: FakeTelegram, openai_api: FakeOpenAI, made: str, make
+) -> None:
+    """Bytes past the end, a second stream after or beside the first: the endpoint would decode and bill them
+    all; it gets what the model heard, and no more."""
+    data = make(made)
+    assert decode_duration(data) >= SECONDS - 0.1
+    heard, wav, (sent_name, sent), _ = await _sent(telegram, openai_api, "voice", {"duration": 4}, data)
+    assert decode_duration(sent) <= heard + 0.05
+    assert (sent_name, sent) == ("voice.wav", wav)
+
+
+@pytest.mark.parametrize("name", ["ogg-opus-tagged", "ogg-opus-stereo-tagged", "ogg-opus-16k"])
+async def test_a_voice_notes_rebuilt_file_decodes_to_exactly_what_the_model_heard(
+    converter: AudioConverter, made: str, name: str
+) -> None:
+    """The same packets, pre-skip, gain and end: decoded again, the rebuilt file gives the same samples."""
+    wav = await converter.to_model_wav(recording(name, made))
+    assert wav.voice_ogg is not None
+    again = await converter.to_model_wav(wav.voice_ogg)
+    assert again.pcm == wav.pcm
+
+
+@pytest.mark.parametrize("name", ["m4a-tagged", "webm-opus", "ogg-vorbis"])
+async def test_other_recordings_carry_no_rebuilt_file(converter: AudioConverter, made: str, name: str) -> None:
+    assert (await converter.to_model_wav(recording(name, made))).voice_ogg is None
+
+
+async def test_a_long_note_decoded_in_parts_carries_no_rebuilt_file() -> None:
+    """Parts decode overlapping stretches (each settles its decoder on what comes before it): no part holds
+    the packets of the whole, so the WAV is what the transcription gets."""
+    pool = CodecPool(2)
+    async with AudioConverter(find_ffmpeg(), timeout=30, pool=pool) as converter:
+        await converter.start()
+        note = make_voice_ogg(25.0)
+        assert converter._parts(note) == 2
+        wav = await converter.to_model_wav(note)
+    await pool.close()
+    assert wav.duration == pytest.approx(25.0, abs=0.1) and wav.voice_ogg is None

@@ -9,7 +9,7 @@ import pytest
 
 from bot import registry, texts
 from lab import FakeOpenAI, FakeTelegram
-from lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration
+from lab.audio import decode_duration, make_speech_ogg, make_voice_ogg, ogg_opus_duration, opus_comments
 from lab.harness import lab_env, running_bot
 from storage import Storage
 
@@ -56,10 +56,12 @@ async def test_voice_note_gets_a_spoken_reply(parley, telegram: FakeTelegram, op
     assert (wav.rate, wav.channels, wav.bits) == (16000, 1, 16)
     assert wav.duration == pytest.approx(2.0, abs=0.1)
 
-    # The note was transcribed alongside, for the history, sent as it came (the endpoint takes OGG/Opus).
+    # The note was transcribed alongside, for the history: its Opus packets in a file of their own, no tags.
     [transcription] = openai_api.transcription_requests()
     assert transcription.form["model"] == "gpt-4o-mini-transcribe"
-    assert transcription.files["file"] == ("voice.ogg", note)
+    name, sent = transcription.files["file"]
+    assert name == "voice.ogg" and sent != note and opus_comments(sent)[1] == []
+    assert decode_duration(sent) == pytest.approx(wav.duration, abs=0.1)
 
     # "Recording voice…" was shown while the reply was made.
     actions = telegram.calls_of("sendChatAction")

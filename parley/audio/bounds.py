@@ -28,3 +28,6 @@ class CodecError(Exception):
 class Decoded:
     seconds: float
     """Seconds of audio produced (at the output rate)."""
+    ogg: bytes | None = None
+    """The packets decoded as an OGG/Opus file of their own, when asked for and the decoder can make one
+    (opus.decode_ogg)."""

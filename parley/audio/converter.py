@@ -68,7 +68,8 @@ class AudioConverter:
         await self.close()
 
     async def to_model_wav(self, source: bytes, *, max_seconds: float | None = None) -> WavAudio:
-        """Any audio people send → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE.
+        """Any audio people send → 16-bit mono PCM WAV at MODEL_SAMPLE_RATE; a voice note decoded whole by
+        libopus carries its packets as well, rebuilt as an OGG/Opus file (WavAudio.voice_ogg).
 
         `max_seconds` narrows the converter's cap for one call: a conversation turn stops decoding at the
         longest voice note it takes, so a file that lies about its length costs megabytes, not hundreds.
@@ -88,8 +89,10 @@ class AudioConverter:
             return take
 
         header = {"op": "decode", "rate": fmt.rate, "max_seconds": limit}
+        voice_ogg = None
         if len(parts) == 1:
-            await self.pool.run(header, source, timeout=self.timeout, sink=sink(parts[0]))
+            result = await self.pool.run({**header, "rebuild": True}, source, timeout=self.timeout, sink=sink(parts[0]))
+            voice_ogg = result.get("file")
         else:
             calls = (
                 self.pool.run({**header, "part": [index, len(parts)]}, source, timeout=self.timeout, sink=sink(part))
@@ -114,7 +117,7 @@ class AudioConverter:
         buffer[40:44] = pcm_bytes.to_bytes(4, "little")
         data = bytes(buffer)
         buffer.clear()  # one copy of the recording at a time
-        return WavAudio(data=data, format=fmt, pcm_offset=_WAV_HEADER, pcm_bytes=pcm_bytes)
+        return WavAudio(data=data, format=fmt, pcm_offset=_WAV_HEADER, pcm_bytes=pcm_bytes, voice_ogg=voice_ogg)
 
     def _parts(self, source: bytes) -> int:
         """How many workers decode this recording side by side: one, unless it is a long OGG/Opus voice note

@@ -218,11 +218,11 @@ class _OggOpus:
     granule positions count 48 kHz samples; the last page's marks where the audio ends, so the padding that
     completes the last Opus frame is not played."""
 
-    def __init__(self, *, pre_skip: int, input_rate: int, vendor: bytes) -> None:
+    def __init__(self, *, pre_skip: int, input_rate: int, vendor: bytes, channels: int = 1, gain: int = 0) -> None:
         self.serial = random.getrandbits(32)
         self.sequence = 0
         self.pre_skip = pre_skip
-        head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, pre_skip, input_rate, 0, 0)
+        head = b"OpusHead" + struct.pack("<BBHIhB", 1, channels, pre_skip, input_rate, gain, 0)
         tags = b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
         self.pages = [self._page([head], 0, 0x02), self._page([tags], 0, 0)]
 
@@ -268,6 +268,7 @@ class _OggOpusStream:
 
     pre_skip: int
     gain: int
+    channels: int
     packets: list[bytes]
     starts: list[int]
     end_trim: int
@@ -375,6 +376,7 @@ def _read_ogg_opus(data: bytes, *, max_samples: int) -> _OggOpusStream | None:
     return _OggOpusStream(
         pre_skip=pre_skip,
         gain=gain,
+        channels=head[9],
         packets=packets[2:],
         starts=[start + offset for start in starts],
         end_trim=max(0, samples + offset + pre_skip - granule),
@@ -389,6 +391,7 @@ def decode_ogg(
     max_seconds: float,
     emit: Callable[[bytes], None] | None,
     part: tuple[int, int] = (0, 1),
+    rebuild: bool = False,
 ) -> Decoded | None:
     """An OGG/Opus voice note decoded by libopus straight to 16-bit mono PCM at `rate` (see _OpusDecoder),
     handed to `emit` in pieces; without `emit`, only how long it really is. None when this is not a
@@ -398,7 +401,10 @@ def decode_ogg(
     `part` (index, count) asks for one of `count` consecutive stretches of the recording, so that several
     workers can decode one long note side by side. A part's stretch is cut at packet timestamps from the
     declared length; the last part runs to the real end, so a length that lies moves the cut, never loses
-    audio."""
+    audio.
+
+    With `rebuild`, a whole recording decoded (one part, with `emit`) comes back with `Decoded.ogg` as well:
+    the Opus packets decoded, in a new OGG/Opus file (see _rebuilt), the compact form of what was heard."""
     if emit is None:
         rate = 8_000  # the length alone: the cheapest rate to decode at
     if rate not in OPUS_RATES or libopus_loaded() is None:
@@ -421,6 +427,7 @@ def decode_ogg(
     limit = (max_seconds + 1) * rate
     last = len(stream.packets) - 1
     pre_skip = stream.pre_skip // scale if start is None else 0  # what of the pre-skip is still to drop
+    kept: list[bytes] | None = [] if rebuild and emit is not None and start is None and end is None else None
     try:
         for number, (packet, at) in enumerate(zip(stream.packets, stream.starts, strict=True)):
             if end is not None and at >= end:
@@ -434,6 +441,8 @@ def decode_ogg(
                 break
             if start is not None and at < start:
                 continue  # before this part's stretch: only to settle the decoder (the next packet overwrites it)
+            if kept is not None:
+                kept.append(packet)
             skip = min(count, pre_skip)  # a pre-skip may run past the first packet
             pre_skip -= skip
             keep = count - skip
@@ -453,7 +462,30 @@ def decode_ogg(
             emit(decoder.take(fill))
     finally:
         decoder.close()
-    return Decoded(samples / rate)
+    if kept is None:
+        return Decoded(samples / rate)
+    return Decoded(samples / rate, ogg=_rebuilt(stream, kept, end=stream.pre_skip + samples * scale) or None)
+
+
+def _rebuilt(stream: _OggOpusStream, packets: list[bytes], *, end: int) -> bytes:
+    """`packets` in an OGG/Opus file of their own: an OpusHead with the recording's channels, pre-skip and
+    gain, an OpusTags with no comments, granule positions counted afresh from zero, and the last page's at
+    `end`, where the decoding stopped. So a player hears what the decoder made of the recording and no more:
+    not its metadata (tags, a device's name), nor a stream or bytes the decoder did not read."""
+    ogg = _OggOpus(
+        pre_skip=stream.pre_skip,
+        input_rate=48_000,
+        vendor=_libopus().version,
+        channels=stream.channels,
+        gain=stream.gain,
+    )
+    granule = 0
+    for first in range(0, len(packets), PAGE_PACKETS):
+        page = packets[first : first + PAGE_PACKETS]
+        granule += sum(map(_packet_samples, page))
+        last = first + PAGE_PACKETS >= len(packets)
+        ogg.add(page, end if last else granule, last=last)
+    return ogg.take()
 
 
 class VoiceEncoder:

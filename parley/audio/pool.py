@@ -79,9 +79,11 @@ class _Worker:
         self, header: dict[str, Any], payload: bytes, sink: Callable[[bytes], None]
     ) -> tuple[bytes, dict[str, Any]]:
         """Send one request; hand each piece of output to `sink`; return the final message (b"R" with the
-        result, or b"E" with the error): either way the worker is ready for the next request."""
+        result, or b"E" with the error): either way the worker is ready for the next request. A file the
+        worker made beside the output (b"F") comes with the result, under "file"."""
         assert self.proc.stdout is not None
         await self.send(header, payload)
+        file: bytes | None = None
         try:
             while True:
                 kind, size = MESSAGE.unpack(await self.proc.stdout.readexactly(MESSAGE.size))
@@ -89,7 +91,13 @@ class _Worker:
                 if kind == b"D":
                     sink(body)
                     continue
-                return kind, json.loads(body)
+                if kind == b"F":
+                    file = body
+                    continue
+                message = json.loads(body)
+                if kind == b"R" and file is not None:
+                    message["file"] = file
+                return kind, message
         except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
             raise WorkerCrashed(f"the codec worker died ({type(exc).__name__})") from None
 

@@ -30,6 +30,10 @@ class WavAudio:
     format: PcmFormat
     pcm_offset: int
     pcm_bytes: int
+    voice_ogg: bytes | None = None
+    """The same audio as OGG/Opus, when it was decoded from Opus packets that could be kept: those packets in
+    a file of their own (parley.audio.opus), a tenth of the WAV's size, for a service that takes a file
+    (see parley.audio.uploads)."""
 
     @property
     def pcm(self) -> bytes:

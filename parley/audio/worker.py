@@ -6,7 +6,8 @@ memory. One request at a time; the process lives on for the next.
 
 Wire format. Request: a 4-byte big-endian length, a JSON header of that length (with "size"), then
 "size" bytes of input. Answer: messages of a 1-byte kind and a 4-byte big-endian length, then the body:
-b"D" a piece of output, b"R" the JSON result (last), b"E" a JSON error {kind, message} (last). Every
+b"D" a piece of output, b"F" a file made beside it (a decode's rebuilt voice note, see opus.decode_ogg), b"R"
+the JSON result (last), b"E" a JSON error {kind, message} (last). Every
 request is answered so, except a voice_feed (see QUIET), which gets no answer.
 """
 
@@ -70,7 +71,12 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
         if not 0 <= index < count <= MAX_PARTS:
             raise ValueError(f"no part {index} of {count}")
         limit = header["max_seconds"]
-        decoded = _decode(payload, rate=header["rate"], max_seconds=limit, emit=emit, part=(index, count))
+        rebuild = bool(header.get("rebuild"))
+        decoded = _decode(
+            payload, rate=header["rate"], max_seconds=limit, emit=emit, part=(index, count), rebuild=rebuild
+        )
+        if decoded.ogg is not None:
+            _send(out, b"F", decoded.ogg)
         return {"seconds": decoded.seconds}
     if op == "libopus":
         lib = opus.libopus_loaded()
@@ -83,10 +89,17 @@ def _handle(header: dict[str, Any], payload: bytes, out: BinaryIO) -> dict[str, 
 
 
 def _decode(
-    data: bytes, *, rate: int, max_seconds: float, emit: Callable[[bytes], None] | None, part: tuple[int, int]
+    data: bytes,
+    *,
+    rate: int,
+    max_seconds: float,
+    emit: Callable[[bytes], None] | None,
+    part: tuple[int, int],
+    rebuild: bool = False,
 ) -> Decoded:
-    """A voice note by libopus alone (opus.py); anything else by FFmpeg's libraries (codec.py)."""
-    decoded = opus.decode_ogg(data, rate=rate, max_seconds=max_seconds, emit=emit, part=part)
+    """A voice note by libopus alone (opus.py), rebuilt as well when asked; anything else by FFmpeg's
+    libraries (codec.py), never rebuilt."""
+    decoded = opus.decode_ogg(data, rate=rate, max_seconds=max_seconds, emit=emit, part=part, rebuild=rebuild)
     if decoded is None:
         decoded = _ffmpeg().decode(data, rate=rate, max_seconds=max_seconds, emit=emit, part=part)
     return decoded

@@ -109,7 +109,7 @@ async def _transcribed(job: AskSummary, run: Run) -> str:
         raise ParleyError("a spoken question without audio", user_message=texts.DOWNLOAD_FAILED)
     data = await download(run.bot, media, local=services.settings.telegram.local_bot_api)
     wav = await services.audio.to_model_wav(data)
-    text, usage = await services.model.transcribe(for_transcription(data, wav))
+    text, usage = await services.model.transcribe(for_transcription(wav))
     await services.engine.spend.record(
         user_id=job.user_id, chat_id=run.chat_id, purpose="transcription", usage=usage, audio_seconds=wav.duration
     )

@@ -113,7 +113,7 @@ async def transcribe(job: TranscribeLog, run: Run) -> bool:
         estimate = spend.prices.estimate_transcription(services.model.transcribe_model, audio_seconds=wav.duration)
         reservation = await spend.reserve(user_id, estimate)
         try:
-            text, usage = await services.model.transcribe(for_transcription(data, wav))
+            text, usage = await services.model.transcribe(for_transcription(wav))
             await spend.record(
                 user_id=user_id, chat_id=run.chat_id, purpose="transcription", usage=usage, audio_seconds=wav.duration
             )
