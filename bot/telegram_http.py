@@ -10,13 +10,14 @@ unchanged: this class only moves bytes, and `BaseRequest` turns status codes int
 
 from __future__ import annotations
 
-import urllib.request
 from typing import Any
 
 import aiohttp
 import httpx
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from parley.aiohttp_sessions import client_session, client_timeout
 
 DefaultInput = Any  # python-telegram-bot's DEFAULT_NONE or a number of seconds
 
@@ -67,15 +68,9 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             # The certificate authorities python-telegram-bot's default httpx client trusts, from httpx itself
             # (those SSL_CERT_FILE or SSL_CERT_DIR name, as for a Bot API server under a company's own
-            # authority, else certifi's), and like httpx, HTTPS_PROXY is honoured. Only when a proxy is set:
-            # aiohttp then looks the proxy and ~/.netrc up again on a thread for every request, two
-            # hand-offs that cost more than the request.
-            context = httpx.create_ssl_context()
-            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=0, ssl=context)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": self.USER_AGENT},
-                trust_env=bool(urllib.request.getproxies_environment()),
+            # authority, else certifi's), and like httpx, HTTPS_PROXY is honoured.
+            self._session = client_session(
+                limit=self._pool_size, ssl_context=httpx.create_ssl_context(), headers={"User-Agent": self.USER_AGENT}
             )
 
     async def shutdown(self) -> None:
@@ -100,13 +95,10 @@ class AiohttpRequest(BaseRequest):
         if files:
             write = _chosen(write_timeout, self._media_write_timeout)
             read = None if read is None or write is None else read + write
-        connect = _chosen(connect_timeout, self._connect_timeout)
-        pool = _chosen(pool_timeout, self._pool_timeout)
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=None if connect is None or pool is None else connect + pool,
-            sock_connect=connect,
-            sock_read=read,
+        timeout = client_timeout(
+            connect=_chosen(connect_timeout, self._connect_timeout),
+            pool=_chosen(pool_timeout, self._pool_timeout),
+            read=read,
         )
         body: aiohttp.FormData | bytes | None = None
         headers: dict[str, str] | None = None

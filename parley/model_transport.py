@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 from openai import DefaultAsyncHttpxClient
+
+from parley.aiohttp_sessions import client_session, client_timeout
 
 
 def sdk_http() -> Any:
@@ -82,31 +83,19 @@ class AiohttpTransport(_http.AsyncBaseTransport):
         if self._session is None or self._session.closed:
             # The certificate authorities the SDK's default transport trusts, from its HTTP library itself
             # (those SSL_CERT_FILE or SSL_CERT_DIR name, as for a server under a company's own authority,
-            # else the defaults); a proxy from the environment is honoured as it is there (looked up only
-            # when one is set: aiohttp would do so per request).
-            connector = aiohttp.TCPConnector(
+            # else the defaults).
+            self._session = client_session(
                 limit=self._limits.max_connections or 0,
-                limit_per_host=0,
-                keepalive_timeout=self._limits.keepalive_expiry,
-                ssl=_http.create_ssl_context(),
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
+                ssl_context=_http.create_ssl_context(),
+                connector={"keepalive_timeout": self._limits.keepalive_expiry},
                 auto_decompress=False,  # the HTTP client decodes, as it does for its own transport
-                trust_env=bool(urllib.request.getproxies_environment()),
             )
         return self._session
 
     async def handle_async_request(self, request: Any) -> Any:
         session = self._opened()
         timeouts = request.extensions.get("timeout", {})
-        connect, pool = timeouts.get("connect"), timeouts.get("pool")
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=None if connect is None or pool is None else connect + pool,
-            sock_connect=connect,
-            sock_read=timeouts.get("read"),
-        )
+        timeout = client_timeout(connect=timeouts.get("connect"), pool=timeouts.get("pool"), read=timeouts.get("read"))
         body: Any
         if "_content" in request.__dict__:
             body = request.content or None
